@@ -1,0 +1,86 @@
+//! SPEC §2.1 as bitmap algebra:
+//! `members = ((OR include) − (OR exclude) ∪ static include) − static exclude`.
+
+use roaring::RoaringBitmap;
+
+use crate::compile::{Compiled, Formula, Term};
+use crate::definition::Match;
+use crate::evaluate::statics::LocatedStatics;
+
+/// Final membership of every compiled group, in the same (dependency) order, over the
+/// position space of `universe` / `masks`. `statics[i]` belongs to `compiled.groups[i]`.
+pub fn members(
+    compiled: &Compiled,
+    universe: &RoaringBitmap,
+    masks: &[RoaringBitmap],
+    statics: &[LocatedStatics],
+) -> Vec<RoaringBitmap> {
+    let mut results: Vec<RoaringBitmap> = Vec::with_capacity(compiled.groups.len());
+    for (group, statics) in compiled.groups.iter().zip(statics) {
+        let ctx = Operands {
+            universe,
+            masks,
+            groups: &results,
+        };
+        let include = union(group.include.iter().map(|f| ctx.formula(f)));
+        let exclude = union(group.exclude.iter().map(|f| ctx.formula(f)));
+        let mut members = include - exclude;
+        members |= &statics.include;
+        members -= &statics.exclude;
+        results.push(members);
+    }
+    results
+}
+
+struct Operands<'a> {
+    universe: &'a RoaringBitmap,
+    masks: &'a [RoaringBitmap],
+    groups: &'a [RoaringBitmap],
+}
+
+impl Operands<'_> {
+    fn term(&self, term: Term) -> std::borrow::Cow<'_, RoaringBitmap> {
+        use std::borrow::Cow;
+        match term {
+            Term::Condition(i) => Cow::Borrowed(&self.masks[i]),
+            Term::Group {
+                index,
+                negated: false,
+            } => Cow::Borrowed(&self.groups[index]),
+            Term::Group {
+                index,
+                negated: true,
+            } => Cow::Owned(self.universe - &self.groups[index]),
+        }
+    }
+
+    fn formula(&self, formula: &Formula) -> RoaringBitmap {
+        match formula.mode {
+            Match::All => {
+                // Smallest operand first keeps intermediate results small.
+                let mut operands: Vec<_> = formula.terms.iter().map(|t| self.term(*t)).collect();
+                operands.sort_by_key(|b| b.len());
+                let mut iter = operands.into_iter();
+                let Some(first) = iter.next() else {
+                    return self.universe.clone();
+                };
+                let mut acc = first.into_owned();
+                for b in iter {
+                    if acc.is_empty() {
+                        break;
+                    }
+                    acc &= b.as_ref();
+                }
+                acc
+            }
+            Match::Any => union(formula.terms.iter().map(|t| self.term(*t).into_owned())),
+        }
+    }
+}
+
+fn union(bitmaps: impl Iterator<Item = RoaringBitmap>) -> RoaringBitmap {
+    bitmaps.fold(RoaringBitmap::new(), |mut acc, b| {
+        acc |= b;
+        acc
+    })
+}

@@ -1,0 +1,54 @@
+//! `cohort gen`: write synthetic customers (and later orders) as Parquet.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::gen::{self, GenOptions, IdType};
+use crate::{Error, Result};
+
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Number of customers
+    #[arg(long, default_value_t = 10_000)]
+    customers: u64,
+    /// Customer id type
+    #[arg(long, value_enum, default_value_t = GenIdType::Int)]
+    id_type: GenIdType,
+    /// Random seed: the same seed gives the same data
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Date relative fields (last visit, signup) are anchored to
+    #[arg(long, default_value = "2026-11-01")]
+    anchor: String,
+    /// Output folder
+    #[arg(long, default_value = "data")]
+    out: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GenIdType {
+    Int,
+    String,
+}
+
+pub fn run(args: GenArgs) -> Result<()> {
+    let anchor = chrono::NaiveDate::parse_from_str(&args.anchor, "%Y-%m-%d").map_err(|_| {
+        Error::Usage(format!(
+            "invalid --anchor '{}': expected YYYY-MM-DD",
+            args.anchor
+        ))
+    })?;
+    let options = GenOptions {
+        customers: args.customers,
+        id_type: match args.id_type {
+            GenIdType::Int => IdType::Int,
+            GenIdType::String => IdType::String,
+        },
+        seed: args.seed,
+        anchor,
+    };
+    let path = gen::write_customers(&options, &args.out)?;
+    eprintln!("wrote {} customers to {}", args.customers, path.display());
+    Ok(())
+}

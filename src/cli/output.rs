@@ -1,0 +1,113 @@
+//! Shared output helpers: tables, JSON, warnings, the progress bar.
+
+use std::io::{IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::definition::Problem;
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(value).expect("JSON values serialize")
+    );
+}
+
+/// Prints an aligned table on stdout; numeric-looking cells are right-aligned.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                let numeric = i > 0
+                    && c.chars()
+                        .next()
+                        .is_some_and(|ch| ch.is_ascii_digit() || ch == '+' || ch == '-');
+                if numeric {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    let _ = writeln!(
+        out,
+        "{}",
+        widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("  ")
+    );
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// Prints lint warnings on stderr.
+pub fn print_warnings(problems: &[Problem]) {
+    for p in problems.iter().filter(|p| !p.is_error()) {
+        eprintln!("warning: {p}");
+    }
+}
+
+/// Prints run warnings on stderr.
+pub fn print_run_warnings(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// A row-counting spinner on stderr when it is a terminal; hidden otherwise.
+pub fn progress() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} scanning customers: {human_pos} rows ({per_sec}, {elapsed})",
+        )
+        .expect("valid template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+/// `12.3%` of a total (or `-` when the total is zero).
+pub fn percent(part: u64, total: u64) -> String {
+    if total == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}%", part as f64 * 100.0 / total as f64)
+    }
+}
+
+/// A problem as JSON.
+pub fn problem_json(p: &Problem) -> serde_json::Value {
+    serde_json::json!({
+        "severity": if p.is_error() { "error" } else { "warning" },
+        "message": p.message,
+        "hint": p.hint,
+        "group": p.at.group,
+        "file": p.at.file,
+        "line": p.at.line,
+        "condition": p.at.path,
+        "text": p.to_string(),
+    })
+}

@@ -1,0 +1,44 @@
+//! `cohort validate`: every definition problem at once (exit 2), lint warnings (exit 0).
+
+use clap::Args;
+use serde_json::json;
+
+use super::output;
+use super::Format;
+use crate::config::Settings;
+use crate::{evaluate, pipeline, Error, Result};
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+pub async fn run(settings: &Settings, args: ValidateArgs) -> Result<()> {
+    let ctx = evaluate::session();
+    let result = pipeline::validate(&ctx, settings).await;
+    let (groups, problems) = match &result {
+        Ok(v) => (v.groups.len(), v.warnings.clone()),
+        Err(Error::Definitions(problems)) => (0, problems.clone()),
+        Err(_) => return result.map(|_| ()),
+    };
+    match args.format {
+        Format::Json => output::print_json(&json!({
+            "valid": result.is_ok(),
+            "groups": groups,
+            "errors": problems.iter().filter(|p| p.is_error()).map(output::problem_json).collect::<Vec<_>>(),
+            "warnings": problems.iter().filter(|p| !p.is_error()).map(output::problem_json).collect::<Vec<_>>(),
+        })),
+        Format::Text => {
+            output::print_warnings(&problems);
+            if result.is_ok() {
+                println!(
+                    "ok: {groups} group(s) valid in {}",
+                    settings.queries.display()
+                );
+            }
+        }
+    }
+    result.map(|_| ())
+}

@@ -1,0 +1,316 @@
+//! Typed groups → DataFusion expressions and bitmap formulas, checked against the schema.
+//!
+//! Every distinct condition becomes one boolean expression (`... IS TRUE`, so never NULL);
+//! a group becomes formulas over those conditions and over other groups, ordered so that
+//! every group comes after the groups it references.
+
+pub mod attribute;
+mod sql;
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::Schema;
+use datafusion::common::DFSchema;
+use datafusion::logical_expr::Expr;
+
+use crate::definition::{did_you_mean, ConditionSpec, Group, Location, Match, Problem};
+
+/// The executable form of a set of groups.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Distinct condition expressions; each is boolean and never NULL.
+    pub conditions: Vec<Expr>,
+    /// Groups in dependency order: a group only references groups before it.
+    pub groups: Vec<CompiledGroup>,
+}
+
+/// One group's formulas.
+#[derive(Debug, Clone)]
+pub struct CompiledGroup {
+    /// The definition it came from.
+    pub group: Group,
+    /// OR of these.
+    pub include: Vec<Formula>,
+    /// minus the OR of these.
+    pub exclude: Vec<Formula>,
+}
+
+/// One clause: AND or OR of terms.
+#[derive(Debug, Clone)]
+pub struct Formula {
+    /// AND or OR.
+    pub mode: Match,
+    /// The terms.
+    pub terms: Vec<Term>,
+}
+
+/// A term of a clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Term {
+    /// `Compiled::conditions[i]`.
+    Condition(usize),
+    /// Membership of `Compiled::groups[index]`, or its complement.
+    Group {
+        /// Index into `Compiled::groups`.
+        index: usize,
+        /// `not in group`.
+        negated: bool,
+    },
+}
+
+impl Compiled {
+    /// The index of a group by id.
+    pub fn group_index(&self, id: &str) -> Option<usize> {
+        self.groups.iter().position(|g| g.group.id == id)
+    }
+}
+
+/// Compiles `groups` against the customers `schema`. Returns everything that compiled and
+/// every problem found (errors and nothing else; lints are separate).
+pub fn compile(
+    groups: &[Group],
+    schema: &Schema,
+    as_of: DateTime<Utc>,
+) -> (Compiled, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let order = dependency_order(groups, &mut problems);
+    let position: HashMap<&str, usize> = order
+        .iter()
+        .enumerate()
+        .map(|(pos, &i)| (groups[i].id.as_str(), pos))
+        .collect();
+    let df_schema =
+        DFSchema::try_from(schema.clone()).expect("a Parquet schema is a valid DFSchema");
+    let mut compiler = Compiler {
+        schema,
+        df_schema: &df_schema,
+        as_of,
+        conditions: Vec::new(),
+        seen: HashMap::new(),
+        problems: &mut problems,
+        group_position: &position,
+        group_ids: groups.iter().map(|g| g.id.as_str()).collect(),
+    };
+    let mut compiled_groups = Vec::new();
+    for &i in &order {
+        let group = &groups[i];
+        let include = group.include.iter().map(|c| compiler.clause(c)).collect();
+        let exclude = group.exclude.iter().map(|c| compiler.clause(c)).collect();
+        compiled_groups.push(CompiledGroup {
+            group: group.clone(),
+            include,
+            exclude,
+        });
+    }
+    let conditions = compiler.conditions;
+    (
+        Compiled {
+            conditions,
+            groups: compiled_groups,
+        },
+        problems,
+    )
+}
+
+/// Compiles one ad-hoc SQL predicate (`cohort size --where`).
+pub fn compile_where(sql: &str, schema: &Schema) -> crate::Result<Expr> {
+    let df_schema = DFSchema::try_from(schema.clone())?;
+    sql::compile(sql, &df_schema)
+        .map(Expr::is_true)
+        .map_err(|(msg, hint)| {
+            let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
+            crate::Error::Usage(format!("invalid --where: {msg}{hint}"))
+        })
+}
+
+struct Compiler<'a> {
+    schema: &'a Schema,
+    df_schema: &'a DFSchema,
+    as_of: DateTime<Utc>,
+    conditions: Vec<Expr>,
+    seen: HashMap<Expr, usize>,
+    problems: &'a mut Vec<Problem>,
+    group_position: &'a HashMap<&'a str, usize>,
+    group_ids: Vec<&'a str>,
+}
+
+impl Compiler<'_> {
+    fn clause(&mut self, clause: &crate::definition::Clause) -> Formula {
+        let terms = clause
+            .conditions
+            .iter()
+            .filter_map(|c| match self.condition(&c.spec) {
+                Ok(term) => Some(term),
+                Err((message, hint)) => {
+                    self.problems
+                        .push(Problem::error(&c.at, message).with_hint(hint));
+                    None
+                }
+            })
+            .collect();
+        Formula {
+            mode: clause.mode,
+            terms,
+        }
+    }
+
+    fn condition(&mut self, spec: &ConditionSpec) -> Result<Term, attribute::ConditionError> {
+        let expr = match spec {
+            ConditionSpec::GroupRef { group, negated } => {
+                return match self.group_position.get(group.as_str()) {
+                    Some(&index) => Ok(Term::Group {
+                        index,
+                        negated: *negated,
+                    }),
+                    None => Err((
+                        format!("unknown group '{group}'"),
+                        did_you_mean(group, self.group_ids.iter().copied()),
+                    )),
+                };
+            }
+            ConditionSpec::Attribute(a) => {
+                let Ok(field) = self.schema.field_with_name(&a.attribute) else {
+                    let names = self.schema.fields().iter().map(|f| f.name().as_str());
+                    return Err((
+                        format!("unknown attribute '{}'", a.attribute),
+                        did_you_mean(&a.attribute, names),
+                    ));
+                };
+                attribute::compile(a, field.data_type(), self.as_of)?
+            }
+            ConditionSpec::Sql(text) => sql::compile(text, self.df_schema)?,
+            ConditionSpec::Events(raw) => {
+                return Err((
+                    format!(
+                        "behavioural condition on events '{}' is not supported by this build",
+                        raw.events.as_deref().unwrap_or("")
+                    ),
+                    None,
+                ))
+            }
+        };
+        Ok(Term::Condition(self.intern(expr.is_true())))
+    }
+
+    /// Identical conditions in different groups are evaluated once.
+    fn intern(&mut self, expr: Expr) -> usize {
+        if let Some(&i) = self.seen.get(&expr) {
+            return i;
+        }
+        self.conditions.push(expr.clone());
+        self.seen.insert(expr, self.conditions.len() - 1);
+        self.conditions.len() - 1
+    }
+}
+
+/// Orders groups so every group follows the groups it references; reports cycles.
+fn dependency_order(groups: &[Group], problems: &mut Vec<Problem>) -> Vec<usize> {
+    let index: HashMap<&str, usize> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.id.as_str(), i))
+        .collect();
+    let references = |g: &Group| -> Vec<usize> {
+        g.include
+            .iter()
+            .chain(&g.exclude)
+            .flat_map(|c| &c.conditions)
+            .filter_map(|c| match &c.spec {
+                ConditionSpec::GroupRef { group, .. } => index.get(group.as_str()).copied(),
+                _ => None,
+            })
+            .collect()
+    };
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        New,
+        Open,
+        Done,
+    }
+    let mut state = vec![State::New; groups.len()];
+    let mut order = Vec::with_capacity(groups.len());
+    let mut reported_cycle = false;
+    for root in 0..groups.len() {
+        // Iterative DFS: (node, next reference to visit).
+        let mut stack: Vec<(usize, Vec<usize>)> = Vec::new();
+        if state[root] != State::New {
+            continue;
+        }
+        state[root] = State::Open;
+        stack.push((root, references(&groups[root])));
+        while let Some((node, pending)) = stack.last_mut() {
+            let node = *node;
+            match pending.pop() {
+                Some(next) if state[next] == State::New => {
+                    state[next] = State::Open;
+                    let refs = references(&groups[next]);
+                    stack.push((next, refs));
+                }
+                Some(next) if state[next] == State::Open => {
+                    if !reported_cycle {
+                        let start = stack.iter().position(|(n, _)| *n == next).unwrap();
+                        let mut cycle: Vec<&str> = stack[start..]
+                            .iter()
+                            .map(|(n, _)| groups[*n].id.as_str())
+                            .collect();
+                        cycle.push(&groups[next].id);
+                        let g = &groups[node];
+                        let at = Location {
+                            file: g.file.clone(),
+                            group: g.id.clone(),
+                            ..Default::default()
+                        };
+                        problems.push(Problem::error(
+                            &at,
+                            format!("group references form a cycle: {}", cycle.join(" -> ")),
+                        ));
+                        reported_cycle = true;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    state[node] = State::Done;
+                    order.push(node);
+                    stack.pop();
+                }
+            }
+        }
+    }
+    order
+}
+
+/// The groups named in `wanted` plus every group they reference, transitively, in file
+/// order. Unknown names are a usage error with a suggestion.
+pub fn with_dependencies(groups: &[Group], wanted: &[String]) -> crate::Result<Vec<Group>> {
+    let mut keep = vec![false; groups.len()];
+    let mut todo: Vec<String> = wanted.to_vec();
+    while let Some(id) = todo.pop() {
+        let Some(i) = groups.iter().position(|g| g.id == id) else {
+            let hint = did_you_mean(&id, groups.iter().map(|g| g.id.as_str()))
+                .map(|h| format!("; {h}"))
+                .unwrap_or_default();
+            return Err(crate::Error::NotFound(format!(
+                "unknown group '{id}'{hint}"
+            )));
+        };
+        if std::mem::replace(&mut keep[i], true) {
+            continue;
+        }
+        for c in groups[i]
+            .include
+            .iter()
+            .chain(&groups[i].exclude)
+            .flat_map(|c| &c.conditions)
+        {
+            if let ConditionSpec::GroupRef { group, .. } = &c.spec {
+                todo.push(group.clone());
+            }
+        }
+    }
+    Ok(groups
+        .iter()
+        .zip(keep)
+        .filter_map(|(g, k)| k.then(|| g.clone()))
+        .collect())
+}

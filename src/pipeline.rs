@@ -1,0 +1,220 @@
+//! The whole job, stage by stage: definitions → compile → scan → bitmaps → publish.
+//! Commands call these; each stage lives in its own module.
+
+use chrono::SecondsFormat;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use futures::TryStreamExt;
+use indicatif::ProgressBar;
+use object_store::ObjectStoreExt;
+use roaring::RoaringBitmap;
+
+use crate::bitmap::{algebra, IdMapping};
+use crate::compile::{self, Compiled};
+use crate::config::Settings;
+use crate::definition::{self, Group, Problem};
+use crate::evaluate::{self, statics, ScanOutput};
+use crate::snapshot::manifest::{
+    IdMappingEntry, IdentityTag, Manifest, SourceFile, FORMAT_VERSION,
+};
+use crate::snapshot::writer::{self, PublishedGroup};
+use crate::{storage, Error, Result};
+
+/// Definitions that passed validation, with their lint warnings.
+#[derive(Debug)]
+pub struct Validated {
+    /// Every group, in file order.
+    pub groups: Vec<Group>,
+    /// Lint warnings (errors would have failed validation).
+    pub warnings: Vec<Problem>,
+    /// The customers schema they were checked against.
+    pub schema: Schema,
+}
+
+/// Opens the customers table (reads Parquet metadata only).
+pub async fn open_customers(ctx: &SessionContext, settings: &Settings) -> Result<DataFrame> {
+    let url = settings.customers_url()?;
+    storage::register(ctx, url)?;
+    let options = ParquetReadOptions::default();
+    ctx.read_parquet(url, options).await.map_err(|e| match e {
+        datafusion::error::DataFusionError::ObjectStore(source) => Error::storage(url, *source),
+        other => Error::Data(format!("cannot read customers table '{url}': {other}")),
+    })
+}
+
+/// Loads and checks every definition against the customers schema; all problems at once.
+pub async fn validate(ctx: &SessionContext, settings: &Settings) -> Result<Validated> {
+    let (groups, mut problems) = definition::load_dir(&settings.queries)?;
+    let customers = open_customers(ctx, settings).await?;
+    let schema = customers.schema().as_arrow().clone();
+    evaluate::id_type(&customers, &settings.id_column)?;
+    let (_, compile_problems) = compile::compile(&groups, &schema, settings.as_of);
+    problems.extend(compile_problems);
+    problems.extend(definition::lint(&groups));
+    if problems.iter().any(Problem::is_error) {
+        return Err(Error::Definitions(problems));
+    }
+    Ok(Validated {
+        groups,
+        warnings: problems,
+        schema,
+    })
+}
+
+/// The result of evaluating some groups.
+#[derive(Debug)]
+pub struct Evaluation {
+    /// What was evaluated (groups in dependency order).
+    pub compiled: Compiled,
+    /// The raw scan.
+    pub scan: ScanOutput,
+    /// Final members of `compiled.groups[i]`, over scan positions.
+    pub members: Vec<RoaringBitmap>,
+    /// Masks of the extra ad-hoc conditions (`--where`), over scan positions.
+    pub adhoc: Vec<RoaringBitmap>,
+    /// Run warnings: static ids not found, null ids skipped.
+    pub warnings: Vec<String>,
+}
+
+impl Evaluation {
+    /// Customers: rows with a non-null id.
+    pub fn customers(&self) -> u64 {
+        self.scan.universe.len()
+    }
+}
+
+/// Evaluates `groups` (which must include their dependencies) in one scan, plus
+/// `adhoc` boolean expressions and `extra` columns carried along for breakdowns.
+pub async fn evaluate(
+    ctx: &SessionContext,
+    settings: &Settings,
+    schema: &Schema,
+    groups: &[Group],
+    adhoc: &[Expr],
+    extra: &[Expr],
+    progress: &ProgressBar,
+) -> Result<Evaluation> {
+    let (compiled, problems) = compile::compile(groups, schema, settings.as_of);
+    if problems.iter().any(Problem::is_error) {
+        return Err(Error::Definitions(problems));
+    }
+    let customers = open_customers(ctx, settings).await?;
+    let id_type = evaluate::id_type(&customers, &settings.id_column)?;
+    let mut static_ids = Vec::with_capacity(compiled.groups.len());
+    for g in &compiled.groups {
+        static_ids.push(statics::read(ctx, &g.group, &settings.id_column, &id_type).await?);
+    }
+    let mut conditions = compiled.conditions.clone();
+    conditions.extend(adhoc.iter().cloned());
+    tracing::info!(
+        groups = compiled.groups.len(),
+        conditions = compiled.conditions.len(),
+        "scanning customers once for all conditions"
+    );
+    let mut scan =
+        evaluate::scan(customers, &settings.id_column, &conditions, extra, progress).await?;
+    let adhoc_masks = scan.masks.split_off(compiled.conditions.len());
+    let located = statics::locate(&static_ids, &scan.ids);
+    let members = algebra::members(&compiled, &scan.universe, &scan.masks, &located);
+
+    let mut warnings = Vec::new();
+    if scan.null_ids > 0 {
+        warnings.push(format!(
+            "{} row(s) with a null '{}' were skipped",
+            scan.null_ids, settings.id_column
+        ));
+    }
+    for (g, l) in compiled.groups.iter().zip(&located) {
+        if !l.missing.is_empty() {
+            let examples: Vec<&str> = l.missing.iter().take(5).map(String::as_str).collect();
+            warnings.push(format!(
+                "group '{}': {} static id(s) not in the customers table, e.g. {}",
+                g.group.id,
+                l.missing.len(),
+                examples.join(", ")
+            ));
+        }
+    }
+    Ok(Evaluation {
+        compiled,
+        scan,
+        members,
+        adhoc: adhoc_masks,
+        warnings,
+    })
+}
+
+/// Publishes the evaluated groups named in `selected` (all when empty) to the publish URL.
+pub async fn publish(
+    settings: &Settings,
+    evaluation: &Evaluation,
+    selected: &[String],
+) -> Result<Manifest> {
+    let mapping = IdMapping::build(
+        &evaluation.scan.ids,
+        &evaluation.scan.universe,
+        &settings.id_column,
+    )?;
+    let groups: Vec<PublishedGroup> = evaluation
+        .compiled
+        .groups
+        .iter()
+        .zip(&evaluation.members)
+        .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
+        .map(|(g, members)| PublishedGroup {
+            id: g.group.id.clone(),
+            name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
+            definition_hash: g.group.definition_hash.clone(),
+            bitmap: mapping.remap(members),
+        })
+        .collect();
+    let mut groups = groups;
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: String::new(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        as_of: settings.as_of.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        tool_version: format!("cohort {}", env!("CARGO_PKG_VERSION")),
+        sources: source_files(settings.customers_url()?).await?,
+        customers: evaluation.customers(),
+        null_ids: evaluation.scan.null_ids,
+        id_column: settings.id_column.clone(),
+        id_type: match evaluation.scan.ids.data_type() {
+            datafusion::arrow::datatypes::DataType::Int64 => "int64",
+            datafusion::arrow::datatypes::DataType::UInt64 => "uint64",
+            _ => "string",
+        }
+        .into(),
+        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
+        warnings: evaluation.warnings.clone(),
+        groups: Vec::new(),
+    };
+    let publish = storage::resolve(&settings.publish)?;
+    writer::publish(&publish, manifest, &groups, mapping.dictionary.as_ref()).await
+}
+
+/// The files behind a table URL (one file, or every Parquet file under a prefix).
+pub async fn source_files(url: &str) -> Result<Vec<SourceFile>> {
+    let location = storage::resolve(url)?;
+    let describe = |m: object_store::ObjectMeta| SourceFile {
+        path: m.location.to_string(),
+        size: m.size,
+        last_modified: m.last_modified.to_rfc3339_opts(SecondsFormat::Secs, true),
+        etag: m.e_tag,
+    };
+    if let Ok(meta) = location.store.head(&location.path).await {
+        return Ok(vec![describe(meta)]);
+    }
+    let mut files: Vec<SourceFile> = location
+        .store
+        .list(Some(&location.path))
+        .map_ok(describe)
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage(url, e))?;
+    files.retain(|f| f.path.ends_with(".parquet"));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}

@@ -1,0 +1,8 @@
+//! Published snapshots (format 1): manifest, atomic writer, verified reader with lookups.
+
+pub mod manifest;
+pub mod reader;
+pub mod writer;
+
+pub use manifest::Manifest;
+pub use reader::Snapshot;

@@ -1,0 +1,361 @@
+//! The real `cohort` binary on temp dirs: exit codes, JSON shapes, every validation error.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::harness::Project;
+
+const AS_OF: &str = "--as-of=2026-11-22T00:00:00Z";
+
+/// A project with generated customers and the repository's example queries and lists.
+fn sample_project(id_type: &str) -> Project {
+    let p = Project::new();
+    p.cohort(&[
+        "gen",
+        "--customers",
+        "3000",
+        "--id-type",
+        id_type,
+        "--seed",
+        "7",
+        "--out",
+        "data",
+    ])
+    .ok();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(repo.join("queries")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        p.write(
+            &format!("queries/{name}"),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+    }
+    for list in ["vip.csv", "suppressed.csv"] {
+        p.write(
+            &format!("data/{list}"),
+            &std::fs::read_to_string(repo.join("data").join(list)).unwrap(),
+        );
+    }
+    p.write(
+        "cohort.toml",
+        &std::fs::read_to_string(repo.join("cohort.toml")).unwrap(),
+    );
+    p
+}
+
+#[test]
+fn run_publishes_and_lookups_read_the_snapshot() {
+    let p = sample_project("int");
+    let run = p
+        .cohort(&["run", AS_OF, "--format", "json", "--report", "report.json"])
+        .ok();
+    let report = run.json();
+    assert!(report["run_id"].is_string());
+    assert_eq!(report["customers"], 3000);
+    let groups = report["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 7);
+    assert!(groups
+        .iter()
+        .all(|g| g["group"].is_string() && g["members"].is_u64()));
+    assert!(p.path("report.json").exists());
+    assert!(
+        run.stderr.contains("999999999"),
+        "missing static id is reported: {}",
+        run.stderr
+    );
+
+    // The two forms of the seed example are the same group.
+    let count = |id: &str| groups.iter().find(|g| g["group"] == id).unwrap()["members"].clone();
+    assert_eq!(
+        count("us_canada_adults"),
+        count("us_canada_adults_canonical")
+    );
+
+    let latest = std::fs::read_to_string(p.path("snapshots/LATEST")).unwrap();
+    assert_eq!(latest.trim(), report["run_id"].as_str().unwrap());
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path(&format!("snapshots/runs/{}/manifest.json", latest.trim())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["format_version"], 1);
+    assert_eq!(manifest["id_mapping"], "identity");
+    for key in [
+        "run_id",
+        "created_at",
+        "as_of",
+        "tool_version",
+        "sources",
+        "customers",
+        "id_type",
+        "warnings",
+        "groups",
+    ] {
+        assert!(manifest.get(key).is_some(), "manifest has {key}");
+    }
+    let bitmap = &manifest["groups"][0]["bitmap"];
+    for key in ["path", "offset", "length", "checksum"] {
+        assert!(bitmap.get(key).is_some(), "bitmap has {key}");
+    }
+
+    // VIP static overrides: 7 and 11 included inline, 3 and 8 excluded (exclude wins).
+    let check = |group: &str, id: &str| {
+        p.cohort(&["check", group, id, "--format", "json"])
+            .ok()
+            .json()
+    };
+    assert_eq!(
+        check("vip", "7"),
+        json!({"group": "vip", "customer_id": "7", "member": true, "run_id": latest.trim()})
+    );
+    assert_eq!(check("vip", "8")["member"], false);
+    assert_eq!(check("vip", "3")["member"], false);
+    assert_eq!(check("vip", "123456789")["member"], false);
+    let unknown = p.cohort(&["check", "vipp", "7"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("unknown group 'vipp'"),
+        "{}",
+        unknown.stderr
+    );
+
+    let groups_of = p
+        .cohort(&["groups-of", "7", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(groups_of["customer_id"], "7");
+    assert!(groups_of["groups"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("vip")));
+
+    // A rerun with the same inputs publishes the same run.
+    let rerun = p.cohort(&["run", AS_OF, "--format", "json"]).ok().json();
+    assert_eq!(rerun["run_id"], report["run_id"]);
+    assert_eq!(
+        std::fs::read_dir(p.path("snapshots/runs")).unwrap().count(),
+        1
+    );
+
+    p.cohort(&["export", "vip", "--out", "vip_out.csv"]).ok();
+    let csv = std::fs::read_to_string(p.path("vip_out.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("customer_id"));
+    assert_eq!(lines.count() as u64, count("vip").as_u64().unwrap());
+    p.cohort(&["export", "vip", "--out", "vip_out.jsonl"]).ok();
+    let first = std::fs::read_to_string(p.path("vip_out.jsonl")).unwrap();
+    assert!(first
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("{\"customer_id\":"));
+    p.cohort(&["export", "vip", "--out", "vip_out.parquet"])
+        .ok();
+    assert!(p.path("vip_out.parquet").exists());
+}
+
+#[test]
+fn size_where_by_and_overlap() {
+    let p = sample_project("int");
+    let out = p
+        .cohort(&[
+            "size",
+            "us_adults",
+            "vip",
+            "--where",
+            "age >= 65",
+            "--by",
+            "country",
+            "--overlap",
+            "--format",
+            "json",
+            AS_OF,
+        ])
+        .ok()
+        .json();
+    assert_eq!(out["customers"], 3000);
+    let groups = out["groups"].as_array().unwrap();
+    assert_eq!(
+        groups
+            .iter()
+            .map(|g| g["group"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["us_adults", "vip", "where"]
+    );
+    for g in groups {
+        let by_total: u64 = g["by"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["members"].as_u64().unwrap())
+            .sum();
+        assert_eq!(by_total, g["members"].as_u64().unwrap());
+    }
+    let matrix = out["overlap"]["matrix"].as_array().unwrap();
+    assert_eq!(matrix[0][0], groups[0]["members"]);
+    assert_eq!(matrix[0][1], matrix[1][0]);
+
+    let missing = p.cohort(&["size", "us_adult", AS_OF]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("did you mean 'us_adults'?"),
+        "{}",
+        missing.stderr
+    );
+    let bad_where = p.cohort(&["size", "--where", "agee > 3", AS_OF]);
+    assert_eq!(bad_where.code, 2, "{}", bad_where.stderr);
+}
+
+#[test]
+fn string_ids_use_a_dictionary() {
+    let p = sample_project("string");
+    // The VIP lists name integer ids, which are not customers here: warnings, not errors.
+    p.cohort(&["run", AS_OF]).ok();
+    let latest = std::fs::read_to_string(p.path("snapshots/LATEST")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            p.path(&format!("snapshots/runs/{}/manifest.json", latest.trim())),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["id_mapping"]["kind"], "dictionary");
+    assert_eq!(manifest["id_type"], "string");
+    let groups = p
+        .cohort(&["groups-of", "C00000001", "--format", "json"])
+        .ok()
+        .json();
+    assert_eq!(groups["customer_id"], "C00000001");
+    let all = p
+        .cohort(&["size", "us_adults", "--format", "json", AS_OF])
+        .ok()
+        .json();
+    let n = all["groups"][0]["members"].as_u64().unwrap();
+    p.cohort(&["export", "us_adults", "--out", "out.csv"]).ok();
+    let csv = std::fs::read_to_string(p.path("out.csv")).unwrap();
+    assert_eq!(csv.lines().count() as u64, n + 1);
+    assert!(csv.lines().nth(1).unwrap().starts_with('C'));
+}
+
+/// Every validation error of SPEC §2.3, reported at once, before any data is scanned.
+#[test]
+fn validate_reports_every_problem_at_once() {
+    let p = sample_project("int");
+    let broken = [
+        ("typo.toml", "[[include]]\nconditions = [\n  { attribute = \"agee\", op = \"gt\", value = 3 },\n]\n"),
+        ("badop.toml", "[[include]]\nconditions = [{ attribute = \"age\", op = \"starts with\", value = \"1\" }]\n"),
+        ("badtype.toml", "[[include]]\nconditions = [{ attribute = \"age\", op = \"equals\", value = \"old\" }]\n"),
+        ("badwindow.toml", "[[include]]\nconditions = [{ attribute = \"last_visit_at\", op = \"is in the last\", value = \"30x\" }]\n"),
+        ("badref.toml", "[[include]]\nconditions = [{ op = \"in group\", value = \"us_adultz\" }]\n"),
+        ("cycle_a.toml", "[[include]]\nconditions = [{ op = \"in group\", value = \"cycle_b\" }]\n"),
+        ("cycle_b.toml", "[[include]]\nconditions = [{ op = \"not in group\", value = \"cycle_a\" }]\n"),
+        ("Bad Name.toml", "[[include]]\nconditions = []\n"),
+        ("unparsable.toml", "[[include]\nconditions = \n"),
+        ("unknownop.toml", "[[include]]\nconditions = [{ attribute = \"age\", op = \"is greather than\", value = 3 }]\n"),
+    ];
+    for (name, text) in broken {
+        p.write(&format!("queries/{name}"), text);
+    }
+    let out = p.cohort(&["validate", AS_OF]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let expected = [
+        "unknown attribute 'agee' in group 'typo' (queries/typo.toml:3, include[0].conditions[0]); did you mean 'age'?",
+        "operator 'starts_with' is not valid for 'age' of type integer",
+        "value 'old' is a string but 'age' is integer",
+        "bad window '30x'",
+        "unknown group 'us_adultz'",
+        "did you mean 'us_adults'?",
+        "group references form a cycle: cycle_a -> cycle_b -> cycle_a",
+        "invalid group id 'Bad Name'",
+        "unparsable file",
+        "unknown operator 'is greather than'",
+        "did you mean 'is greater than'?",
+    ];
+    for e in expected {
+        assert!(out.stderr.contains(e), "missing {e:?} in:\n{}", out.stderr);
+    }
+    let json = p.cohort(&["validate", "--format", "json", AS_OF]);
+    assert_eq!(json.code, 2);
+    assert!(json.json()["errors"].as_array().unwrap().len() >= 10);
+
+    // A run refuses before scanning and publishes nothing.
+    let run = p.cohort(&["run", AS_OF]);
+    assert_eq!(run.code, 2);
+    assert!(!p.path("snapshots").exists());
+}
+
+#[test]
+fn lints_warn_but_pass() {
+    let p = sample_project("int");
+    p.write(
+        "queries/seed_mistake.toml",
+        "[[include]]\nconditions = []\n[[exclude]]\nmatch = \"all\"\nconditions = [\n  { attribute = \"age\", op = \"is less than\", value = 18 },\n  { attribute = \"age\", op = \"doesn't exist\" },\n  { attribute = \"age\", op = \"doesn't exist\" },\n]\n[static]\ninclude = [1]\nexclude = [1]\n",
+    );
+    p.write(
+        "queries/empty_in.toml",
+        "[[include]]\nconditions = [{ attribute = \"state\", op = \"in\", values = [] }]\n",
+    );
+    let out = p.cohort(&["validate", AS_OF]).ok();
+    for w in [
+        "clause can never match",
+        "duplicate condition",
+        "empty value list",
+        "in both static include and exclude",
+    ] {
+        assert!(out.stderr.contains(w), "missing {w:?} in:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn duplicate_ids_fail_the_run_with_examples() {
+    use datafusion::arrow::array::{ArrayRef, Int64Array};
+    use std::sync::Arc;
+    let p = Project::new();
+    let ids: ArrayRef = Arc::new(Int64Array::from(vec![
+        Some(1),
+        Some(2),
+        Some(2),
+        None,
+        Some(5),
+        Some(5),
+        Some(5),
+    ]));
+    let batch =
+        datafusion::arrow::record_batch::RecordBatch::try_from_iter(vec![("customer_id", ids)])
+            .unwrap();
+    p.write_parquet("customers.parquet", &batch);
+    p.write("queries/all.toml", "[[include]]\nconditions = []\n");
+    let out = p.cohort(&["run", "--customers", "customers.parquet", AS_OF]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "duplicate customer ids in column 'customer_id': 3 extra row(s), e.g. '2', '5'"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("snapshots/LATEST").exists());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let p = Project::new();
+    p.write("queries/all.toml", "[[include]]\nconditions = []\n");
+    let out = p.cohort(&["run"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("no customers table"), "{}", out.stderr);
+    let out = p.cohort(&["run", "--customers", "x.parquet", "--as-of", "yesterday"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("invalid --as-of 'yesterday'"),
+        "{}",
+        out.stderr
+    );
+    let out = p.cohort(&["check", "g", "1"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("no published run"), "{}", out.stderr);
+}

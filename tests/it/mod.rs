@@ -1,0 +1,5 @@
+mod cli;
+mod differential;
+mod harness;
+mod operators;
+mod reference;
