@@ -41,7 +41,10 @@ pub struct GenOptions {
     pub anchor: NaiveDate,
 }
 
-const GEO: &[(&str, &[(&str, &[&str])])] = &[
+/// A state (or province) and some of its cities.
+type State = (&'static str, &'static [&'static str]);
+
+const GEO: &[(&str, &[State])] = &[
     (
         "United States",
         &[

@@ -311,6 +311,7 @@ pub fn with_dependencies(groups: &[Group], wanted: &[String]) -> crate::Result<V
     Ok(groups
         .iter()
         .zip(keep)
-        .filter_map(|(g, k)| k.then(|| g.clone()))
+        .filter(|(_, k)| *k)
+        .map(|(g, _)| g.clone())
         .collect())
 }

@@ -165,12 +165,12 @@ pub fn bitmap_from_bits(
     start: u32,
     bits: &datafusion::arrow::buffer::BooleanBuffer,
 ) -> RoaringBitmap {
-    if bits.offset() % 8 == 0 {
+    if bits.offset().is_multiple_of(8) {
         let bytes = &bits.values()[bits.offset() / 8..];
         let bytes = &bytes[..bits.len().div_ceil(8)];
         let mut bitmap = RoaringBitmap::from_lsb0_bytes(start, bytes);
         // The last byte may carry bits past `len`.
-        if bits.len() % 8 != 0 {
+        if !bits.len().is_multiple_of(8) {
             bitmap.remove_range(start + bits.len() as u32..);
         }
         bitmap
