@@ -52,6 +52,7 @@ pub async fn validate(ctx: &SessionContext, settings: &Settings) -> Result<Valid
     let (_, compile_problems) = compile::compile(&groups, &schema, settings.as_of);
     problems.extend(compile_problems);
     problems.extend(definition::lint(&groups));
+    problems.extend(missing_static_files(&groups));
     if problems.iter().any(Problem::is_error) {
         return Err(Error::Definitions(problems));
     }
@@ -60,6 +61,32 @@ pub async fn validate(ctx: &SessionContext, settings: &Settings) -> Result<Valid
         warnings: problems,
         schema,
     })
+}
+
+/// Static id files on local disk that do not exist (remote ones are checked when read).
+fn missing_static_files(groups: &[Group]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for g in groups {
+        for (key, file) in [
+            ("include_from", &g.statics.include_from),
+            ("exclude_from", &g.statics.exclude_from),
+        ] {
+            let Some(file) = file else { continue };
+            let local = file.strip_prefix("file://").unwrap_or(file);
+            let is_local = !file.contains("://") || file.starts_with("file://");
+            if is_local && !std::path::Path::new(local).is_file() {
+                let at = definition::Location {
+                    file: g.file.clone(),
+                    group: g.id.clone(),
+                    path: format!("static.{key}"),
+                    line: None,
+                };
+                let message = format!("static id file '{file}' does not exist");
+                problems.push(Problem::error(&at, message));
+            }
+        }
+    }
+    problems
 }
 
 /// The result of evaluating some groups.

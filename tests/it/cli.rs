@@ -255,6 +255,7 @@ fn validate_reports_every_problem_at_once() {
         ("cycle_b.toml", "[[include]]\nconditions = [{ op = \"not in group\", value = \"cycle_a\" }]\n"),
         ("Bad Name.toml", "[[include]]\nconditions = []\n"),
         ("unparsable.toml", "[[include]\nconditions = \n"),
+        ("nolist.toml", "[[include]]\nconditions = []\n[static]\ninclude_from = \"data/nope.csv\"\n"),
         ("unknownop.toml", "[[include]]\nconditions = [{ attribute = \"age\", op = \"is greather than\", value = 3 }]\n"),
     ];
     for (name, text) in broken {
@@ -273,6 +274,7 @@ fn validate_reports_every_problem_at_once() {
         "invalid group id 'Bad Name'",
         "unparsable file",
         "unknown operator 'is greather than'",
+        "static id file 'data/nope.csv' does not exist",
         "did you mean 'is greater than'?",
     ];
     for e in expected {
@@ -280,7 +282,7 @@ fn validate_reports_every_problem_at_once() {
     }
     let json = p.cohort(&["validate", "--format", "json", AS_OF]);
     assert_eq!(json.code, 2);
-    assert!(json.json()["errors"].as_array().unwrap().len() >= 9);
+    assert!(json.json()["errors"].as_array().unwrap().len() >= 10);
 
     // A run refuses before scanning and publishes nothing.
     let run = p.cohort(&["run", AS_OF]);
