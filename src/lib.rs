@@ -2,7 +2,7 @@
 //! verified snapshots with constant-time membership lookups.
 //!
 //! The modules follow the pipeline: [`definition`] → [`compile`] → [`evaluate`] →
-//! [`bitmap`] → [`snapshot`]; [`pipeline`] runs the stages in order, [`cli`] is the
+//! [`bitmap`] → [`snapshot`] → [`serve`]; [`pipeline`] runs the stages in order, [`cli`] is the
 //! command line.
 #![warn(missing_debug_implementations)]
 
@@ -15,6 +15,7 @@ mod error;
 pub mod evaluate;
 pub mod gen;
 pub mod pipeline;
+pub mod serve;
 pub mod snapshot;
 pub mod storage;
 

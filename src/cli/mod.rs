@@ -7,6 +7,8 @@ mod gen;
 mod lookup;
 mod output;
 mod run;
+mod runs;
+mod serve;
 mod size;
 mod validate;
 
@@ -102,6 +104,34 @@ enum Command {
         #[command(flatten)]
         args: export::ExportArgs,
     },
+    /// Per group: who entered, exited or stayed between two runs
+    Diff {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: runs::DiffArgs,
+    },
+    /// Serve lookups over HTTP from the published snapshot, reloading new runs
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: serve::ServeArgs,
+    },
+    /// List the published runs
+    Runs {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: runs::RunsArgs,
+    },
+    /// Delete all but the newest N runs (never the one LATEST names)
+    Gc {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        args: runs::GcArgs,
+    },
     /// Generate realistic synthetic customers
     Gen(gen::GenArgs),
 }
@@ -138,6 +168,10 @@ impl Cli {
             Command::Check { common: c, args } => lookup::check(&settings(c)?, args).await,
             Command::GroupsOf { common: c, args } => lookup::groups_of(&settings(c)?, args).await,
             Command::Export { common: c, args } => export::run(&settings(c)?, args).await,
+            Command::Diff { common: c, args } => runs::diff(&settings(c)?, args).await,
+            Command::Serve { common: c, args } => serve::run(&settings(c)?, args).await,
+            Command::Runs { common: c, args } => runs::runs(&settings(c)?, args).await,
+            Command::Gc { common: c, args } => runs::gc(&settings(c)?, args).await,
             // `gen` needs no project settings.
             Command::Gen(args) => gen::run(args),
         }

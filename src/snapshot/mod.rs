@@ -1,5 +1,6 @@
 //! Published snapshots (format 1): manifest, atomic writer, verified reader with lookups.
 
+pub mod catalog;
 pub mod manifest;
 pub mod reader;
 pub mod writer;

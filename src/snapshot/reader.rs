@@ -1,6 +1,8 @@
 //! Verified loading of a published run, and O(1) membership lookups by external id.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
@@ -26,10 +28,31 @@ pub struct Snapshot {
 /// External id → bit.
 #[derive(Debug)]
 enum IdLookup {
+    /// Bit n is integer id n.
     Identity,
-    Signed(HashMap<i64, u32>, ArrayRef),
-    Unsigned(HashMap<u64, u32>, ArrayRef),
-    Text(HashMap<String, u32>, ArrayRef),
+    /// Bit n is row n of the dictionary; `index` holds bits, hashed by the id they name,
+    /// so the index costs 4 bytes per customer and no per-id allocation.
+    Dictionary {
+        ids: ArrayRef,
+        index: HashTable<u32>,
+        hasher: DefaultHashBuilder,
+    },
+}
+
+/// One external id, parsed for the dictionary's type.
+#[derive(Clone, Copy, Hash, PartialEq)]
+enum Key<'a> {
+    Signed(i64),
+    Unsigned(u64),
+    Text(&'a str),
+}
+
+fn key_at(ids: &ArrayRef, row: usize) -> Key<'_> {
+    match ids.data_type() {
+        DataType::Int64 => Key::Signed(ids.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt64 => Key::Unsigned(ids.as_primitive::<UInt64Type>().value(row)),
+        _ => Key::Text(ids.as_string::<i32>().value(row)),
+    }
 }
 
 impl Snapshot {
@@ -118,12 +141,20 @@ impl Snapshot {
 
     /// The bit of an external id, if the customer is in the run's customers table.
     pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
-        let id = customer_id.trim();
         match &self.ids {
-            IdLookup::Identity => id.parse::<u32>().ok(),
-            IdLookup::Signed(map, _) => id.parse::<i64>().ok().and_then(|v| map.get(&v).copied()),
-            IdLookup::Unsigned(map, _) => id.parse::<u64>().ok().and_then(|v| map.get(&v).copied()),
-            IdLookup::Text(map, _) => map.get(customer_id).copied(),
+            IdLookup::Identity => customer_id.trim().parse::<u32>().ok(),
+            IdLookup::Dictionary { ids, index, hasher } => {
+                let key = match ids.data_type() {
+                    DataType::Int64 => Key::Signed(customer_id.trim().parse().ok()?),
+                    DataType::UInt64 => Key::Unsigned(customer_id.trim().parse().ok()?),
+                    _ => Key::Text(customer_id),
+                };
+                index
+                    .find(hasher.hash_one(key), |&bit| {
+                        key_at(ids, bit as usize) == key
+                    })
+                    .copied()
+            }
         }
     }
 
@@ -131,16 +162,18 @@ impl Snapshot {
     pub fn external_id(&self, bit: u32) -> String {
         match &self.ids {
             IdLookup::Identity => bit.to_string(),
-            IdLookup::Signed(_, a) => a
-                .as_primitive::<Int64Type>()
-                .value(bit as usize)
-                .to_string(),
-            IdLookup::Unsigned(_, a) => a
-                .as_primitive::<UInt64Type>()
-                .value(bit as usize)
-                .to_string(),
-            IdLookup::Text(_, a) => a.as_string::<i32>().value(bit as usize).to_string(),
+            IdLookup::Dictionary { ids, .. } => match key_at(ids, bit as usize) {
+                Key::Signed(v) => v.to_string(),
+                Key::Unsigned(v) => v.to_string(),
+                Key::Text(v) => v.to_string(),
+            },
         }
+    }
+
+    /// Whether two runs give every customer the same bit (both identity, or the same
+    /// dictionary file), so their bitmaps can be compared directly.
+    pub fn same_id_space(&self, other: &Snapshot) -> bool {
+        self.manifest.id_mapping == other.manifest.id_mapping
     }
 
     /// Whether ids are integers (for JSON output and typed exports).
@@ -187,52 +220,42 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         )));
     }
     let mut files: HashMap<String, Bytes> = HashMap::new();
-    let mut bitmaps = Vec::with_capacity(manifest.groups.len());
     for g in &manifest.groups {
-        let r = &g.bitmap;
-        if r.path.contains("..") || r.path.starts_with('/') {
+        let path = &g.bitmap.path;
+        if path.contains("..") || path.starts_with('/') {
             return Err(bad(format!(
-                "group '{}' points outside the run: '{}'",
-                g.id, r.path
+                "group '{}' points outside the run: '{path}'",
+                g.id
             )));
         }
-        if !files.contains_key(&r.path) {
-            files.insert(r.path.clone(), run.join(&r.path).read().await?);
+        if !files.contains_key(path) {
+            files.insert(path.clone(), run.join(path).read().await?);
         }
-        let file = &files[&r.path];
-        let end = r
-            .offset
-            .checked_add(r.length)
-            .filter(|e| *e <= file.len() as u64)
-            .ok_or_else(|| {
-                bad(format!(
-                    "group '{}': bytes {}..+{} are past the end of '{}' ({} bytes; truncated?)",
-                    g.id,
-                    r.offset,
-                    r.length,
-                    r.path,
-                    file.len()
-                ))
-            })?;
-        let bytes = &file[r.offset as usize..end as usize];
-        if checksum(bytes) != r.checksum {
-            return Err(bad(format!(
-                "group '{}': checksum mismatch in '{}' (corrupt file)",
-                g.id, r.path
-            )));
-        }
-        let bitmap = RoaringBitmap::deserialize_from(bytes)
-            .map_err(|e| bad(format!("group '{}': not a roaring bitmap: {e}", g.id)))?;
-        if bitmap.len() != g.members {
-            return Err(bad(format!(
-                "group '{}': bitmap holds {} members, manifest says {}",
-                g.id,
-                bitmap.len(),
-                g.members
-            )));
-        }
-        bitmaps.push(bitmap);
     }
+    // Checksums and decoding dominate a large load: spread the groups over the cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = manifest.groups.len().div_ceil(threads).max(1);
+    let bitmaps = std::thread::scope(|scope| {
+        let workers: Vec<_> = manifest
+            .groups
+            .chunks(chunk)
+            .map(|groups| {
+                let files = &files;
+                scope.spawn(move || {
+                    groups
+                        .iter()
+                        .map(|g| load_bitmap(g, &files[&g.bitmap.path]))
+                        .collect::<std::result::Result<Vec<_>, String>>()
+                })
+            })
+            .collect();
+        let mut bitmaps = Vec::with_capacity(manifest.groups.len());
+        for worker in workers {
+            bitmaps.extend(worker.join().expect("bitmap verification does not panic")?);
+        }
+        Ok::<_, String>(bitmaps)
+    })
+    .map_err(bad)?;
     let ids = match &manifest.id_mapping {
         IdMappingEntry::Identity(_) => IdLookup::Identity,
         IdMappingEntry::Dictionary {
@@ -240,6 +263,11 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
             checksum: sum,
             ..
         } => {
+            if path.contains("..") || path.starts_with('/') {
+                return Err(bad(format!(
+                    "the id dictionary points outside the run: '{path}'"
+                )));
+            }
             let bytes = run.join(path).read().await?;
             if checksum(&bytes) != *sum {
                 return Err(bad(format!(
@@ -248,6 +276,13 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
             }
             let ids =
                 read_dictionary(bytes).map_err(|e| bad(format!("id dictionary '{path}': {e}")))?;
+            if ids.len() as u64 != manifest.customers {
+                return Err(bad(format!(
+                    "id dictionary '{path}' holds {} ids, the manifest counts {} customers",
+                    ids.len(),
+                    manifest.customers
+                )));
+            }
             let max_bit = bitmaps.iter().filter_map(|b| b.max()).max();
             if max_bit.is_some_and(|m| m as usize >= ids.len()) {
                 return Err(bad(format!(
@@ -271,6 +306,43 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
     })
 }
 
+/// Verifies one group's byte range and decodes it.
+fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<RoaringBitmap, String> {
+    let r = &g.bitmap;
+    let end = r
+        .offset
+        .checked_add(r.length)
+        .filter(|e| *e <= file.len() as u64)
+        .ok_or_else(|| {
+            format!(
+                "group '{}': bytes {}..+{} are past the end of '{}' ({} bytes; truncated?)",
+                g.id,
+                r.offset,
+                r.length,
+                r.path,
+                file.len()
+            )
+        })?;
+    let bytes = &file[r.offset as usize..end as usize];
+    if checksum(bytes) != r.checksum {
+        return Err(format!(
+            "group '{}': checksum mismatch in '{}' (corrupt file)",
+            g.id, r.path
+        ));
+    }
+    let bitmap = RoaringBitmap::deserialize_from(bytes)
+        .map_err(|e| format!("group '{}': not a roaring bitmap: {e}", g.id))?;
+    if bitmap.len() != g.members {
+        return Err(format!(
+            "group '{}': bitmap holds {} members, manifest says {}",
+            g.id,
+            bitmap.len(),
+            g.members
+        ));
+    }
+    Ok(bitmap)
+}
+
 fn read_dictionary(bytes: Bytes) -> std::result::Result<ArrayRef, String> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .and_then(|b| b.build())
@@ -291,33 +363,29 @@ fn read_dictionary(bytes: Bytes) -> std::result::Result<ArrayRef, String> {
 }
 
 fn lookup(ids: ArrayRef) -> std::result::Result<IdLookup, String> {
-    let n = ids.len();
-    Ok(match ids.data_type() {
-        DataType::Int64 => {
-            let map = ids
-                .as_primitive::<Int64Type>()
-                .values()
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (*v, i as u32));
-            IdLookup::Signed(map.collect(), ids)
+    if !matches!(
+        ids.data_type(),
+        DataType::Int64 | DataType::UInt64 | DataType::Utf8
+    ) {
+        return Err(format!("unsupported id type {}", ids.data_type()));
+    }
+    if ids.null_count() > 0 {
+        return Err("the dictionary holds null ids".into());
+    }
+    let hasher = DefaultHashBuilder::default();
+    let mut index = HashTable::with_capacity(ids.len());
+    for row in 0..ids.len() {
+        let key = key_at(&ids, row);
+        let hash = hasher.hash_one(key);
+        if index
+            .find(hash, |&bit| key_at(&ids, bit as usize) == key)
+            .is_some()
+        {
+            return Err(format!("row {row} repeats an earlier id"));
         }
-        DataType::UInt64 => {
-            let map = ids
-                .as_primitive::<UInt64Type>()
-                .values()
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (*v, i as u32));
-            IdLookup::Unsigned(map.collect(), ids)
-        }
-        DataType::Utf8 => {
-            let mut map = HashMap::with_capacity(n);
-            for (i, v) in ids.as_string::<i32>().iter().enumerate() {
-                map.insert(v.unwrap_or_default().to_string(), i as u32);
-            }
-            IdLookup::Text(map, ids)
-        }
-        other => return Err(format!("unsupported id type {other}")),
-    })
+        index.insert_unique(hash, row as u32, |&bit| {
+            hasher.hash_one(key_at(&ids, bit as usize))
+        });
+    }
+    Ok(IdLookup::Dictionary { ids, index, hasher })
 }

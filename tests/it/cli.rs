@@ -1,49 +1,10 @@
 //! The real `cohort` binary on temp dirs: exit codes, JSON shapes, every validation error.
 
-use std::path::Path;
-
 use serde_json::json;
 
-use super::harness::Project;
+use super::harness::{sample_project, Project};
 
 const AS_OF: &str = "--as-of=2026-11-22T00:00:00Z";
-
-/// A project with generated customers and the repository's example queries and lists.
-fn sample_project(id_type: &str) -> Project {
-    let p = Project::new();
-    p.cohort(&[
-        "gen",
-        "--customers",
-        "3000",
-        "--id-type",
-        id_type,
-        "--seed",
-        "7",
-        "--out",
-        "data",
-    ])
-    .ok();
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for entry in std::fs::read_dir(repo.join("queries")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap();
-        p.write(
-            &format!("queries/{name}"),
-            &std::fs::read_to_string(&path).unwrap(),
-        );
-    }
-    for list in ["vip.csv", "suppressed.csv"] {
-        p.write(
-            &format!("data/{list}"),
-            &std::fs::read_to_string(repo.join("data").join(list)).unwrap(),
-        );
-    }
-    p.write(
-        "cohort.toml",
-        &std::fs::read_to_string(repo.join("cohort.toml")).unwrap(),
-    );
-    p
-}
 
 #[test]
 fn run_publishes_and_lookups_read_the_snapshot() {

@@ -52,10 +52,24 @@ impl Project {
 
     /// Runs the real binary in the project folder.
     pub fn cohort(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_cohort"))
+        self.cohort_with_env(args, &[])
+    }
+
+    /// The real binary, not yet started, in the project folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cohort"));
+        command
             .args(args)
             .current_dir(self.dir.path())
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn");
+        command
+    }
+
+    /// Runs the real binary with extra environment variables.
+    pub fn cohort_with_env(&self, args: &[&str], env: &[(String, String)]) -> Output {
+        let out = self
+            .command(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap();
         Output {
@@ -97,6 +111,150 @@ impl Project {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
+    }
+}
+
+/// A project with generated customers and the repository's example queries and lists.
+pub fn sample_project(id_type: &str) -> Project {
+    let p = Project::new();
+    p.cohort(&[
+        "gen",
+        "--customers",
+        "3000",
+        "--id-type",
+        id_type,
+        "--seed",
+        "7",
+        "--out",
+        "data",
+    ])
+    .ok();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(repo.join("queries")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        p.write(
+            &format!("queries/{name}"),
+            &std::fs::read_to_string(&path).unwrap(),
+        );
+    }
+    for list in ["vip.csv", "suppressed.csv"] {
+        p.write(
+            &format!("data/{list}"),
+            &std::fs::read_to_string(repo.join("data").join(list)).unwrap(),
+        );
+    }
+    p.write(
+        "cohort.toml",
+        &std::fs::read_to_string(repo.join("cohort.toml")).unwrap(),
+    );
+    p
+}
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (bounded) until something accepts connections on the port.
+pub fn wait_for_port(port: u16, what: &str) {
+    for _ in 0..300 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on 127.0.0.1:{port} within 15 s");
+}
+
+/// An HTTP client that returns 4xx/5xx responses instead of failing on them.
+pub fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// A real S3-compatible server (moto) on loopback, stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start moto_server ({e}); install the test tools with \
+                     `pip install -r tests/requirements.txt`"
+                )
+            });
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        wait_for_port(port, "moto_server");
+        moto
+    }
+
+    /// Creates a bucket (path-style `PUT /<bucket>`).
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = http()
+            .put(&format!("{}/{bucket}", self.endpoint))
+            .send_empty()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "create bucket: {response:?}"
+        );
+    }
+
+    /// The environment the `cohort` binary reads S3 settings from.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// A client for putting and getting objects from the test itself.
+    pub fn store(&self, bucket: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        std::sync::Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_bucket_name(bucket)
+                .with_access_key_id("test")
+                .with_secret_access_key("test")
+                .with_region("us-east-1")
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

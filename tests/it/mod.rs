@@ -3,3 +3,6 @@ mod differential;
 mod harness;
 mod operators;
 mod reference;
+mod serve;
+mod snapshots;
+mod storage;

@@ -1,0 +1,215 @@
+//! The runs under a publish URL: listing them, garbage-collecting old ones, and diffing two.
+
+use chrono::{DateTime, Duration, Utc};
+use roaring::RoaringBitmap;
+use serde::Serialize;
+
+use super::manifest::Manifest;
+use super::reader::{latest_run_id, Snapshot};
+use crate::storage::Location;
+use crate::{Error, Result};
+
+/// Folder incomplete runs may sit in this long before `gc` treats them as abandoned
+/// (a run being published right now has no manifest yet either).
+const ABANDONED_AFTER_HOURS: i64 = 1;
+
+/// One folder under `runs/`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// The run id (folder name).
+    pub run_id: String,
+    /// Whether `LATEST` names it.
+    pub latest: bool,
+    /// Whether it has a manifest (a run killed mid-publish has none).
+    pub complete: bool,
+    /// From the manifest.
+    pub created_at: Option<String>,
+    /// From the manifest.
+    pub as_of: Option<String>,
+    /// Number of groups.
+    pub groups: usize,
+    /// Customers in the run.
+    pub customers: u64,
+    /// Bytes of all files in the run folder.
+    pub bytes: u64,
+    /// Newest modification time of its files.
+    #[serde(skip)]
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// Every run under the publish URL, newest first (by `created_at`, then run id).
+pub async fn list_runs(publish: &Location) -> Result<Vec<RunInfo>> {
+    use futures::TryStreamExt;
+    let latest = match latest_run_id(publish).await {
+        Ok(id) => Some(id),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let runs = publish.join("runs");
+    let mut result = Vec::new();
+    for run_id in runs.list_children().await? {
+        let run = runs.join(&run_id);
+        let objects: Vec<object_store::ObjectMeta> = run
+            .store
+            .list(Some(&run.path))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(&run.display, e))?;
+        let manifest: Option<Manifest> = match run.join("manifest.json").read_if_exists().await? {
+            Some(bytes) => serde_json::from_slice(&bytes).ok(),
+            None => None,
+        };
+        result.push(RunInfo {
+            latest: latest.as_deref() == Some(run_id.as_str()),
+            complete: manifest.is_some(),
+            created_at: manifest.as_ref().map(|m| m.created_at.clone()),
+            as_of: manifest.as_ref().map(|m| m.as_of.clone()),
+            groups: manifest.as_ref().map_or(0, |m| m.groups.len()),
+            customers: manifest.as_ref().map_or(0, |m| m.customers),
+            bytes: objects.iter().map(|o| o.size).sum(),
+            modified: objects.iter().map(|o| o.last_modified).max(),
+            run_id,
+        });
+    }
+    result.sort_by(|a, b| {
+        (&b.created_at, &b.run_id)
+            .cmp(&(&a.created_at, &a.run_id))
+            .then(b.complete.cmp(&a.complete))
+    });
+    Ok(result)
+}
+
+/// What `gc` removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct GcReport {
+    /// Runs kept.
+    pub kept: Vec<String>,
+    /// Runs deleted (or that would be, on a dry run).
+    pub deleted: Vec<String>,
+}
+
+/// Deletes every complete run but the newest `keep` and the one `LATEST` names, and
+/// incomplete runs untouched for an hour (younger ones may be publishing right now).
+pub async fn gc(publish: &Location, keep: usize, dry_run: bool) -> Result<GcReport> {
+    let runs = list_runs(publish).await?;
+    let abandoned_before = Utc::now() - Duration::hours(ABANDONED_AFTER_HOURS);
+    let mut report = GcReport {
+        kept: Vec::new(),
+        deleted: Vec::new(),
+    };
+    let mut complete_kept = 0;
+    for run in runs {
+        let delete = if run.latest {
+            false
+        } else if run.complete {
+            complete_kept >= keep
+        } else {
+            run.modified.is_none_or(|m| m < abandoned_before)
+        };
+        if run.complete && !delete {
+            complete_kept += 1;
+        }
+        if delete {
+            if !dry_run {
+                publish
+                    .join(&format!("runs/{}", run.run_id))
+                    .delete_all()
+                    .await?;
+            }
+            report.deleted.push(run.run_id);
+        } else {
+            report.kept.push(run.run_id);
+        }
+    }
+    Ok(report)
+}
+
+/// The two runs `cohort diff` compares by default: the newest complete run before the one
+/// `LATEST` names, and that one.
+pub async fn default_pair(publish: &Location) -> Result<(String, String)> {
+    let latest = latest_run_id(publish).await?;
+    let runs = list_runs(publish).await?;
+    let position = runs.iter().position(|r| r.run_id == latest);
+    let previous = position
+        .and_then(|p| runs[p + 1..].iter().find(|r| r.complete))
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "only one run under '{}': nothing to diff against",
+                publish.display
+            ))
+        })?;
+    Ok((previous.run_id.clone(), latest))
+}
+
+/// Membership change of one group between two runs.
+#[derive(Debug, Clone)]
+pub struct GroupDiff {
+    /// Group id.
+    pub group: String,
+    /// In the new run only (bits of the new run).
+    pub entered: RoaringBitmap,
+    /// In the old run only, as bits of the new run.
+    pub exited: RoaringBitmap,
+    /// In the old run only, and not in the new run's customers at all (external ids).
+    pub exited_gone: Vec<String>,
+    /// In both runs.
+    pub unchanged: u64,
+    /// Whether the group exists in each run.
+    pub in_old: bool,
+    /// Whether the group exists in each run.
+    pub in_new: bool,
+}
+
+impl GroupDiff {
+    /// Number of customers that left the group.
+    pub fn exited_count(&self) -> u64 {
+        self.exited.len() + self.exited_gone.len() as u64
+    }
+}
+
+/// Per group of either run: entered, exited and unchanged. Members are matched by external
+/// id, so the answer is right even when the two runs' id dictionaries differ.
+pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<GroupDiff> {
+    let same_bits = old.same_id_space(new);
+    let mut ids: Vec<&str> = new.groups().iter().map(|g| g.id.as_str()).collect();
+    for g in old.groups() {
+        if new.bitmap(&g.id).is_none() {
+            ids.push(&g.id);
+        }
+    }
+    let empty = RoaringBitmap::new();
+    ids.into_iter()
+        .map(|group| {
+            let new_members = new.bitmap(group);
+            let old_members = old.bitmap(group);
+            let (translated, gone) = match old_members {
+                None => (RoaringBitmap::new(), Vec::new()),
+                Some(b) if same_bits => (b.clone(), Vec::new()),
+                Some(b) => {
+                    let mut translated = RoaringBitmap::new();
+                    let mut gone = Vec::new();
+                    for bit in b {
+                        let id = old.external_id(bit);
+                        match new.bit_of(&id) {
+                            Some(n) => {
+                                translated.insert(n);
+                            }
+                            None => gone.push(id),
+                        }
+                    }
+                    (translated, gone)
+                }
+            };
+            let current = new_members.unwrap_or(&empty);
+            GroupDiff {
+                group: group.to_string(),
+                entered: current - &translated,
+                exited: &translated - current,
+                exited_gone: gone,
+                unchanged: current.intersection_len(&translated),
+                in_old: old_members.is_some(),
+                in_new: new_members.is_some(),
+            }
+        })
+        .collect()
+}
