@@ -188,6 +188,128 @@ pub fn write_customers(options: &GenOptions, out_dir: &Path) -> Result<std::path
     Ok(path)
 }
 
+const CATEGORIES: &[&str] = &[
+    "shoes",
+    "apparel",
+    "accessories",
+    "beauty",
+    "home",
+    "electronics",
+    "sports",
+    "toys",
+];
+const CATEGORY_WEIGHTS: &[u32] = &[18, 30, 12, 10, 10, 8, 7, 5];
+const CHANNELS: &[&str] = &["web", "app", "store", "phone"];
+const CHANNEL_WEIGHTS: &[u32] = &[45, 30, 22, 3];
+
+/// The orders table's schema; `customer_id` has the customers' id type.
+pub fn orders_schema(id_type: IdType) -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("order_id", DataType::Int64, false),
+        Field::new(
+            "customer_id",
+            match id_type {
+                IdType::Int => DataType::Int64,
+                IdType::String => DataType::Utf8,
+            },
+            true,
+        ),
+        Field::new(
+            "ordered_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("amount", DataType::Float64, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("channel", DataType::Utf8, true),
+        Field::new("items", DataType::Int32, true),
+    ]))
+}
+
+/// Writes `orders.parquet` (`orders` rows, in time order over the three years before the
+/// anchor plus a few weeks after it) into `out_dir`. Customers are skewed: a few order
+/// often, many rarely or never; 0.5% of orders name customers not in the customers table.
+pub fn write_orders(
+    options: &GenOptions,
+    orders: u64,
+    out_dir: &Path,
+) -> Result<std::path::PathBuf> {
+    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir.display(), e))?;
+    let path = out_dir.join("orders.parquet");
+    let file = File::create(&path).map_err(|e| Error::io(path.display(), e))?;
+    let schema = orders_schema(options.id_type);
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(1 << 20))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    // A separate stream: customers.parquet is the same with or without orders.
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6f72_6465_7273);
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let anchor_us = (options.anchor - epoch).num_microseconds().unwrap_or(0);
+    let start_us = anchor_us - Duration::days(3 * 365).num_microseconds().unwrap();
+    let span_us = Duration::days(3 * 365 + 28).num_microseconds().unwrap();
+    let mut next = 0u64;
+    while next < orders {
+        let n = CHUNK.min(orders - next);
+        let mut order_id = Int64Builder::new();
+        let mut id_int = Int64Builder::new();
+        let mut id_str = StringBuilder::new();
+        let mut ordered_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
+        let mut amount = Float64Builder::new();
+        let mut category = StringBuilder::new();
+        let mut channel = StringBuilder::new();
+        let mut items = Int32Builder::new();
+        for i in next..next + n {
+            order_id.append_value(i as i64 + 1);
+            let customer = if rng.random_bool(0.005) || options.customers == 0 {
+                options.customers + 1 + rng.random_range(0..1000)
+            } else {
+                // Squaring a uniform number skews orders towards low ids.
+                let u: f64 = rng.random();
+                1 + ((u * u) * options.customers as f64) as u64 % options.customers
+            };
+            match options.id_type {
+                IdType::Int => id_int.append_value(customer as i64),
+                IdType::String => id_str.append_value(format!("C{customer:08}")),
+            }
+            let at = start_us + (span_us as f64 * i as f64 / orders as f64) as i64;
+            ordered_at.append_value(at + rng.random_range(0..60_000_000));
+            let count = 1 + weighted(&mut rng, &[55, 25, 10, 6, 4]) as i32;
+            items.append_option(rng.random_bool(0.99).then_some(count));
+            amount
+                .append_option(rng.random_bool(0.99).then(|| {
+                    (count as f64 * rng.random_range(8.0..180.0) * 100.0).round() / 100.0
+                }));
+            category.append_option(
+                rng.random_bool(0.98)
+                    .then(|| CATEGORIES[weighted(&mut rng, CATEGORY_WEIGHTS)]),
+            );
+            channel.append_value(CHANNELS[weighted(&mut rng, CHANNEL_WEIGHTS)]);
+        }
+        let customer_id: ArrayRef = match options.id_type {
+            IdType::Int => Arc::new(id_int.finish()),
+            IdType::String => Arc::new(id_str.finish()),
+        };
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(order_id.finish()),
+                customer_id,
+                Arc::new(ordered_at.finish()),
+                Arc::new(amount.finish()),
+                Arc::new(category.finish()),
+                Arc::new(channel.finish()),
+                Arc::new(items.finish()),
+            ],
+        )?;
+        writer.write(&batch)?;
+        next += n;
+    }
+    writer.close()?;
+    Ok(path)
+}
+
 fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }

@@ -11,7 +11,8 @@ use object_store::ObjectStoreExt;
 use roaring::RoaringBitmap;
 
 use crate::bitmap::{algebra, IdMapping};
-use crate::compile::{self, Compiled};
+use crate::compile::events::{self, EventTables};
+use crate::compile::{self, Compiled, Environment};
 use crate::config::Settings;
 use crate::definition::{self, Group, Problem};
 use crate::evaluate::{self, statics, ScanOutput};
@@ -30,6 +31,8 @@ pub struct Validated {
     pub warnings: Vec<Problem>,
     /// The customers schema they were checked against.
     pub schema: Schema,
+    /// The event tables they name.
+    pub events: EventTables,
 }
 
 /// Opens the customers table (reads Parquet metadata only).
@@ -49,7 +52,20 @@ pub async fn validate(ctx: &SessionContext, settings: &Settings) -> Result<Valid
     let customers = open_customers(ctx, settings).await?;
     let schema = customers.schema().as_arrow().clone();
     evaluate::id_type(&customers, &settings.id_column)?;
-    let (_, compile_problems) = compile::compile(&groups, &schema, settings.as_of);
+    let event_tables = events::resolve(
+        ctx,
+        &settings.events,
+        definition::event_tables(&groups),
+        &settings.id_column,
+    )
+    .await?;
+    let env = Environment {
+        schema: &schema,
+        id_column: &settings.id_column,
+        events: &event_tables,
+        as_of: settings.as_of,
+    };
+    let (_, compile_problems) = compile::compile(&groups, &env);
     problems.extend(compile_problems);
     problems.extend(definition::lint(&groups));
     problems.extend(missing_static_files(&groups));
@@ -60,6 +76,7 @@ pub async fn validate(ctx: &SessionContext, settings: &Settings) -> Result<Valid
         groups,
         warnings: problems,
         schema,
+        events: event_tables,
     })
 }
 
@@ -100,8 +117,10 @@ pub struct Evaluation {
     pub members: Vec<RoaringBitmap>,
     /// Masks of the extra ad-hoc conditions (`--where`), over scan positions.
     pub adhoc: Vec<RoaringBitmap>,
-    /// Run warnings: static ids not found, null ids skipped.
+    /// Run warnings: static ids not found, null ids skipped, events of unknown customers.
     pub warnings: Vec<String>,
+    /// Per event table used: events (up to `as_of`) of customers not in the table.
+    pub ignored_events: Vec<(String, u64)>,
 }
 
 impl Evaluation {
@@ -116,17 +135,37 @@ impl Evaluation {
 pub async fn evaluate(
     ctx: &SessionContext,
     settings: &Settings,
-    schema: &Schema,
+    validated: &Validated,
     groups: &[Group],
     adhoc: &[Expr],
     extra: &[Expr],
     progress: &ProgressBar,
 ) -> Result<Evaluation> {
-    let (compiled, problems) = compile::compile(groups, schema, settings.as_of);
+    let env = Environment {
+        schema: &validated.schema,
+        id_column: &settings.id_column,
+        events: &validated.events,
+        as_of: settings.as_of,
+    };
+    let (compiled, problems) = compile::compile(groups, &env);
     if problems.iter().any(Problem::is_error) {
         return Err(Error::Definitions(problems));
     }
-    let customers = open_customers(ctx, settings).await?;
+    let mut customers = open_customers(ctx, settings).await?;
+    let mut ignored_events = Vec::new();
+    if !compiled.events.is_empty() {
+        let (joined, attached) = events::attach(
+            ctx,
+            customers,
+            &settings.id_column,
+            &validated.events,
+            &compiled.events,
+            settings.as_of,
+        )
+        .await?;
+        customers = joined;
+        ignored_events = attached.ignored;
+    }
     let id_type = evaluate::id_type(&customers, &settings.id_column)?;
     let mut static_ids = Vec::with_capacity(compiled.groups.len());
     for g in &compiled.groups {
@@ -163,12 +202,20 @@ pub async fn evaluate(
             ));
         }
     }
+    for (table, n) in &ignored_events {
+        if *n > 0 {
+            warnings.push(format!(
+                "events '{table}': {n} event(s) name customers not in the customers table; ignored"
+            ));
+        }
+    }
     Ok(Evaluation {
         compiled,
         scan,
         members,
         adhoc: adhoc_masks,
         warnings,
+        ignored_events,
     })
 }
 

@@ -22,7 +22,13 @@ pub async fn run(settings: &Settings, args: ExplainArgs) -> Result<()> {
     let ctx = evaluate::session();
     let validated = pipeline::validate(&ctx, settings).await?;
     let groups = compile::with_dependencies(&validated.groups, std::slice::from_ref(&args.group))?;
-    let (compiled, _) = compile::compile(&groups, &validated.schema, settings.as_of);
+    let env = compile::Environment {
+        schema: &validated.schema,
+        id_column: &settings.id_column,
+        events: &validated.events,
+        as_of: settings.as_of,
+    };
+    let (compiled, _) = compile::compile(&groups, &env);
     let index = compiled.group_index(&args.group).expect("selected");
     let group = &compiled.groups[index].group;
     let expr = dynamic_expr(&compiled, index);
@@ -38,7 +44,33 @@ pub async fn run(settings: &Settings, args: ExplainArgs) -> Result<()> {
     }
     println!("\ndistinct conditions: {}", compiled.conditions.len());
 
-    let customers = pipeline::open_customers(&ctx, settings).await?;
+    let mut customers = pipeline::open_customers(&ctx, settings).await?;
+    if !compiled.events.is_empty() {
+        println!("event aggregates (one query per event table, joined on the customer id):");
+        for (i, a) in compiled.events.iter().enumerate() {
+            let filter = match &a.filter {
+                Some(f) => datafusion::sql::unparser::expr_to_sql(f)?.to_string(),
+                None => "every event".into(),
+            };
+            let column = a.column.as_deref().unwrap_or("*");
+            println!(
+                "  {} = {}({column}) of '{}' where {filter}",
+                compile::events::alias(i),
+                a.aggregate,
+                a.table
+            );
+        }
+        customers = compile::events::attach(
+            &ctx,
+            customers,
+            &settings.id_column,
+            &validated.events,
+            &compiled.events,
+            settings.as_of,
+        )
+        .await?
+        .0;
+    }
     let plan = customers
         .filter(expr)?
         .select(vec![col_exact(&settings.id_column)])?

@@ -1,4 +1,4 @@
-//! `cohort gen`: write synthetic customers (and later orders) as Parquet.
+//! `cohort gen`: write synthetic customers and orders as Parquet.
 
 use std::path::PathBuf;
 
@@ -12,6 +12,9 @@ pub struct GenArgs {
     /// Number of customers
     #[arg(long, default_value_t = 10_000)]
     customers: u64,
+    /// Number of orders (0: no orders table)
+    #[arg(long, default_value_t = 0)]
+    orders: u64,
     /// Customer id type
     #[arg(long, value_enum, default_value_t = GenIdType::Int)]
     id_type: GenIdType,
@@ -50,5 +53,9 @@ pub fn run(args: GenArgs) -> Result<()> {
     };
     let path = gen::write_customers(&options, &args.out)?;
     eprintln!("wrote {} customers to {}", args.customers, path.display());
+    if args.orders > 0 {
+        let path = gen::write_orders(&options, args.orders, &args.out)?;
+        eprintln!("wrote {} orders to {}", args.orders, path.display());
+    }
     Ok(())
 }

@@ -47,16 +47,8 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
         Err(_) => HashMap::new(),
     };
     let progress = output::progress();
-    let evaluation = pipeline::evaluate(
-        &ctx,
-        settings,
-        &validated.schema,
-        &groups,
-        &[],
-        &[],
-        &progress,
-    )
-    .await?;
+    let evaluation =
+        pipeline::evaluate(&ctx, settings, &validated, &groups, &[], &[], &progress).await?;
     progress.finish_and_clear();
     output::print_run_warnings(&evaluation.warnings);
 
@@ -84,6 +76,12 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
         "customers": customers,
         "null_ids": evaluation.scan.null_ids,
         "conditions": evaluation.compiled.conditions.len(),
+        "event_aggregates": evaluation.compiled.events.len(),
+        "ignored_events": evaluation
+            .ignored_events
+            .iter()
+            .map(|(table, n)| (table.clone(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
         "groups": rows.iter().map(|(g, n)| json!({
             "group": g,
             "members": n,

@@ -62,13 +62,7 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
     };
     let progress = output::progress();
     let evaluation = pipeline::evaluate(
-        &ctx,
-        settings,
-        &validated.schema,
-        &groups,
-        &adhoc,
-        &extra,
-        &progress,
+        &ctx, settings, &validated, &groups, &adhoc, &extra, &progress,
     )
     .await?;
     progress.finish_and_clear();

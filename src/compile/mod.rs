@@ -5,6 +5,7 @@
 //! every group comes after the groups it references.
 
 pub mod attribute;
+pub mod events;
 mod sql;
 
 use std::collections::HashMap;
@@ -15,12 +16,16 @@ use datafusion::common::DFSchema;
 use datafusion::logical_expr::Expr;
 
 use crate::definition::{did_you_mean, ConditionSpec, Group, Location, Match, Problem};
+use events::{EventAggregate, EventTables};
 
 /// The executable form of a set of groups.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     /// Distinct condition expressions; each is boolean and never NULL.
     pub conditions: Vec<Expr>,
+    /// Distinct per-customer event aggregates; number `i` is column [`events::alias`]`(i)`
+    /// of the customers table once [`events::attach`] has joined them.
+    pub events: Vec<EventAggregate>,
     /// Groups in dependency order: a group only references groups before it.
     pub groups: Vec<CompiledGroup>,
 }
@@ -66,13 +71,23 @@ impl Compiled {
     }
 }
 
-/// Compiles `groups` against the customers `schema`. Returns everything that compiled and
-/// every problem found (errors and nothing else; lints are separate).
-pub fn compile(
-    groups: &[Group],
-    schema: &Schema,
-    as_of: DateTime<Utc>,
-) -> (Compiled, Vec<Problem>) {
+/// What definitions are checked against.
+#[derive(Debug, Clone, Copy)]
+pub struct Environment<'a> {
+    /// The customers table's schema.
+    pub schema: &'a Schema,
+    /// The customer id column.
+    pub id_column: &'a str,
+    /// The event tables the definitions name (resolved).
+    pub events: &'a EventTables,
+    /// The evaluation time.
+    pub as_of: DateTime<Utc>,
+}
+
+/// Compiles `groups` against the customers schema and event tables. Returns everything
+/// that compiled and every problem found (errors and nothing else; lints are separate).
+pub fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Problem>) {
+    let (schema, as_of) = (env.schema, env.as_of);
     let mut problems = Vec::new();
     let order = dependency_order(groups, &mut problems);
     let position: HashMap<&str, usize> = order
@@ -88,6 +103,13 @@ pub fn compile(
         as_of,
         conditions: Vec::new(),
         seen: HashMap::new(),
+        event_tables: env.events,
+        id_type: schema
+            .field_with_name(env.id_column)
+            .ok()
+            .map(|f| f.data_type().clone()),
+        events: Vec::new(),
+        events_seen: HashMap::new(),
         problems: &mut problems,
         group_position: &position,
         group_ids: groups.iter().map(|g| g.id.as_str()).collect(),
@@ -104,9 +126,11 @@ pub fn compile(
         });
     }
     let conditions = compiler.conditions;
+    let events = compiler.events;
     (
         Compiled {
             conditions,
+            events,
             groups: compiled_groups,
         },
         problems,
@@ -133,6 +157,10 @@ struct Compiler<'a> {
     problems: &'a mut Vec<Problem>,
     group_position: &'a HashMap<&'a str, usize>,
     group_ids: Vec<&'a str>,
+    event_tables: &'a EventTables,
+    id_type: Option<datafusion::arrow::datatypes::DataType>,
+    events: Vec<EventAggregate>,
+    events_seen: HashMap<EventAggregate, usize>,
 }
 
 impl Compiler<'_> {
@@ -180,14 +208,18 @@ impl Compiler<'_> {
                 attribute::compile(a, field.data_type(), self.as_of)?
             }
             ConditionSpec::Sql(text) => sql::compile(text, self.df_schema)?,
-            ConditionSpec::Events(raw) => {
-                return Err((
-                    format!(
-                        "behavioural condition on events '{}' is not supported by this build",
-                        raw.events.as_deref().unwrap_or("")
-                    ),
-                    None,
-                ))
+            ConditionSpec::Events(e) => {
+                let (aggregate, mut comparison) =
+                    events::compile(e, self.event_tables, self.id_type.as_ref(), self.as_of)?;
+                let output = aggregate.output.clone();
+                // Conditions on the same aggregate share one column of the scan.
+                let next = self.events.len();
+                let index = *self.events_seen.entry(aggregate.clone()).or_insert(next);
+                if index == next {
+                    self.events.push(aggregate);
+                }
+                comparison.attribute = events::alias(index);
+                attribute::compile(&comparison, &output, self.as_of)?
             }
         };
         Ok(Term::Condition(self.intern(expr.is_true())))

@@ -81,8 +81,104 @@ pub enum ConditionSpec {
     },
     /// `{ sql = "..." }`.
     Sql(String),
-    /// A behavioural condition over an event table (SPEC §3.4), typed in `compile`.
-    Events(Box<RawCondition>),
+    /// A behavioural condition over an event table (SPEC §3.4).
+    Events(Box<EventCondition>),
+}
+
+/// An aggregate of an event table (SPEC §3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Aggregate {
+    /// Matching events; 0 for none.
+    Count,
+    /// Distinct non-null values of `column`; 0 for none.
+    CountDistinct,
+    /// Sum of `column`; 0 for none.
+    Sum,
+    /// Smallest `column` value; missing for none.
+    Min,
+    /// Largest `column` value; missing for none.
+    Max,
+    /// Mean of `column`; missing for none.
+    Avg,
+    /// Earliest time; missing for none.
+    First,
+    /// Latest time; missing for none.
+    Last,
+}
+
+impl Aggregate {
+    const ALL: [(Aggregate, &'static str); 8] = [
+        (Aggregate::Count, "count"),
+        (Aggregate::CountDistinct, "count_distinct"),
+        (Aggregate::Sum, "sum"),
+        (Aggregate::Min, "min"),
+        (Aggregate::Max, "max"),
+        (Aggregate::Avg, "avg"),
+        (Aggregate::First, "first"),
+        (Aggregate::Last, "last"),
+    ];
+
+    /// Parses the spelling of SPEC §3.4.
+    pub fn parse(text: &str) -> Option<Aggregate> {
+        let text = text.trim().to_lowercase();
+        Self::ALL.iter().find(|(_, n)| *n == text).map(|(a, _)| *a)
+    }
+
+    /// The spelling of SPEC §3.4.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(a, _)| *a == self)
+            .expect("listed")
+            .1
+    }
+
+    /// Whether it aggregates a `column` (rather than counting events or reading times).
+    pub fn needs_column(self) -> bool {
+        matches!(
+            self,
+            Aggregate::CountDistinct
+                | Aggregate::Sum
+                | Aggregate::Min
+                | Aggregate::Max
+                | Aggregate::Avg
+        )
+    }
+
+    /// Whether a customer without events has 0 (rather than a missing value).
+    pub fn zero_when_empty(self) -> bool {
+        matches!(
+            self,
+            Aggregate::Count | Aggregate::CountDistinct | Aggregate::Sum
+        )
+    }
+}
+
+impl fmt::Display for Aggregate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `{ events, aggregate, column, where, within_last / before / after, op, value }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventCondition {
+    /// The event table's name.
+    pub table: String,
+    /// What is computed per customer.
+    pub aggregate: Aggregate,
+    /// The aggregated column (count_distinct, sum, min, max, avg; optional for first/last).
+    pub column: Option<String>,
+    /// Conditions on the event rows, all of which must hold.
+    pub filters: Vec<AttributeCondition>,
+    /// `within_last` window, as written (validated).
+    pub within_last: Option<String>,
+    /// Only events strictly before this instant.
+    pub before: Option<Literal>,
+    /// Only events strictly after this instant.
+    pub after: Option<Literal>,
+    /// The comparison of the aggregate; its `attribute` is the aggregate's name.
+    pub comparison: AttributeCondition,
 }
 
 /// An attribute comparison.
@@ -435,7 +531,20 @@ fn type_clauses(
 pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec, Box<Problem>> {
     let err = |msg: String| Box::new(Problem::error(at, msg));
     if raw.events.is_some() {
-        return Ok(ConditionSpec::Events(Box::new(raw)));
+        return type_event_condition(raw, at).map(|e| ConditionSpec::Events(Box::new(e)));
+    }
+    let event_only = [
+        ("aggregate", raw.aggregate.is_some()),
+        ("column", raw.column.is_some()),
+        ("within_last", raw.within_last.is_some()),
+        ("before", raw.before.is_some()),
+        ("after", raw.after.is_some()),
+        ("where", raw.where_.is_some()),
+    ];
+    if let Some((key, _)) = event_only.iter().find(|(_, given)| *given) {
+        return Err(err(format!(
+            "'{key}' belongs to behavioural conditions; add 'events = \"<table>\"'"
+        )));
     }
     if let Some(sql) = raw.sql {
         if raw.attribute.is_some()
@@ -508,6 +617,128 @@ pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec,
     }))
 }
 
+/// The event tables named by any condition of `groups`.
+pub fn event_tables(groups: &[Group]) -> std::collections::BTreeSet<String> {
+    groups
+        .iter()
+        .flat_map(|g| g.include.iter().chain(&g.exclude))
+        .flat_map(|c| &c.conditions)
+        .filter_map(|c| match &c.spec {
+            ConditionSpec::Events(e) => Some(e.table.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Types `{ events = ..., aggregate = ..., ... }`; tables and columns are checked in
+/// `compile`, against the event tables' schemas.
+fn type_event_condition(raw: RawCondition, at: &Location) -> Result<EventCondition, Box<Problem>> {
+    let err = |msg: String| Box::new(Problem::error(at, msg));
+    let table = raw.events.clone().unwrap_or_default();
+    if raw.attribute.is_some() || raw.sql.is_some() {
+        return Err(err(format!(
+            "a condition on events '{table}' takes no 'attribute' or 'sql'; aggregate a 'column' instead"
+        )));
+    }
+    let Some(aggregate_text) = raw.aggregate.as_deref() else {
+        return Err(Box::new(
+            Problem::error(
+                at,
+                format!("condition on events '{table}' has no 'aggregate'"),
+            )
+            .with_hint(Some("add e.g. aggregate = \"count\"".into())),
+        ));
+    };
+    let Some(aggregate) = Aggregate::parse(aggregate_text) else {
+        return Err(Box::new(
+            Problem::error(at, format!("unknown aggregate '{aggregate_text}'")).with_hint(
+                did_you_mean(aggregate_text, Aggregate::ALL.iter().map(|(_, n)| *n)),
+            ),
+        ));
+    };
+    if aggregate.needs_column() && raw.column.is_none() {
+        return Err(err(format!(
+            "aggregate '{aggregate}' on events '{table}' needs a 'column'"
+        )));
+    }
+    if aggregate == Aggregate::Count && raw.column.is_some() {
+        return Err(Box::new(
+            Problem::error(
+                at,
+                "aggregate 'count' counts events and takes no 'column'".to_string(),
+            )
+            .with_hint(Some("use 'count_distinct' to count distinct values".into())),
+        ));
+    }
+    if let Some(window) = &raw.within_last {
+        if crate::compile::attribute::parse_window(window).is_none() {
+            return Err(Box::new(
+                Problem::error(at, format!("bad window within_last = '{window}'")).with_hint(Some(
+                    "write a whole number followed by h, d or w, e.g. '90d'".into(),
+                )),
+            ));
+        }
+    }
+    for (key, bound) in [("before", &raw.before), ("after", &raw.after)] {
+        if let Some(value) = bound {
+            if crate::compile::attribute::parse_instant(value).is_none() {
+                return Err(Box::new(
+                    Problem::error(at, format!("bad {key} = {value}: not a date or timestamp"))
+                        .with_hint(Some("write e.g. 2026-01-31 or 2026-01-31T12:00:00Z".into())),
+                ));
+            }
+        }
+    }
+    let mut filters = Vec::new();
+    for (i, condition) in raw
+        .where_
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let mut filter_at = at.clone();
+        filter_at.path = format!("{}.where[{i}]", at.path);
+        match type_condition(condition, &filter_at)? {
+            ConditionSpec::Attribute(a) => filters.push(a),
+            other => {
+                return Err(Box::new(Problem::error(
+                    &filter_at,
+                    format!(
+                        "'where' of events '{table}' takes attribute conditions only, not {other}"
+                    ),
+                )))
+            }
+        }
+    }
+    let comparison = type_condition(
+        RawCondition {
+            attribute: Some(aggregate.name().to_string()),
+            op: raw.op,
+            value: raw.value,
+            values: raw.values,
+            ignore_case: raw.ignore_case,
+            ..Default::default()
+        },
+        at,
+    )?;
+    let ConditionSpec::Attribute(comparison) = comparison else {
+        return Err(err(format!(
+            "compare the aggregate with an operator such as '>=', not {comparison}"
+        )));
+    };
+    Ok(EventCondition {
+        table,
+        aggregate,
+        column: raw.column,
+        filters,
+        within_last: raw.within_last,
+        before: raw.before,
+        after: raw.after,
+        comparison,
+    })
+}
+
 impl fmt::Display for ConditionSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -530,8 +761,21 @@ impl fmt::Display for ConditionSpec {
                 )
             }
             ConditionSpec::Sql(sql) => write!(f, "sql '{sql}'"),
-            ConditionSpec::Events(raw) => {
-                write!(f, "events '{}'", raw.events.as_deref().unwrap_or(""))
+            ConditionSpec::Events(e) => {
+                write!(f, "{}", e.aggregate)?;
+                if let Some(column) = &e.column {
+                    write!(f, "({column})")?;
+                }
+                write!(f, " of events '{}'", e.table)?;
+                if let Some(window) = &e.within_last {
+                    write!(f, " within the last {window}")?;
+                }
+                let c = ConditionSpec::Attribute(e.comparison.clone()).to_string();
+                write!(
+                    f,
+                    " {}",
+                    c.trim_start_matches(e.aggregate.name()).trim_start()
+                )
             }
         }
     }

@@ -182,5 +182,13 @@ pub fn bitmap_from_bits(
 
 /// Creates the session every command uses.
 pub fn session() -> SessionContext {
-    SessionContext::new()
+    let mut config = datafusion::prelude::SessionConfig::new();
+    // DataFusion 55 can derive a nullable physical type for a boolean filter column the
+    // logical plan knows is never NULL (`... IS TRUE`), and then refuses the event
+    // aggregate plan over it. The types agree in everything but that flag.
+    config
+        .options_mut()
+        .execution
+        .skip_physical_aggregate_schema_check = true;
+    SessionContext::new_with_config(config)
 }

@@ -16,7 +16,7 @@ fn run_publishes_and_lookups_read_the_snapshot() {
     assert!(report["run_id"].is_string());
     assert_eq!(report["customers"], 3000);
     let groups = report["groups"].as_array().unwrap();
-    assert_eq!(groups.len(), 7);
+    assert_eq!(groups.len(), 10);
     assert!(groups
         .iter()
         .all(|g| g["group"].is_string() && g["members"].is_u64()));

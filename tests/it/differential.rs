@@ -135,13 +135,99 @@ fn attribute_condition() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// An order: customer index (past the customers: not in the table), hours from as_of,
+/// amount, category.
+#[derive(Debug, Clone)]
+struct Event {
+    customer: usize,
+    hours: i64,
+    amount: Option<f64>,
+    category: Option<&'static str>,
+}
+
+const CATEGORIES: &[&str] = &["shoes", "Shoes", "hats"];
+
+fn event(customers: usize) -> impl Strategy<Value = Event> {
+    (
+        0..customers + 2,
+        -400i64..60,
+        proptest::option::weighted(0.8, proptest::sample::select(&[-5.0, 0.0, 2.5, 10.0][..])),
+        proptest::option::weighted(0.8, proptest::sample::select(CATEGORIES)),
+    )
+        .prop_map(|(customer, hours, amount, category)| Event {
+            customer,
+            hours,
+            amount,
+            category,
+        })
+}
+
+/// A behavioural condition of a type-correct shape (SPEC §3.4).
+fn event_condition() -> impl Strategy<Value = Value> {
+    let filter = prop_oneof![
+        Just(json!([])),
+        Just(
+            json!([{"attribute": "category", "op": "equals", "value": "shoes", "ignore_case": true}])
+        ),
+        Just(json!([{"attribute": "amount", "op": ">", "value": 0}])),
+        Just(json!([{"attribute": "category", "op": "doesn't exist"}])),
+    ];
+    let window = prop_oneof![
+        Just(json!({})),
+        proptest::sample::select(&["1d", "5d", "2w", "24h"][..])
+            .prop_map(|w| json!({"within_last": w})),
+        date_value().prop_map(|d| json!({"before": d})),
+        date_value().prop_map(|d| json!({"after": d})),
+    ];
+    let number_ops =
+        proptest::sample::select(&["equals", "not_equals", "gt", "gte", "lt", "lte"][..]);
+    let comparison = prop_oneof![
+        (proptest::sample::select(&["count", "count_distinct", "sum", "min", "max", "avg"][..]), number_ops, -1i64..4)
+            .prop_map(|(aggregate, op, v)| {
+                let column = match aggregate {
+                    "count" => Value::Null,
+                    "count_distinct" => json!("category"),
+                    _ => json!("amount"),
+                };
+                json!({"aggregate": aggregate, "column": column, "op": op, "value": v})
+            }),
+        (proptest::sample::select(&["first", "last"][..]), any::<bool>(), window_value(), date_value(), any::<bool>())
+            .prop_map(|(aggregate, relative, w, d, flip)| {
+                if relative {
+                    json!({"aggregate": aggregate, "op": if flip { "within_last" } else { "not_within_last" }, "value": w})
+                } else {
+                    json!({"aggregate": aggregate, "op": if flip { "before" } else { "after" }, "value": d})
+                }
+            }),
+        (proptest::sample::select(&["min", "max"][..]), string_value()).prop_map(|(aggregate, v)| {
+            json!({"aggregate": aggregate, "column": "category", "op": "gte", "value": v})
+        }),
+    ];
+    (filter, window, comparison).prop_map(|(filter, window, comparison)| {
+        let mut c = comparison.as_object().unwrap().clone();
+        c.retain(|_, v| !v.is_null());
+        c.insert("events".into(), json!("orders"));
+        if filter.as_array().is_some_and(|f| !f.is_empty()) {
+            c.insert("where".into(), filter);
+        }
+        for (k, v) in window.as_object().unwrap() {
+            c.insert(k.clone(), v.clone());
+        }
+        Value::Object(c)
+    })
+}
+
+fn window_value() -> impl Strategy<Value = Value> {
+    window()
+}
+
 fn clause(groups_before: usize) -> impl Strategy<Value = Value> {
     let reference = (0..groups_before.max(1), any::<bool>())
         .prop_map(|(g, neg)| json!({"op": if neg { "not in group" } else { "in group" }, "value": format!("g{g}")}));
     let condition = if groups_before == 0 {
-        attribute_condition().boxed()
+        prop_oneof![4 => attribute_condition(), 2 => event_condition()].boxed()
     } else {
-        prop_oneof![4 => attribute_condition(), 1 => reference].boxed()
+        prop_oneof![4 => attribute_condition(), 2 => event_condition(), 1 => reference].boxed()
     };
     (any::<bool>(), proptest::collection::vec(condition, 0..4))
         .prop_map(|(any, conditions)| json!({"match": if any { "any" } else { "all" }, "conditions": conditions}))
@@ -168,7 +254,9 @@ enum IdKind {
     Text,
 }
 
-fn scenario() -> impl Strategy<Value = (Vec<Customer>, Vec<Value>, IdKind, Vec<usize>)> {
+type Scenario = (Vec<Customer>, Vec<Value>, IdKind, Vec<usize>, Vec<Event>);
+
+fn scenario() -> impl Strategy<Value = Scenario> {
     proptest::collection::vec(customer(), 0..40).prop_flat_map(|customers| {
         let n = customers.len();
         let groups = (group(0, n), group(1, n), group(2, n)).prop_map(|(a, b, c)| vec![a, b, c]);
@@ -178,7 +266,8 @@ fn scenario() -> impl Strategy<Value = (Vec<Customer>, Vec<Value>, IdKind, Vec<u
             Just(IdKind::Text)
         ];
         let order = Just((0..n).collect::<Vec<usize>>()).prop_shuffle();
-        (Just(customers), groups, kind, order)
+        let events = proptest::collection::vec(event(n), 0..60);
+        (Just(customers), groups, kind, order, events)
     })
 }
 
@@ -267,10 +356,64 @@ fn table(customers: &[Customer], kind: IdKind, order: &[usize]) -> (RecordBatch,
             Row {
                 id: external_id(kind, *i),
                 cells,
+                events: Vec::new(),
             }
         })
         .collect();
     (batch, reference_rows)
+}
+
+fn event_micros(e: &Event) -> i64 {
+    (AS_OF_DAY as i64 * 24 + e.hours) * 3_600_000_000
+}
+
+fn event_cells(e: &Event) -> BTreeMap<String, Cell> {
+    BTreeMap::from([
+        (reference::EVENT_TIME.to_string(), Cell::Ts(event_micros(e))),
+        (
+            "amount".to_string(),
+            e.amount.map_or(Cell::Null, Cell::Float),
+        ),
+        (
+            "category".to_string(),
+            e.category.map_or(Cell::Null, |c| Cell::Str(c.into())),
+        ),
+    ])
+}
+
+fn orders_table(events: &[Event], kind: IdKind) -> RecordBatch {
+    let ids: ArrayRef = match kind {
+        IdKind::Text => Arc::new(StringArray::from_iter_values(
+            events.iter().map(|e| external_id(kind, e.customer)),
+        )),
+        _ => Arc::new(Int64Array::from_iter_values(
+            events
+                .iter()
+                .map(|e| external_id(kind, e.customer).parse::<i64>().unwrap()),
+        )),
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("customer_id", ids),
+        (
+            reference::EVENT_TIME,
+            Arc::new(
+                events
+                    .iter()
+                    .map(|e| Some(event_micros(e)))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("UTC"),
+            ),
+        ),
+        (
+            "amount",
+            Arc::new(events.iter().map(|e| e.amount).collect::<Float64Array>()),
+        ),
+        (
+            "category",
+            Arc::new(events.iter().map(|e| e.category).collect::<StringArray>()),
+        ),
+    ];
+    RecordBatch::try_from_iter(columns).unwrap()
 }
 
 /// Static lists are generated as customer indexes; write them as external ids (strings
@@ -299,10 +442,18 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn columnar_engine_equals_reference((customers, groups, kind, order) in scenario()) {
-        let (batch, rows) = table(&customers, kind, &order);
+    fn columnar_engine_equals_reference((customers, groups, kind, order, events) in scenario()) {
+        let (batch, mut rows) = table(&customers, kind, &order);
         let project = Project::new();
         project.write_parquet("customers.parquet", &batch);
+        project.write_parquet("orders.parquet", &orders_table(&events, kind));
+        for row in &mut rows {
+            row.events = events
+                .iter()
+                .filter(|e| external_id(kind, e.customer) == row.id)
+                .map(event_cells)
+                .collect();
+        }
         let defs: Vec<GroupDef> = groups
             .into_iter()
             .enumerate()
@@ -319,11 +470,14 @@ proptest! {
             let ctx = cohort::evaluate::session();
             let validated = pipeline::validate(&ctx, &settings).await?;
             let bar = indicatif::ProgressBar::hidden();
-            let e = pipeline::evaluate(&ctx, &settings, &validated.schema, &validated.groups, &[], &[], &bar).await?;
+            let e = pipeline::evaluate(&ctx, &settings, &validated, &validated.groups, &[], &[], &bar).await?;
             pipeline::publish(&settings, &e, &[]).await?;
             Snapshot::open(&settings.publish).await
         });
-        let snapshot = published.unwrap();
+        let snapshot = published.unwrap_or_else(|e| {
+            let defs: Vec<String> = defs.iter().map(|d| format!("{}: {}", d.id, d.json)).collect();
+            panic!("{e}\n{}", defs.join("\n"))
+        });
         for d in &defs {
             let bitmap = snapshot.bitmap(&d.id).unwrap();
             let mut got: Vec<String> = bitmap.iter().map(|b| snapshot.external_id(b)).collect();

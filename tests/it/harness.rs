@@ -21,6 +21,8 @@ impl Project {
     pub fn new() -> Project {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("queries")).unwrap();
+        // Its own (empty) config, so the library never falls back to the repository's.
+        std::fs::write(dir.path().join("cohort.toml"), "").unwrap();
         Project { dir }
     }
 
@@ -40,11 +42,16 @@ impl Project {
 
     pub fn settings(&self) -> Settings {
         Settings::resolve(Overrides {
-            config: Some(self.path("cohort.toml")).filter(|p| p.exists()),
+            config: Some(self.path("cohort.toml")),
             customers: Some(self.path("customers.parquet").display().to_string()),
             queries: Some(self.path("queries")),
             publish: Some(self.path("snapshots").display().to_string()),
             as_of: Some(AS_OF.into()),
+            events: if self.path("orders.parquet").exists() {
+                vec![format!("orders={}", self.path("orders.parquet").display())]
+            } else {
+                Vec::new()
+            },
             ..Default::default()
         })
         .unwrap()
@@ -88,7 +95,7 @@ impl Project {
         let e = pipeline::evaluate(
             &ctx,
             &settings,
-            &validated.schema,
+            &validated,
             &validated.groups,
             &[],
             &[],
@@ -121,6 +128,8 @@ pub fn sample_project(id_type: &str) -> Project {
         "gen",
         "--customers",
         "3000",
+        "--orders",
+        "15000",
         "--id-type",
         id_type,
         "--seed",

@@ -1,5 +1,6 @@
 mod cli;
 mod differential;
+mod events;
 mod harness;
 mod operators;
 mod reference;

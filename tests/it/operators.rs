@@ -149,6 +149,7 @@ pub fn fixture() -> (RecordBatch, Vec<Row>) {
             Row {
                 id: (i + 1).to_string(),
                 cells,
+                events: Vec::new(),
             }
         })
         .collect();

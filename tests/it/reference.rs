@@ -29,7 +29,13 @@ pub enum Cell {
 pub struct Row {
     pub id: String,
     pub cells: BTreeMap<String, Cell>,
+    /// The customer's events (every one, including those after as_of), each with its
+    /// time in the cell `EVENT_TIME`.
+    pub events: Vec<BTreeMap<String, Cell>>,
 }
+
+/// The time column of reference events.
+pub const EVENT_TIME: &str = "at";
 
 /// A group definition in its JSON form, with its id.
 pub struct GroupDef {
@@ -115,6 +121,9 @@ pub fn condition(
     as_of: i128,
     groups: &BTreeMap<String, Vec<String>>,
 ) -> bool {
+    if cond.get("events").is_some() {
+        return event_condition(cond, row, as_of, groups);
+    }
     let op = Op::parse(cond["op"].as_str().unwrap()).unwrap();
     let values = values_of(cond);
     if let Op::InGroup | Op::NotInGroup = op {
@@ -164,6 +173,101 @@ pub fn condition(
         }
         Cell::Null => unreachable!(),
     }
+}
+
+/// SPEC §3.4, row at a time: the customer's events up to as_of that pass `where` and the
+/// window, aggregated, then compared like an attribute (so the null rule applies).
+fn event_condition(
+    cond: &Value,
+    row: &Row,
+    as_of: i128,
+    groups: &BTreeMap<String, Vec<String>>,
+) -> bool {
+    let time = |e: &BTreeMap<String, Cell>| match e[EVENT_TIME] {
+        Cell::Ts(us) => us as i128 * 1000,
+        ref other => panic!("event time {other:?}"),
+    };
+    let filters = cond
+        .get("where")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let matching: Vec<&BTreeMap<String, Cell>> = row
+        .events
+        .iter()
+        .filter(|e| time(e) <= as_of)
+        .filter(|e| {
+            let event_row = Row {
+                id: row.id.clone(),
+                cells: (*e).clone(),
+                events: Vec::new(),
+            };
+            filters
+                .iter()
+                .all(|f| condition(f, &event_row, as_of, groups))
+        })
+        .filter(|e| {
+            let t = time(e);
+            cond.get("within_last")
+                .is_none_or(|w| as_of - window(w) <= t && t <= as_of)
+                && cond.get("before").is_none_or(|b| t < instant(b))
+                && cond.get("after").is_none_or(|a| t > instant(a))
+        })
+        .collect();
+    let column = cond.get("column").and_then(Value::as_str);
+    let values: Vec<&Cell> = matching
+        .iter()
+        .map(|e| &e[column.unwrap_or(EVENT_TIME)])
+        .filter(|c| **c != Cell::Null)
+        .collect();
+    let number = |c: &Cell| match c {
+        Cell::Int(i) => *i as f64,
+        Cell::Float(x) => *x,
+        other => panic!("not a number: {other:?}"),
+    };
+    let order = |a: &&Cell, b: &&Cell| match (a, b) {
+        (Cell::Str(x), Cell::Str(y)) => x.cmp(y),
+        (Cell::Ts(x), Cell::Ts(y)) => x.cmp(y),
+        _ => number(a).total_cmp(&number(b)),
+    };
+    let aggregate = match cond["aggregate"].as_str().unwrap() {
+        "count" => Cell::Int(matching.len() as i64),
+        "count_distinct" => {
+            let mut distinct: Vec<String> = values.iter().map(|c| format!("{c:?}")).collect();
+            distinct.sort();
+            distinct.dedup();
+            Cell::Int(distinct.len() as i64)
+        }
+        "sum" => Cell::Float(values.iter().map(|c| number(c)).sum()),
+        "avg" if values.is_empty() => Cell::Null,
+        "avg" => Cell::Float(values.iter().map(|c| number(c)).sum::<f64>() / values.len() as f64),
+        "min" | "first" => values
+            .iter()
+            .copied()
+            .min_by(order)
+            .cloned()
+            .unwrap_or(Cell::Null),
+        "max" | "last" => values
+            .iter()
+            .copied()
+            .max_by(order)
+            .cloned()
+            .unwrap_or(Cell::Null),
+        other => panic!("aggregate {other}"),
+    };
+    let aggregate_row = Row {
+        id: row.id.clone(),
+        cells: BTreeMap::from([("aggregate".to_string(), aggregate)]),
+        events: Vec::new(),
+    };
+    let mut comparison = serde_json::Map::new();
+    comparison.insert("attribute".into(), "aggregate".into());
+    for key in ["op", "value", "values", "ignore_case"] {
+        if let Some(v) = cond.get(key) {
+            comparison.insert(key.into(), v.clone());
+        }
+    }
+    condition(&Value::Object(comparison), &aggregate_row, as_of, groups)
 }
 
 fn string_op(op: Op, s: &str, values: &[Value], ignore_case: bool) -> bool {

@@ -1,0 +1,146 @@
+//! Criterion benchmarks of the lookup side: `Snapshot::open` (verified load), `contains`
+//! and `groups_of`, for 100 groups over 10M customers, with integer ids (identity mapping)
+//! and string ids (dictionary mapping).
+//!
+//! `COHORT_BENCH_CUSTOMERS` overrides the customer count (default 10,000,000).
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
+use cohort::snapshot::writer::{publish, PublishedGroup};
+use cohort::{storage, Snapshot};
+use criterion::{criterion_group, criterion_main, Criterion};
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use roaring::RoaringBitmap;
+
+const GROUPS: usize = 100;
+
+fn customers() -> u32 {
+    std::env::var("COHORT_BENCH_CUSTOMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000)
+}
+
+/// A group of roughly `density` over `n` customers: random bits, built from words.
+fn random_group(rng: &mut ChaCha8Rng, n: u32, density: f64) -> RoaringBitmap {
+    let words = (n as usize).div_ceil(64);
+    let mut bytes = Vec::with_capacity(words * 8);
+    for _ in 0..words {
+        // AND-ing k random words gives density 2^-k; OR-ing gives 1 - 2^-k.
+        let word = if density >= 0.5 {
+            let k = (-(1.0 - density).log2()).round().max(1.0) as u32;
+            (0..k).fold(0u64, |w, _| w | rng.next_u64())
+        } else {
+            let k = (-density.log2()).round().max(1.0) as u32;
+            (0..k).fold(u64::MAX, |w, _| w & rng.next_u64())
+        };
+        bytes.extend_from_slice(&word.to_le_bytes());
+    }
+    let mut bitmap = RoaringBitmap::from_lsb0_bytes(0, &bytes);
+    bitmap.remove_range(n..);
+    bitmap
+}
+
+/// Publishes 100 groups (densities from 0.1% to 87%) over `n` customers into a temp dir.
+fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("snap").display().to_string();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let densities = [0.001, 0.01, 0.06, 0.125, 0.25, 0.5, 0.75, 0.875];
+    let groups: Vec<PublishedGroup> = (0..GROUPS)
+        .map(|g| PublishedGroup {
+            id: format!("group_{g:03}"),
+            name: format!("Group {g}"),
+            definition_hash: "sha256:bench".into(),
+            bitmap: random_group(&mut rng, n, densities[g % densities.len()]),
+        })
+        .collect();
+    let dictionary: Option<ArrayRef> = string_ids.then(|| {
+        Arc::new(StringArray::from_iter_values(
+            (0..n).map(|i| format!("C{i:09}")),
+        )) as ArrayRef
+    });
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: String::new(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+        as_of: "2026-11-22T00:00:00Z".into(),
+        tool_version: "bench".into(),
+        sources: Vec::new(),
+        customers: n as u64,
+        null_ids: 0,
+        id_column: "customer_id".into(),
+        id_type: if string_ids { "string" } else { "int64" }.into(),
+        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
+        warnings: Vec::new(),
+        groups: Vec::new(),
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(publish(
+            &storage::resolve(&url).unwrap(),
+            manifest,
+            &groups,
+            dictionary.as_ref(),
+        ))
+        .unwrap();
+    (dir, url)
+}
+
+fn lookups(c: &mut Criterion) {
+    let n = customers();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for (label, string_ids) in [("int_ids", false), ("string_ids", true)] {
+        let (_dir, url) = published(n, string_ids);
+        let mut load = c.benchmark_group(format!("load_{GROUPS}_groups_{n}_customers"));
+        load.sample_size(10)
+            .measurement_time(Duration::from_secs(20));
+        load.bench_function(label, |b| {
+            b.iter(|| runtime.block_on(Snapshot::open(&url)).unwrap())
+        });
+        load.finish();
+
+        let snapshot = runtime.block_on(Snapshot::open(&url)).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        // 4096 probes: customers across the whole range, and some unknown ids.
+        let probes: Vec<String> = (0..4096)
+            .map(|i| {
+                let id = if i % 16 == 0 {
+                    n + rng.random_range(0..1000)
+                } else {
+                    rng.random_range(0..n)
+                };
+                if string_ids {
+                    format!("C{id:09}")
+                } else {
+                    id.to_string()
+                }
+            })
+            .collect();
+        let groups: Vec<String> = snapshot.groups().iter().map(|g| g.id.clone()).collect();
+        let mut i = 0usize;
+        c.bench_function(&format!("contains_{label}"), |b| {
+            b.iter(|| {
+                i = i.wrapping_add(1);
+                let group = &groups[i % groups.len()];
+                let id = &probes[i % probes.len()];
+                black_box(snapshot.contains(black_box(group), black_box(id)).unwrap())
+            })
+        });
+        let mut j = 0usize;
+        c.bench_function(&format!("groups_of_{GROUPS}_groups_{label}"), |b| {
+            b.iter(|| {
+                j = j.wrapping_add(1);
+                black_box(snapshot.groups_of(black_box(&probes[j % probes.len()])))
+            })
+        });
+    }
+}
+
+criterion_group!(benches, lookups);
+criterion_main!(benches);
