@@ -8,10 +8,15 @@
 
 pub mod statics;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::Expr;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{Expr, Partitioning};
+use datafusion::physical_plan::execute_stream_partitioned;
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 use indicatif::ProgressBar;
@@ -69,6 +74,11 @@ pub fn id_type(df: &DataFrame, id_column: &str) -> Result<DataType> {
 }
 
 /// Runs the scan: one pass over `customers`, computing every condition.
+///
+/// The query runs on every core (round-robin repartitioned, so even a file with one row
+/// group is evaluated in parallel), and each partition turns its own batches into
+/// bitmaps. Every batch takes the next free range of positions, so the partitions'
+/// bitmaps are disjoint and merge by OR.
 pub async fn scan(
     customers: DataFrame,
     id_column: &str,
@@ -88,33 +98,127 @@ pub async fn scan(
     projection.extend(extra.iter().enumerate().map(|(i, e)| {
         datafusion::logical_expr::cast(e.clone(), DataType::Utf8).alias(format!("__x{i}"))
     }));
-    let mut stream = customers.select(projection)?.execute_stream().await?;
+    let partitions = customers.task_ctx().session_config().target_partitions();
+    let plan = customers
+        .repartition(Partitioning::RoundRobinBatch(partitions))?
+        .select(projection)?;
+    let task_ctx = plan.task_ctx();
+    let physical = plan.create_physical_plan().await?;
+    let streams = execute_stream_partitioned(physical, Arc::new(task_ctx))?;
 
-    let mut masks = vec![RoaringBitmap::new(); conditions.len()];
-    let mut universe = RoaringBitmap::new();
-    let mut id_chunks: Vec<ArrayRef> = Vec::new();
-    let mut extra_chunks: Vec<Vec<ArrayRef>> = vec![Vec::new(); extra.len()];
-    let mut rows: u64 = 0;
-    let mut null_ids: u64 = 0;
+    let next_position = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| {
+            let next_position = next_position.clone();
+            let progress = progress.clone();
+            let (conditions, extras) = (conditions.len(), extra.len());
+            tokio::spawn(async move {
+                scan_partition(stream, conditions, extras, &next_position, &progress).await
+            })
+        })
+        .collect();
+    let mut parts = Vec::with_capacity(workers.len());
+    for worker in workers {
+        parts.push(
+            worker
+                .await
+                .map_err(|e| Error::Data(format!("scan task failed: {e}")))??,
+        );
+    }
+    let mut output = PartialScan::new(conditions.len());
+    for part in parts {
+        output.merge(part);
+    }
+    let rows = next_position.load(Ordering::Relaxed);
+    // Chunks in position order: position n is row n of the concatenated ids.
+    output.chunks.sort_by_key(|c| c.start);
+    let ids: Vec<ArrayRef> = output.chunks.iter().map(|c| c.ids.clone()).collect();
+    let extra_columns = (0..extra.len())
+        .map(|i| {
+            let columns: Vec<ArrayRef> = output.chunks.iter().map(|c| c.extra[i].clone()).collect();
+            concat_or_empty(&columns, &DataType::Utf8)
+        })
+        .collect::<Result<_>>()?;
+    let mut masks = output.masks;
+    if output.null_ids > 0 {
+        for mask in &mut masks {
+            *mask &= &output.universe;
+        }
+    }
+    Ok(ScanOutput {
+        rows,
+        null_ids: output.null_ids,
+        universe: output.universe,
+        masks,
+        ids: concat_or_empty(&ids, &id_type)?,
+        extra: extra_columns,
+    })
+}
+
+/// One batch's ids and extra columns, and where its positions start.
+struct Chunk {
+    start: u32,
+    ids: ArrayRef,
+    extra: Vec<ArrayRef>,
+}
+
+/// What one partition of the scan produced.
+struct PartialScan {
+    null_ids: u64,
+    universe: RoaringBitmap,
+    masks: Vec<RoaringBitmap>,
+    chunks: Vec<Chunk>,
+}
+
+impl PartialScan {
+    fn new(conditions: usize) -> PartialScan {
+        PartialScan {
+            null_ids: 0,
+            universe: RoaringBitmap::new(),
+            masks: vec![RoaringBitmap::new(); conditions],
+            chunks: Vec::new(),
+        }
+    }
+
+    fn merge(&mut self, other: PartialScan) {
+        self.null_ids += other.null_ids;
+        self.universe |= other.universe;
+        for (mine, theirs) in self.masks.iter_mut().zip(other.masks) {
+            *mine |= theirs;
+        }
+        self.chunks.extend(other.chunks);
+    }
+}
+
+async fn scan_partition(
+    mut stream: SendableRecordBatchStream,
+    conditions: usize,
+    extras: usize,
+    next_position: &AtomicU64,
+    progress: &ProgressBar,
+) -> Result<PartialScan> {
+    let mut part = PartialScan::new(conditions);
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let len = batch.num_rows();
         if len == 0 {
             continue;
         }
-        let start = u32::try_from(rows)
+        let first = next_position.fetch_add(len as u64, Ordering::Relaxed);
+        let start = u32::try_from(first)
             .ok()
             .filter(|s| (*s as u64) + (len as u64) <= u32::MAX as u64)
             .ok_or_else(|| Error::Data("more than 4,294,967,295 customers in one table".into()))?;
         let ids = batch.column(0);
-        null_ids += ids.null_count() as u64;
+        part.null_ids += ids.null_count() as u64;
         match ids.logical_nulls() {
-            Some(valid) => universe |= bitmap_from_bits(start, valid.inner()),
+            Some(valid) => part.universe |= bitmap_from_bits(start, valid.inner()),
             None => {
-                universe.insert_range(start..start + len as u32);
+                part.universe.insert_range(start..start + len as u32);
             }
         }
-        for (i, mask) in masks.iter_mut().enumerate() {
+        for (i, mask) in part.masks.iter_mut().enumerate() {
             let column = batch.column(1 + i).as_boolean();
             let bits = match column.nulls() {
                 Some(valid) => column.values() & valid.inner(),
@@ -122,29 +226,16 @@ pub async fn scan(
             };
             *mask |= bitmap_from_bits(start, &bits);
         }
-        id_chunks.push(ids.clone());
-        for (i, chunk) in extra_chunks.iter_mut().enumerate() {
-            chunk.push(batch.column(1 + conditions.len() + i).clone());
-        }
-        rows += len as u64;
+        part.chunks.push(Chunk {
+            start,
+            ids: ids.clone(),
+            extra: (0..extras)
+                .map(|i| batch.column(1 + conditions + i).clone())
+                .collect(),
+        });
         progress.inc(len as u64);
     }
-    if null_ids > 0 {
-        for mask in &mut masks {
-            *mask &= &universe;
-        }
-    }
-    Ok(ScanOutput {
-        rows,
-        null_ids,
-        universe,
-        masks,
-        ids: concat_or_empty(&id_chunks, &id_type)?,
-        extra: extra_chunks
-            .iter()
-            .map(|c| concat_or_empty(c, &DataType::Utf8))
-            .collect::<Result<_>>()?,
-    })
+    Ok(part)
 }
 
 /// A column reference by exact name (no parsing of dots or case folding).
