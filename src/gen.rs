@@ -165,17 +165,27 @@ pub fn customers_schema(id_type: IdType) -> Arc<Schema> {
     ]))
 }
 
-/// Writes `customers.parquet` into `out_dir`. Returns the file path.
-pub fn write_customers(options: &GenOptions, out_dir: &Path) -> Result<std::path::PathBuf> {
+/// A snappy Parquet writer for `out_dir/name` (1M-row row groups).
+fn parquet_writer(
+    out_dir: &Path,
+    name: &str,
+    schema: &Arc<Schema>,
+) -> Result<(std::path::PathBuf, ArrowWriter<File>)> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir.display(), e))?;
-    let path = out_dir.join("customers.parquet");
+    let path = out_dir.join(name);
     let file = File::create(&path).map_err(|e| Error::io(path.display(), e))?;
-    let schema = customers_schema(options.id_type);
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(1 << 20))
         .build();
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    Ok((path, writer))
+}
+
+/// Writes `customers.parquet` into `out_dir`. Returns the file path.
+pub fn write_customers(options: &GenOptions, out_dir: &Path) -> Result<std::path::PathBuf> {
+    let schema = customers_schema(options.id_type);
+    let (path, mut writer) = parquet_writer(out_dir, "customers.parquet", &schema)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut next_id = 1u64;
     while next_id <= options.customers {
@@ -234,15 +244,8 @@ pub fn write_orders(
     orders: u64,
     out_dir: &Path,
 ) -> Result<std::path::PathBuf> {
-    std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir.display(), e))?;
-    let path = out_dir.join("orders.parquet");
-    let file = File::create(&path).map_err(|e| Error::io(path.display(), e))?;
     let schema = orders_schema(options.id_type);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))?;
+    let (path, mut writer) = parquet_writer(out_dir, "orders.parquet", &schema)?;
     // A separate stream: customers.parquet is the same with or without orders.
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x6f72_6465_7273);
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();

@@ -30,6 +30,17 @@ fn members(snapshot: &Snapshot, group: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The run ids `cohort runs` lists, newest first.
+fn run_ids(p: &Project) -> Vec<String> {
+    let runs = p.cohort(&["runs", "--format=json"]).ok().json();
+    runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["run_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -282,13 +293,7 @@ fn diff_matches_members_by_external_id_across_different_dictionaries() {
     ])
     .ok();
     p.cohort(&["run", "--as-of=2026-11-02T00:00:00Z"]).ok();
-    let runs = p.cohort(&["runs", "--format=json"]).ok().json();
-    let ids: Vec<String> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run_id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run_ids(&p);
     let (new_id, old_id) = (&ids[0], &ids[1]);
     let rt = runtime();
     let publish = p.path("snapshots").display().to_string();
@@ -337,13 +342,7 @@ fn gc_keeps_the_newest_runs_and_never_the_latest() {
             .ok();
     }
     // Point LATEST back at the oldest run (a rollback): gc must keep it.
-    let runs = p.cohort(&["runs", "--format=json"]).ok().json();
-    let ids: Vec<String> = runs["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run_id"].as_str().unwrap().to_string())
-        .collect();
+    let ids = run_ids(&p);
     assert_eq!(ids.len(), 4);
     let oldest = ids.last().unwrap().clone();
     std::fs::write(p.path("snapshots/LATEST"), format!("{oldest}\n")).unwrap();
