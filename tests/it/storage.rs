@@ -36,11 +36,22 @@ fn storage_suite(target: &Target) {
     };
     for (local, remote) in [
         ("data/customers.parquet", "input/customers.parquet"),
+        ("data/orders.parquet", "input/orders.parquet"),
         ("data/vip.csv", "lists/vip.csv"),
         ("data/suppressed.csv", "lists/suppressed.csv"),
     ] {
         put(remote, std::fs::read(p.path(local)).unwrap());
     }
+    // The same job with every input on local disk: the reference answer.
+    let local = p
+        .cohort(&[
+            "run",
+            "--dry-run",
+            "--as-of=2026-11-20T00:00:00Z",
+            "--format=json",
+        ])
+        .ok()
+        .json();
     // Static lists are read from the store too.
     let vip = std::fs::read_to_string(p.path("queries/vip.toml"))
         .unwrap()
@@ -48,12 +59,14 @@ fn storage_suite(target: &Target) {
     p.write("queries/vip.toml", &vip);
 
     let customers = format!("--customers={base}/input/customers.parquet");
+    let events = format!("--events=orders={base}/input/orders.parquet");
     let publish = format!("--publish={base}/snap");
     let cohort = |args: &[&str]| p.cohort_with_env(args, &target.env);
 
     let first = cohort(&[
         "run",
         &customers,
+        &events,
         &publish,
         "--as-of=2026-11-20T00:00:00Z",
         "--format=json",
@@ -62,6 +75,17 @@ fn storage_suite(target: &Target) {
     .json();
     let run_id = first["run_id"].as_str().unwrap().to_string();
     assert_eq!(first["customers"], 3000);
+    assert_eq!(
+        member_counts(&first),
+        member_counts(&local),
+        "customers, orders and lists read from the store give the local answer"
+    );
+    assert!(
+        member_counts(&first)
+            .iter()
+            .any(|(g, n)| g == "lapsed" && *n > 0),
+        "the behavioural groups are evaluated"
+    );
     let latest = String::from_utf8(get("snap/LATEST").expect("LATEST published")).unwrap();
     assert_eq!(latest.trim(), run_id);
     assert!(get(&format!("snap/runs/{run_id}/manifest.json")).is_some());
@@ -132,6 +156,21 @@ fn storage_suite(target: &Target) {
         "the error names the URL: {}",
         missing.stderr
     );
+}
+
+/// (group, members) of a run report, in report order.
+fn member_counts(report: &serde_json::Value) -> Vec<(String, u64)> {
+    report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group"].as_str().unwrap().to_string(),
+                g["members"].as_u64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn local_target(project: &Project, as_file_url: bool) -> Target {
