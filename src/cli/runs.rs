@@ -203,8 +203,7 @@ fn listed_ids(d: &GroupDiff, change: Change, new: &Snapshot) -> Vec<String> {
             .chain(d.exited_gone.iter().cloned())
             .collect(),
         Change::Unchanged => {
-            let empty = roaring::RoaringBitmap::new();
-            let current = new.bitmap(&d.group).unwrap_or(&empty);
+            let current = new.bitmap(&d.group).unwrap_or_default();
             (current - &d.entered)
                 .iter()
                 .map(|b| new.external_id(b))

@@ -173,18 +173,19 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<GroupDiff> {
     let same_bits = old.same_id_space(new);
     let mut ids: Vec<&str> = new.groups().iter().map(|g| g.id.as_str()).collect();
     for g in old.groups() {
-        if new.bitmap(&g.id).is_none() {
+        if new.cardinality(&g.id).is_none() {
             ids.push(&g.id);
         }
     }
-    let empty = RoaringBitmap::new();
     ids.into_iter()
         .map(|group| {
             let new_members = new.bitmap(group);
             let old_members = old.bitmap(group);
+            let in_old = old_members.is_some();
+            let in_new = new_members.is_some();
             let (translated, gone) = match old_members {
                 None => (RoaringBitmap::new(), Vec::new()),
-                Some(b) if same_bits => (b.clone(), Vec::new()),
+                Some(b) if same_bits => (b, Vec::new()),
                 Some(b) => {
                     let mut translated = RoaringBitmap::new();
                     let mut gone = Vec::new();
@@ -200,15 +201,15 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<GroupDiff> {
                     (translated, gone)
                 }
             };
-            let current = new_members.unwrap_or(&empty);
+            let current = new_members.unwrap_or_default();
             GroupDiff {
                 group: group.to_string(),
-                entered: current - &translated,
-                exited: &translated - current,
+                entered: &current - &translated,
+                exited: &translated - &current,
                 exited_gone: gone,
                 unchanged: current.intersection_len(&translated),
-                in_old: old_members.is_some(),
-                in_new: new_members.is_some(),
+                in_old,
+                in_new,
             }
         })
         .collect()

@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use roaring::RoaringBitmap;
 
+use super::index::{parse_group, MembershipIndex, ParsedGroup};
 use super::manifest::{checksum, GroupEntry, IdMappingEntry, Manifest, FORMAT_VERSION};
 use super::writer::LATEST;
 use crate::storage::{self, Location};
@@ -20,7 +21,7 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub struct Snapshot {
     manifest: Manifest,
-    bitmaps: Vec<RoaringBitmap>,
+    index: MembershipIndex,
     by_id: HashMap<String, usize>,
     ids: IdLookup,
 }
@@ -103,12 +104,14 @@ impl Snapshot {
 
     /// Member count of a group, `None` for an unknown group.
     pub fn cardinality(&self, group: &str) -> Option<u64> {
-        self.by_id.get(group).map(|&i| self.bitmaps[i].len())
+        self.by_id
+            .get(group)
+            .map(|&i| self.manifest.groups[i].members)
     }
 
-    /// A group's members in bit space.
-    pub fn bitmap(&self, group: &str) -> Option<&RoaringBitmap> {
-        self.by_id.get(group).map(|&i| &self.bitmaps[i])
+    /// A group's members in bit space, as a Roaring bitmap (built on each call).
+    pub fn bitmap(&self, group: &str) -> Option<RoaringBitmap> {
+        self.by_id.get(group).map(|&i| self.index.bitmap(i))
     }
 
     /// Whether customer `customer_id` (as it appears in the data) is in `group`.
@@ -122,7 +125,7 @@ impl Snapshot {
         })?;
         Ok(self
             .bit_of(customer_id)
-            .is_some_and(|bit| self.bitmaps[i].contains(bit)))
+            .is_some_and(|bit| self.index.contains(i, bit)))
     }
 
     /// Every group the customer is in, in manifest order.
@@ -130,12 +133,9 @@ impl Snapshot {
         let Some(bit) = self.bit_of(customer_id) else {
             return Vec::new();
         };
-        self.manifest
-            .groups
-            .iter()
-            .zip(&self.bitmaps)
-            .filter(|(_, b)| b.contains(bit))
-            .map(|(g, _)| g.id.as_str())
+        self.index
+            .groups_of(bit)
+            .map(|g| self.manifest.groups[g].id.as_str())
             .collect()
     }
 
@@ -235,7 +235,7 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
     // Checksums and decoding dominate a large load: spread the groups over the cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = manifest.groups.len().div_ceil(threads).max(1);
-    let bitmaps = std::thread::scope(|scope| {
+    let parsed = std::thread::scope(|scope| {
         let workers: Vec<_> = manifest
             .groups
             .chunks(chunk)
@@ -249,13 +249,14 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
                 })
             })
             .collect();
-        let mut bitmaps = Vec::with_capacity(manifest.groups.len());
+        let mut parsed = Vec::with_capacity(manifest.groups.len());
         for worker in workers {
-            bitmaps.extend(worker.join().expect("bitmap verification does not panic")?);
+            parsed.extend(worker.join().expect("bitmap verification does not panic")?);
         }
-        Ok::<_, String>(bitmaps)
+        Ok::<_, String>(parsed)
     })
     .map_err(bad)?;
+    let index = MembershipIndex::new(parsed);
     let ids = match &manifest.id_mapping {
         IdMappingEntry::Identity(_) => IdLookup::Identity,
         IdMappingEntry::Dictionary {
@@ -283,8 +284,7 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
                     manifest.customers
                 )));
             }
-            let max_bit = bitmaps.iter().filter_map(|b| b.max()).max();
-            if max_bit.is_some_and(|m| m as usize >= ids.len()) {
+            if index.max_bit().is_some_and(|m| m as usize >= ids.len()) {
                 return Err(bad(format!(
                     "id dictionary '{path}' is shorter than the bitmaps need"
                 )));
@@ -300,14 +300,14 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         .collect();
     Ok(Snapshot {
         manifest,
-        bitmaps,
+        index,
         by_id,
         ids,
     })
 }
 
-/// Verifies one group's byte range and decodes it.
-fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<RoaringBitmap, String> {
+/// Verifies one group's byte range and parses it.
+fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<ParsedGroup, String> {
     let r = &g.bitmap;
     let end = r
         .offset
@@ -330,17 +330,17 @@ fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<RoaringBitma
             g.id, r.path
         ));
     }
-    let bitmap = RoaringBitmap::deserialize_from(bytes)
-        .map_err(|e| format!("group '{}': not a roaring bitmap: {e}", g.id))?;
-    if bitmap.len() != g.members {
+    let parsed =
+        parse_group(bytes).map_err(|e| format!("group '{}': not a roaring bitmap: {e}", g.id))?;
+    if parsed.cardinality() != g.members {
         return Err(format!(
             "group '{}': bitmap holds {} members, manifest says {}",
             g.id,
-            bitmap.len(),
+            parsed.cardinality(),
             g.members
         ));
     }
-    Ok(bitmap)
+    Ok(parsed)
 }
 
 fn read_dictionary(bytes: Bytes) -> std::result::Result<ArrayRef, String> {
