@@ -1,6 +1,7 @@
 //! Published snapshots (format 1): manifest, atomic writer, verified reader with lookups.
 
 pub mod catalog;
+pub mod dictionary;
 pub mod index;
 pub mod manifest;
 pub mod reader;

@@ -1,16 +1,10 @@
 //! Verified loading of a published run, and O(1) membership lookups by external id.
 
-use std::hash::BuildHasher;
-
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-
 use bytes::Bytes;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::compute::concat;
-use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
+use super::dictionary::Dictionary;
 use super::index::{parse_group, MembershipIndex, ParsedGroup};
 use super::manifest::{checksum, GroupEntry, IdMappingEntry, Manifest, FORMAT_VERSION};
 use super::writer::LATEST;
@@ -31,29 +25,8 @@ pub struct Snapshot {
 enum IdLookup {
     /// Bit n is integer id n.
     Identity,
-    /// Bit n is row n of the dictionary; `index` holds bits, hashed by the id they name,
-    /// so the index costs 4 bytes per customer and no per-id allocation.
-    Dictionary {
-        ids: ArrayRef,
-        index: HashTable<u32>,
-        hasher: DefaultHashBuilder,
-    },
-}
-
-/// One external id, parsed for the dictionary's type.
-#[derive(Clone, Copy, Hash, PartialEq)]
-enum Key<'a> {
-    Signed(i64),
-    Unsigned(u64),
-    Text(&'a str),
-}
-
-fn key_at(ids: &ArrayRef, row: usize) -> Key<'_> {
-    match ids.data_type() {
-        DataType::Int64 => Key::Signed(ids.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt64 => Key::Unsigned(ids.as_primitive::<UInt64Type>().value(row)),
-        _ => Key::Text(ids.as_string::<i32>().value(row)),
-    }
+    /// Bit n is row n of the dictionary.
+    Dictionary(Dictionary),
 }
 
 impl Snapshot {
@@ -143,18 +116,7 @@ impl Snapshot {
     pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
         match &self.ids {
             IdLookup::Identity => customer_id.trim().parse::<u32>().ok(),
-            IdLookup::Dictionary { ids, index, hasher } => {
-                let key = match ids.data_type() {
-                    DataType::Int64 => Key::Signed(customer_id.trim().parse().ok()?),
-                    DataType::UInt64 => Key::Unsigned(customer_id.trim().parse().ok()?),
-                    _ => Key::Text(customer_id),
-                };
-                index
-                    .find(hasher.hash_one(key), |&bit| {
-                        key_at(ids, bit as usize) == key
-                    })
-                    .copied()
-            }
+            IdLookup::Dictionary(dictionary) => dictionary.bit_of(customer_id),
         }
     }
 
@@ -162,11 +124,7 @@ impl Snapshot {
     pub fn external_id(&self, bit: u32) -> String {
         match &self.ids {
             IdLookup::Identity => bit.to_string(),
-            IdLookup::Dictionary { ids, .. } => match key_at(ids, bit as usize) {
-                Key::Signed(v) => v.to_string(),
-                Key::Unsigned(v) => v.to_string(),
-                Key::Text(v) => v.to_string(),
-            },
+            IdLookup::Dictionary(dictionary) => dictionary.external_id(bit),
         }
     }
 
@@ -276,7 +234,7 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
                 )));
             }
             let ids =
-                read_dictionary(bytes).map_err(|e| bad(format!("id dictionary '{path}': {e}")))?;
+                Dictionary::read(bytes).map_err(|e| bad(format!("id dictionary '{path}': {e}")))?;
             if ids.len() as u64 != manifest.customers {
                 return Err(bad(format!(
                     "id dictionary '{path}' holds {} ids, the manifest counts {} customers",
@@ -289,7 +247,7 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
                     "id dictionary '{path}' is shorter than the bitmaps need"
                 )));
             }
-            lookup(ids).map_err(bad)?
+            IdLookup::Dictionary(ids)
         }
     };
     let by_id = manifest
@@ -341,51 +299,4 @@ fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<ParsedGroup,
         ));
     }
     Ok(parsed)
-}
-
-fn read_dictionary(bytes: Bytes) -> std::result::Result<ArrayRef, String> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.build())
-        .map_err(|e| e.to_string())?;
-    let mut chunks = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| e.to_string())?;
-        if batch.num_columns() != 1 {
-            return Err("expected exactly one column".into());
-        }
-        chunks.push(batch.column(0).clone());
-    }
-    let refs: Vec<&dyn Array> = chunks.iter().map(|c| c.as_ref()).collect();
-    if refs.is_empty() {
-        return Ok(datafusion::arrow::array::new_empty_array(&DataType::Utf8));
-    }
-    concat(&refs).map_err(|e| e.to_string())
-}
-
-fn lookup(ids: ArrayRef) -> std::result::Result<IdLookup, String> {
-    if !matches!(
-        ids.data_type(),
-        DataType::Int64 | DataType::UInt64 | DataType::Utf8
-    ) {
-        return Err(format!("unsupported id type {}", ids.data_type()));
-    }
-    if ids.null_count() > 0 {
-        return Err("the dictionary holds null ids".into());
-    }
-    let hasher = DefaultHashBuilder::default();
-    let mut index = HashTable::with_capacity(ids.len());
-    for row in 0..ids.len() {
-        let key = key_at(&ids, row);
-        let hash = hasher.hash_one(key);
-        if index
-            .find(hash, |&bit| key_at(&ids, bit as usize) == key)
-            .is_some()
-        {
-            return Err(format!("row {row} repeats an earlier id"));
-        }
-        index.insert_unique(hash, row as u32, |&bit| {
-            hasher.hash_one(key_at(&ids, bit as usize))
-        });
-    }
-    Ok(IdLookup::Dictionary { ids, index, hasher })
 }

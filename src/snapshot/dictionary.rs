@@ -1,0 +1,256 @@
+//! A run's id dictionary (`ids.parquet`, row n = external id of bit n) and its hash
+//! index from external id to bit, built on every core at load.
+
+use std::hash::BuildHasher;
+
+use bytes::Bytes;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::compute::concat;
+use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+/// Index shards: a power of two, so a hash picks its shard with a mask, and more than
+/// the cores a load usually has, so the shards balance.
+const SHARDS: usize = 16;
+/// Which hash bits choose the shard: above those hashbrown uses for the bucket (low
+/// bits) and below those it keeps in control bytes (top 7), so neither loses entropy.
+const SHARD_SHIFT: u32 = 40;
+
+/// The dictionary and its index: 4 bytes per customer besides the ids themselves.
+#[derive(Debug)]
+pub struct Dictionary {
+    ids: ArrayRef,
+    shards: Vec<HashTable<u32>>,
+    hasher: DefaultHashBuilder,
+}
+
+/// One external id, parsed for the dictionary's type.
+#[derive(Clone, Copy, Hash, PartialEq, PartialOrd)]
+enum Key<'a> {
+    Signed(i64),
+    Unsigned(u64),
+    Text(&'a str),
+}
+
+fn key_at(ids: &ArrayRef, row: usize) -> Key<'_> {
+    match ids.data_type() {
+        DataType::Int64 => Key::Signed(ids.as_primitive::<Int64Type>().value(row)),
+        DataType::UInt64 => Key::Unsigned(ids.as_primitive::<UInt64Type>().value(row)),
+        _ => Key::Text(ids.as_string::<i32>().value(row)),
+    }
+}
+
+fn shard_of(hash: u64) -> usize {
+    (hash >> SHARD_SHIFT) as usize & (SHARDS - 1)
+}
+
+impl Dictionary {
+    /// Decodes `ids.parquet` and indexes it, refusing null or repeated ids.
+    pub fn read(bytes: Bytes) -> Result<Dictionary, String> {
+        let ids = decode(bytes)?;
+        if !matches!(
+            ids.data_type(),
+            DataType::Int64 | DataType::UInt64 | DataType::Utf8
+        ) {
+            return Err(format!("unsupported id type {}", ids.data_type()));
+        }
+        if ids.null_count() > 0 {
+            return Err("the dictionary holds null ids".into());
+        }
+        if ids.len() > u32::MAX as usize + 1 {
+            return Err(format!("{} ids do not fit 32-bit bits", ids.len()));
+        }
+        let hasher = DefaultHashBuilder::default();
+        let shards = build_shards(&ids, &hasher)?;
+        Ok(Dictionary {
+            ids,
+            shards,
+            hasher,
+        })
+    }
+
+    /// Ids in the dictionary.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the dictionary is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The bit of an external id given as text, if the dictionary holds it.
+    pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
+        let key = match self.ids.data_type() {
+            DataType::Int64 => Key::Signed(customer_id.trim().parse().ok()?),
+            DataType::UInt64 => Key::Unsigned(customer_id.trim().parse().ok()?),
+            _ => Key::Text(customer_id),
+        };
+        let hash = self.hasher.hash_one(key);
+        self.shards[shard_of(hash)]
+            .find(hash, |&bit| key_at(&self.ids, bit as usize) == key)
+            .copied()
+    }
+
+    /// The external id of a bit, as text.
+    pub fn external_id(&self, bit: u32) -> String {
+        match key_at(&self.ids, bit as usize) {
+            Key::Signed(v) => v.to_string(),
+            Key::Unsigned(v) => v.to_string(),
+            Key::Text(v) => v.to_string(),
+        }
+    }
+}
+
+fn decode(bytes: Bytes) -> Result<ArrayRef, String> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .and_then(|b| b.with_batch_size(64 * 1024).build())
+        .map_err(|e| e.to_string())?;
+    let mut chunks = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| e.to_string())?;
+        if batch.num_columns() != 1 {
+            return Err("expected exactly one column".into());
+        }
+        chunks.push(batch.column(0).clone());
+    }
+    let refs: Vec<&dyn Array> = chunks.iter().map(|c| c.as_ref()).collect();
+    if refs.is_empty() {
+        return Ok(datafusion::arrow::array::new_empty_array(&DataType::Utf8));
+    }
+    concat(&refs).map_err(|e| e.to_string())
+}
+
+/// Hashes every id and inserts it into its shard, spreading both over the cores. The
+/// writer sorts the dictionary, so ascending rows prove the ids distinct and inserts need
+/// no lookup first; an unsorted dictionary is still read, checking each insert.
+fn build_shards(
+    ids: &ArrayRef,
+    hasher: &DefaultHashBuilder,
+) -> Result<Vec<HashTable<u32>>, String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rows = ids.len();
+    let span = rows.div_ceil(threads).max(1);
+    let (hashes, sorted) = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..rows)
+            .step_by(span)
+            .map(|start| {
+                let end = (start + span).min(rows);
+                scope.spawn(move || {
+                    // Each span also checks the pair across its left edge.
+                    let sorted = (start.max(1)..end).all(|r| key_at(ids, r - 1) < key_at(ids, r));
+                    let hashes: Vec<u64> = (start..end)
+                        .map(|r| hasher.hash_one(key_at(ids, r)))
+                        .collect();
+                    (hashes, sorted)
+                })
+            })
+            .collect();
+        let mut hashes = Vec::with_capacity(rows);
+        let mut sorted = true;
+        for worker in workers {
+            let (part, part_sorted) = worker.join().expect("hashing does not panic");
+            hashes.extend(part);
+            sorted &= part_sorted;
+        }
+        (hashes, sorted)
+    });
+    let mut counts = [0usize; SHARDS];
+    for &h in &hashes {
+        counts[shard_of(h)] += 1;
+    }
+    let hashes = &hashes;
+    let per_thread = SHARDS.div_ceil(threads);
+    let shards = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..SHARDS)
+            .step_by(per_thread)
+            .map(|first| {
+                let mine = first..(first + per_thread).min(SHARDS);
+                let counts = &counts;
+                scope.spawn(move || {
+                    let mut tables: Vec<HashTable<u32>> = mine
+                        .clone()
+                        .map(|s| HashTable::with_capacity(counts[s]))
+                        .collect();
+                    let rehash = |&bit: &u32| hasher.hash_one(key_at(ids, bit as usize));
+                    for (row, &hash) in hashes.iter().enumerate() {
+                        let shard = shard_of(hash);
+                        if !mine.contains(&shard) {
+                            continue;
+                        }
+                        let table = &mut tables[shard - mine.start];
+                        if !sorted {
+                            let key = key_at(ids, row);
+                            if table
+                                .find(hash, |&bit| key_at(ids, bit as usize) == key)
+                                .is_some()
+                            {
+                                return Err(format!("row {row} repeats an earlier id"));
+                            }
+                        }
+                        table.insert_unique(hash, row as u32, rehash);
+                    }
+                    Ok(tables)
+                })
+            })
+            .collect();
+        let mut shards = Vec::with_capacity(SHARDS);
+        for worker in workers {
+            shards.extend(worker.join().expect("indexing does not panic")?);
+        }
+        Ok::<_, String>(shards)
+    })?;
+    Ok(shards)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use datafusion::parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+
+    fn parquet(ids: ArrayRef) -> Bytes {
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "id",
+            ids.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![ids]).unwrap();
+        let mut out = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut out, schema, None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        out.into()
+    }
+
+    #[test]
+    fn sorted_and_unsorted_dictionaries_find_every_id() {
+        for ids in [vec!["a", "b", "c", "d", "e"], vec!["d", "a", "e", "c", "b"]] {
+            let dictionary =
+                Dictionary::read(parquet(Arc::new(StringArray::from(ids.clone())))).unwrap();
+            for (bit, id) in ids.iter().enumerate() {
+                assert_eq!(dictionary.bit_of(id), Some(bit as u32));
+                assert_eq!(dictionary.external_id(bit as u32), *id);
+            }
+            assert_eq!(dictionary.bit_of("z"), None);
+        }
+        let ints = Dictionary::read(parquet(Arc::new(Int64Array::from(vec![-5, 7, 9])))).unwrap();
+        assert_eq!(ints.bit_of(" 7 "), Some(1));
+        assert_eq!(ints.bit_of("x"), None);
+    }
+
+    #[test]
+    fn repeated_or_null_ids_are_refused() {
+        let repeated = Arc::new(StringArray::from(vec!["b", "a", "b"]));
+        let error = Dictionary::read(parquet(repeated)).unwrap_err();
+        assert!(error.contains("repeats"), "{error}");
+        let sorted_repeat = Arc::new(StringArray::from(vec!["a", "b", "b"]));
+        assert!(Dictionary::read(parquet(sorted_repeat)).is_err());
+        let null = Arc::new(StringArray::from(vec![Some("a"), None]));
+        assert!(Dictionary::read(parquet(null)).is_err());
+    }
+}
