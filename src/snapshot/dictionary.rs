@@ -4,7 +4,7 @@
 use std::hash::BuildHasher;
 
 use bytes::Bytes;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, UInt64Array};
 use datafusion::arrow::compute::concat;
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -21,7 +21,7 @@ const SHARD_SHIFT: u32 = 40;
 /// The dictionary and its index: 4 bytes per customer besides the ids themselves.
 #[derive(Debug)]
 pub struct Dictionary {
-    ids: ArrayRef,
+    ids: Ids,
     shards: Vec<HashTable<u32>>,
     hasher: DefaultHashBuilder,
 }
@@ -34,11 +34,39 @@ enum Key<'a> {
     Text(&'a str),
 }
 
-fn key_at(ids: &ArrayRef, row: usize) -> Key<'_> {
-    match ids.data_type() {
-        DataType::Int64 => Key::Signed(ids.as_primitive::<Int64Type>().value(row)),
-        DataType::UInt64 => Key::Unsigned(ids.as_primitive::<UInt64Type>().value(row)),
-        _ => Key::Text(ids.as_string::<i32>().value(row)),
+/// The dictionary column, its type resolved once (a lookup reads it millions of times).
+#[derive(Debug)]
+enum Ids {
+    Signed(Int64Array),
+    Unsigned(UInt64Array),
+    Text(StringArray),
+}
+
+impl Ids {
+    fn new(ids: &ArrayRef) -> Result<Ids, String> {
+        Ok(match ids.data_type() {
+            DataType::Int64 => Ids::Signed(ids.as_primitive::<Int64Type>().clone()),
+            DataType::UInt64 => Ids::Unsigned(ids.as_primitive::<UInt64Type>().clone()),
+            DataType::Utf8 => Ids::Text(ids.as_string::<i32>().clone()),
+            other => return Err(format!("unsupported id type {other}")),
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Ids::Signed(a) => a.len(),
+            Ids::Unsigned(a) => a.len(),
+            Ids::Text(a) => a.len(),
+        }
+    }
+}
+
+#[inline]
+fn key_at(ids: &Ids, row: usize) -> Key<'_> {
+    match ids {
+        Ids::Signed(a) => Key::Signed(a.value(row)),
+        Ids::Unsigned(a) => Key::Unsigned(a.value(row)),
+        Ids::Text(a) => Key::Text(a.value(row)),
     }
 }
 
@@ -49,16 +77,11 @@ fn shard_of(hash: u64) -> usize {
 impl Dictionary {
     /// Decodes `ids.parquet` and indexes it, refusing null or repeated ids.
     pub fn read(bytes: Bytes) -> Result<Dictionary, String> {
-        let ids = decode(bytes)?;
-        if !matches!(
-            ids.data_type(),
-            DataType::Int64 | DataType::UInt64 | DataType::Utf8
-        ) {
-            return Err(format!("unsupported id type {}", ids.data_type()));
-        }
-        if ids.null_count() > 0 {
+        let column = decode(bytes)?;
+        if column.null_count() > 0 {
             return Err("the dictionary holds null ids".into());
         }
+        let ids = Ids::new(&column)?;
         if ids.len() > u32::MAX as usize + 1 {
             return Err(format!("{} ids do not fit 32-bit bits", ids.len()));
         }
@@ -78,15 +101,15 @@ impl Dictionary {
 
     /// Whether the dictionary is empty.
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.ids.len() == 0
     }
 
     /// The bit of an external id given as text, if the dictionary holds it.
     pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
-        let key = match self.ids.data_type() {
-            DataType::Int64 => Key::Signed(customer_id.trim().parse().ok()?),
-            DataType::UInt64 => Key::Unsigned(customer_id.trim().parse().ok()?),
-            _ => Key::Text(customer_id),
+        let key = match self.ids {
+            Ids::Signed(_) => Key::Signed(customer_id.trim().parse().ok()?),
+            Ids::Unsigned(_) => Key::Unsigned(customer_id.trim().parse().ok()?),
+            Ids::Text(_) => Key::Text(customer_id),
         };
         let hash = self.hasher.hash_one(key);
         self.shards[shard_of(hash)]
@@ -157,16 +180,13 @@ fn decode(bytes: Bytes) -> Result<ArrayRef, String> {
 /// every core. The writer sorts the dictionary, so ascending rows prove the ids distinct
 /// and inserts need no lookup first; an unsorted dictionary is still read, checking each
 /// insert.
-fn build_shards(
-    ids: &ArrayRef,
-    hasher: &DefaultHashBuilder,
-) -> Result<Vec<HashTable<u32>>, String> {
+fn build_shards(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<Vec<HashTable<u32>>, String> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows = ids.len();
     let span = rows.div_ceil(threads).max(1);
-    // Per span of rows: is it ascending, and its rows bucketed by shard (4 bytes a row;
-    // the hash is cheaper to compute again than to keep).
-    type Buckets = Vec<Vec<u32>>;
+    // Per span of rows: is it ascending, and its (hash, row) pairs bucketed by shard. The
+    // hash is kept: computing it again would read every id a second time, out of order.
+    type Buckets = Vec<Vec<(u64, u32)>>;
     let spans: Vec<(bool, Buckets)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..rows)
             .step_by(span)
@@ -180,7 +200,7 @@ fn build_shards(
                         .collect();
                     for row in start..end {
                         let hash = hasher.hash_one(key_at(ids, row));
-                        buckets[shard_of(hash)].push(row as u32);
+                        buckets[shard_of(hash)].push((hash, row as u32));
                     }
                     (sorted, buckets)
                 })
@@ -208,10 +228,9 @@ fn build_shards(
                         let entries = spans.iter().map(|(_, b)| b[shard].len()).sum();
                         let mut table = HashTable::with_capacity(entries);
                         let rehash = |&bit: &u32| hasher.hash_one(key_at(ids, bit as usize));
-                        for &row in spans.iter().flat_map(|(_, b)| &b[shard]) {
-                            let key = key_at(ids, row as usize);
-                            let hash = hasher.hash_one(key);
+                        for &(hash, row) in spans.iter().flat_map(|(_, b)| &b[shard]) {
                             let repeated = || {
+                                let key = key_at(ids, row as usize);
                                 table
                                     .find(hash, |&bit| key_at(ids, bit as usize) == key)
                                     .is_some()
@@ -256,7 +275,7 @@ mod tests {
         let mut out = Vec::new();
         // Row groups of 2 ids: decoding spreads them over threads and must keep order.
         let properties = WriterProperties::builder()
-            .set_max_row_group_size(2)
+            .set_max_row_group_row_count(Some(2))
             .build();
         let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties)).unwrap();
         writer.write(&batch).unwrap();

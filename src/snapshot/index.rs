@@ -30,7 +30,12 @@ pub struct MembershipIndex {
     rows: Vec<u32>,
     /// `rows × groups` slots: the slot of (row, group) is at `row * groups + group`.
     slots: Vec<Slot>,
-    data: Vec<GroupData>,
+    /// Every group's bitmap containers, in one allocation backed by huge pages where the
+    /// OS offers them: `groups_of` reads a word from each group, and with 4 KiB pages
+    /// each read would also miss the TLB.
+    words: Vec<u64>,
+    /// Each group's small array containers.
+    values: Vec<Vec<u16>>,
 }
 
 /// Where one group keeps its containers' contents.
@@ -246,46 +251,6 @@ impl GroupData {
             }
         }
     }
-
-    #[inline]
-    fn test(&self, slot: Slot, low: u16) -> bool {
-        match slot.kind {
-            Kind::Bitmap => {
-                let word = self.words[slot.start as usize * WORDS_PER_BITMAP + (low >> 6) as usize];
-                word >> (low & 63) & 1 == 1
-            }
-            Kind::Array => {
-                let start = slot.start as usize;
-                self.values[start..start + slot.len as usize]
-                    .binary_search(&low)
-                    .is_ok()
-            }
-            Kind::Empty => false,
-        }
-    }
-
-    fn values_of(&self, slot: Slot) -> Box<dyn Iterator<Item = u16> + '_> {
-        match slot.kind {
-            Kind::Bitmap => {
-                let start = slot.start as usize * WORDS_PER_BITMAP;
-                let words = &self.words[start..start + WORDS_PER_BITMAP];
-                Box::new(words.iter().enumerate().flat_map(|(w, &word)| {
-                    (0..64u16)
-                        .filter(move |b| word >> b & 1 == 1)
-                        .map(move |b| (w as u16) << 6 | b)
-                }))
-            }
-            Kind::Array => {
-                let start = slot.start as usize;
-                Box::new(
-                    self.values[start..start + slot.len as usize]
-                        .iter()
-                        .copied(),
-                )
-            }
-            Kind::Empty => Box::new(std::iter::empty()),
-        }
-    }
 }
 
 impl MembershipIndex {
@@ -307,18 +272,69 @@ impl MembershipIndex {
             used += 1;
         }
         let mut slots = vec![Slot::default(); used as usize * groups];
-        let mut data = Vec::with_capacity(groups);
+        let mut words = huge_page_vec(parsed.iter().map(|g| g.data.words.len()).sum());
+        let mut values = Vec::with_capacity(groups);
         for (g, group) in parsed.into_iter().enumerate() {
+            let base = (words.len() / WORDS_PER_BITMAP) as u32;
+            words.extend_from_slice(&group.data.words);
             for (&key, &slot) in group.keys.iter().zip(&group.slots) {
+                let slot = match slot.kind {
+                    Kind::Bitmap => Slot {
+                        start: slot.start + base,
+                        ..slot
+                    },
+                    _ => slot,
+                };
                 slots[rows[key as usize] as usize * groups + g] = slot;
             }
-            data.push(group.data);
+            values.push(group.data.values);
         }
         MembershipIndex {
             groups,
             rows,
             slots,
-            data,
+            words,
+            values,
+        }
+    }
+
+    #[inline]
+    fn test(&self, group: usize, slot: Slot, low: u16) -> bool {
+        match slot.kind {
+            Kind::Bitmap => {
+                let word = self.words[slot.start as usize * WORDS_PER_BITMAP + (low >> 6) as usize];
+                word >> (low & 63) & 1 == 1
+            }
+            Kind::Array => {
+                let start = slot.start as usize;
+                self.values[group][start..start + slot.len as usize]
+                    .binary_search(&low)
+                    .is_ok()
+            }
+            Kind::Empty => false,
+        }
+    }
+
+    fn values_of(&self, group: usize, slot: Slot) -> Box<dyn Iterator<Item = u16> + '_> {
+        match slot.kind {
+            Kind::Bitmap => {
+                let start = slot.start as usize * WORDS_PER_BITMAP;
+                let words = &self.words[start..start + WORDS_PER_BITMAP];
+                Box::new(words.iter().enumerate().flat_map(|(w, &word)| {
+                    (0..64u16)
+                        .filter(move |b| word >> b & 1 == 1)
+                        .map(move |b| (w as u16) << 6 | b)
+                }))
+            }
+            Kind::Array => {
+                let start = slot.start as usize;
+                Box::new(
+                    self.values[group][start..start + slot.len as usize]
+                        .iter()
+                        .copied(),
+                )
+            }
+            Kind::Empty => Box::new(std::iter::empty()),
         }
     }
 
@@ -339,7 +355,7 @@ impl MembershipIndex {
     pub fn contains(&self, group: usize, bit: u32) -> bool {
         self.chunk(bit)
             .get(group)
-            .is_some_and(|&slot| self.data[group].test(slot, bit as u16))
+            .is_some_and(|&slot| self.test(group, slot, bit as u16))
     }
 
     /// The numbers of the groups holding `bit`, ascending.
@@ -350,7 +366,7 @@ impl MembershipIndex {
         let slots = self.chunk(bit);
         let mut hits = vec![0u64; slots.len().div_ceil(64)];
         for (g, &slot) in slots.iter().enumerate() {
-            hits[g / 64] |= (self.data[g].test(slot, bit as u16) as u64) << (g % 64);
+            hits[g / 64] |= (self.test(g, slot, bit as u16) as u64) << (g % 64);
         }
         (0..slots.len()).filter(move |g| hits[g / 64] >> (g % 64) & 1 == 1)
     }
@@ -374,10 +390,33 @@ impl MembershipIndex {
     /// The values of `group` in chunk `key`, ascending.
     fn bitmap_chunk(&self, group: usize, key: u32) -> impl Iterator<Item = u32> + '_ {
         let slot = self.chunk(key << 16)[group];
-        self.data[group]
-            .values_of(slot)
+        self.values_of(group, slot)
             .map(move |low| key << 16 | low as u32)
     }
+}
+
+/// An empty vector with room for `len` words, asking Linux to back it with huge pages
+/// (transparent huge pages in `madvise` mode, the common default, apply only when asked).
+fn huge_page_vec(len: usize) -> Vec<u64> {
+    let words: Vec<u64> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = (words.as_ptr() as usize).next_multiple_of(PAGE);
+        let end = words.as_ptr() as usize + len * std::mem::size_of::<u64>();
+        if end > start + PAGE {
+            // SAFETY: the range lies inside the vector's own allocation, page-aligned;
+            // MADV_HUGEPAGE is advice about backing, never changes contents.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    (end - start) / PAGE * PAGE,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    words
 }
 
 #[cfg(test)]
