@@ -230,17 +230,22 @@ pub async fn publish(
         &evaluation.scan.universe,
         &settings.id_column,
     )?;
-    let groups: Vec<PublishedGroup> = evaluation
+    let chosen: Vec<_> = evaluation
         .compiled
         .groups
         .iter()
         .zip(&evaluation.members)
         .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
-        .map(|(g, members)| PublishedGroup {
+        .collect();
+    let bitmaps = mapping.remap_all(&chosen.iter().map(|(_, m)| *m).collect::<Vec<_>>());
+    let groups: Vec<PublishedGroup> = chosen
+        .iter()
+        .zip(bitmaps)
+        .map(|((g, _), bitmap)| PublishedGroup {
             id: g.group.id.clone(),
             name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
             definition_hash: g.group.definition_hash.clone(),
-            bitmap: mapping.remap(members),
+            bitmap,
         })
         .collect();
     let mut groups = groups;

@@ -18,6 +18,8 @@ pub struct IdMapping {
     pos_to_bit: Vec<u32>,
     /// Whether bits increase with positions (sorted input), which makes remapping a copy.
     monotonic: bool,
+    /// One more than the largest bit.
+    bit_space: u64,
 }
 
 const EXAMPLES: usize = 5;
@@ -104,16 +106,19 @@ impl IdMapping {
             Some(sorted)
         };
         let mut last: Option<u32> = None;
-        let monotonic = universe.iter().all(|p| {
+        let mut monotonic = true;
+        let mut bit_space = 0u64;
+        for p in universe {
             let bit = pos_to_bit[p as usize];
-            let ok = last.is_none_or(|l| bit > l);
+            monotonic &= last.is_none_or(|l| bit > l);
             last = Some(bit);
-            ok
-        });
+            bit_space = bit_space.max(bit as u64 + 1);
+        }
         Ok(IdMapping {
             dictionary,
             pos_to_bit,
             monotonic,
+            bit_space,
         })
     }
 
@@ -127,11 +132,49 @@ impl IdMapping {
         let bits = positions.iter().map(|p| self.pos_to_bit[p as usize]);
         if self.monotonic {
             RoaringBitmap::from_sorted_iter(bits).expect("monotonic mapping keeps order")
+        } else if self.bit_space / 8 <= 16 * positions.len() {
+            // Scatter into a plain bitset (one byte per 8 bits, cache-sized for millions of
+            // customers), then convert in bulk: no sort. Used unless the group is so sparse
+            // that the bitset would outweigh a sorted vector of its members.
+            let mut bytes = vec![0u8; (self.bit_space as usize).div_ceil(8)];
+            for bit in bits {
+                bytes[bit as usize >> 3] |= 1 << (bit & 7);
+            }
+            RoaringBitmap::from_lsb0_bytes(0, &bytes)
         } else {
             let mut v: Vec<u32> = bits.collect();
             v.sort_unstable();
             RoaringBitmap::from_sorted_iter(v).expect("sorted")
         }
+    }
+
+    /// [`remap`](Self::remap) for many bitmaps, spread over the cores.
+    pub fn remap_all(&self, bitmaps: &[&RoaringBitmap]) -> Vec<RoaringBitmap> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Small slices so a few very large groups do not leave a core idle.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut out: Vec<(usize, RoaringBitmap)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(bitmap) = bitmaps.get(i) else {
+                                return done;
+                            };
+                            done.push((i, self.remap(bitmap)));
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("remapping does not panic"))
+                .collect()
+        });
+        out.sort_by_key(|(i, _)| *i);
+        out.into_iter().map(|(_, b)| b).collect()
     }
 }
 
@@ -144,4 +187,58 @@ fn duplicate_error(id_column: &str, rows: u64, examples: &[String]) -> Error {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use std::sync::Arc;
+
+    /// Every remapping strategy (monotonic copy, bitset scatter, sort) gives the bits of
+    /// the same customers.
+    #[test]
+    fn remap_agrees_with_the_id_of_each_position() {
+        let cases: Vec<(&str, ArrayRef)> = vec![
+            (
+                "identity, sorted",
+                Arc::new(Int64Array::from_iter_values(0..5000)),
+            ),
+            (
+                "identity, shuffled",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..5000).map(|i| (i * 7919) % 5000),
+                )),
+            ),
+            (
+                "identity, sparse ids far apart",
+                Arc::new(Int64Array::from_iter_values(
+                    (0..5000).rev().map(|i| i * 800_000),
+                )),
+            ),
+            (
+                "dictionary, shuffled",
+                Arc::new(StringArray::from_iter_values(
+                    (0..5000).map(|i| format!("c{}", (i * 7919) % 5000)),
+                )),
+            ),
+        ];
+        for (what, ids) in cases {
+            let universe: RoaringBitmap = (0..ids.len() as u32).collect();
+            let mapping = IdMapping::build(&ids, &universe, "id").unwrap();
+            for positions in [
+                RoaringBitmap::new(),
+                [3u32, 4000].into_iter().collect(),
+                (0..5000).step_by(3).collect::<RoaringBitmap>(),
+                universe.clone(),
+            ] {
+                let expected: RoaringBitmap = positions
+                    .iter()
+                    .map(|p| mapping.pos_to_bit[p as usize])
+                    .collect();
+                assert_eq!(mapping.remap(&positions), expected, "{what}");
+                assert_eq!(mapping.remap_all(&[&positions]), vec![expected], "{what}");
+            }
+        }
+    }
 }
