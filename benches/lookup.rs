@@ -142,5 +142,25 @@ fn lookups(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, lookups);
+/// The floor under `contains`: the same probes (group i % 100, customer i % 4096) each
+/// reading one 64-bit word of a plain 10M-bit bitset per group (125 MB in all), and
+/// nothing else. No index can answer a random probe faster than this read.
+fn random_read_floor(c: &mut Criterion) {
+    let per_group = (customers() as usize).div_ceil(64);
+    let words: Vec<u64> = (0..(GROUPS * per_group) as u64).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let probes: Vec<usize> = (0..4096)
+        .map(|_| rng.random_range(0..customers() as usize) / 64)
+        .collect();
+    let mut i = 0usize;
+    c.bench_function("random_word_read_floor", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            let at = (i % GROUPS) * per_group + probes[i % probes.len()];
+            black_box(words[black_box(at)])
+        })
+    });
+}
+
+criterion_group!(benches, lookups, random_read_floor);
 criterion_main!(benches);

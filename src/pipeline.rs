@@ -46,6 +46,37 @@ pub async fn open_customers(ctx: &SessionContext, settings: &Settings) -> Result
     })
 }
 
+/// Counts customers (rows with a non-null id) and those for which `condition` holds,
+/// without building bitmaps: two aggregate queries run together. The first is answered
+/// from Parquet statistics where they are exact; the second is a filtered scan of just
+/// the columns the condition reads.
+pub async fn count_where(
+    ctx: &SessionContext,
+    settings: &Settings,
+    condition: Expr,
+) -> Result<(u64, u64)> {
+    use datafusion::functions_aggregate::expr_fn::count;
+    let customers = open_customers(ctx, settings).await?;
+    let id = evaluate::col_exact(&settings.id_column);
+    let total = customers
+        .clone()
+        .aggregate(vec![], vec![count(id.clone()).alias("n")])?;
+    let matching = customers
+        .filter(id.clone().is_not_null().and(condition))?
+        .aggregate(vec![], vec![count(id).alias("n")])?;
+    let (total, matching) = tokio::try_join!(single_count(total), single_count(matching))?;
+    Ok((total, matching))
+}
+
+async fn single_count(query: DataFrame) -> Result<u64> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Int64Type;
+    let batches = query.collect().await?;
+    Ok(batches.iter().find(|b| b.num_rows() > 0).map_or(0, |b| {
+        b.column(0).as_primitive::<Int64Type>().value(0) as u64
+    }))
+}
+
 /// Loads and checks every definition against the customers schema; all problems at once.
 pub async fn validate(ctx: &SessionContext, settings: &Settings) -> Result<Validated> {
     let (groups, mut problems) = definition::load_dir(&settings.queries)?;

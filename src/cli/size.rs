@@ -60,6 +60,13 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
         }
         None => Vec::new(),
     };
+    if args.groups.is_empty() && args.by.is_none() && !args.overlap {
+        // Only a count is asked for: no bitmaps, no ids.
+        let condition = adhoc.into_iter().next().expect("--where was given");
+        let (customers, members) = pipeline::count_where(&ctx, settings, condition).await?;
+        print_counts(args.format, customers, &[("where".into(), members)]);
+        return Ok(());
+    }
     let progress = output::progress();
     let evaluation = pipeline::evaluate(
         &ctx, settings, &validated, &groups, &adhoc, &extra, &progress,
@@ -98,6 +105,11 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
         .map(|(_, a)| named.iter().map(|(_, b)| a.intersection_len(b)).collect())
         .collect();
 
+    if args.by.is_none() && !args.overlap {
+        let counts: Vec<(String, u64)> = named.iter().map(|(g, m)| (g.clone(), m.len())).collect();
+        print_counts(args.format, customers, &counts);
+        return Ok(());
+    }
     match args.format {
         Format::Json => {
             let groups: Vec<_> = named
@@ -163,4 +175,25 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Member counts alone (no `--by`, no `--overlap`), in either format.
+fn print_counts(format: Format, customers: u64, counts: &[(String, u64)]) {
+    match format {
+        Format::Json => {
+            let groups: Vec<_> = counts
+                .iter()
+                .map(|(g, n)| json!({"group": g, "members": n}))
+                .collect();
+            output::print_json(&json!({"customers": customers, "groups": groups}));
+        }
+        Format::Text => {
+            let rows: Vec<Vec<String>> = counts
+                .iter()
+                .map(|(g, n)| vec![g.clone(), n.to_string(), percent(*n, customers)])
+                .collect();
+            output::print_table(&["group", "members", "% customers"], &rows);
+            println!("customers: {customers}");
+        }
+    }
 }

@@ -271,9 +271,13 @@ pub fn bitmap_from_bits(
     }
 }
 
-/// Creates the session every command uses.
+/// Creates the session every command uses. DataFusion options can be tuned from the
+/// environment (`DATAFUSION_EXECUTION_BATCH_SIZE=32768`, ...; see DataFusion's config docs).
 pub fn session() -> SessionContext {
-    let mut config = datafusion::prelude::SessionConfig::new();
+    let mut config = datafusion::prelude::SessionConfig::from_env().unwrap_or_else(|e| {
+        tracing::warn!("ignoring DATAFUSION_* environment settings: {e}");
+        datafusion::prelude::SessionConfig::new()
+    });
     // DataFusion 55 can derive a nullable physical type for a boolean filter column the
     // logical plan knows is never NULL (`... IS TRUE`), and then refuses the event
     // aggregate plan over it. The types agree in everything but that flag.

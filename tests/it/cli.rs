@@ -160,6 +160,26 @@ fn size_where_by_and_overlap() {
     assert_eq!(matrix[0][0], groups[0]["members"]);
     assert_eq!(matrix[0][1], matrix[1][0]);
 
+    // `--where` alone is counted by an aggregate query, not bitmaps: same answers,
+    // including rows whose age is missing (never members).
+    for sql in [
+        "age >= 65",
+        "age < 30 OR age IS NULL",
+        "NOT (age >= 30)",
+        "false",
+    ] {
+        let counted = p
+            .cohort(&["size", "--where", sql, "--format=json", AS_OF])
+            .ok()
+            .json();
+        let scanned = p
+            .cohort(&["size", "--where", sql, "--overlap", "--format=json", AS_OF])
+            .ok()
+            .json();
+        assert_eq!(counted["customers"], 3000, "{sql}");
+        assert_eq!(counted["groups"], scanned["groups"], "{sql}");
+    }
+
     let missing = p.cohort(&["size", "us_adult", AS_OF]);
     assert_eq!(missing.code, 2);
     assert!(
