@@ -214,7 +214,7 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         Ok::<_, String>(parsed)
     })
     .map_err(bad)?;
-    let index = MembershipIndex::new(parsed);
+    let index = MembershipIndex::new(parsed).map_err(bad)?;
     let ids = match &manifest.id_mapping {
         IdMappingEntry::Identity(_) => IdLookup::Identity,
         IdMappingEntry::Dictionary {
