@@ -11,6 +11,8 @@
 
 use roaring::RoaringBitmap;
 
+use super::memory::huge_page_vec;
+
 /// Array containers up to this many values stay sorted arrays (≤ 1 KiB, a short binary
 /// search); larger ones become 8 KiB bitmaps (at most 8× the array's bytes).
 pub const SMALL_ARRAY: usize = 512;
@@ -433,30 +435,6 @@ impl MembershipIndex {
         self.values_of(group, slot)
             .map(move |low| key << 16 | low as u32)
     }
-}
-
-/// An empty vector with room for `len` words, asking Linux to back it with huge pages
-/// (transparent huge pages in `madvise` mode, the common default, apply only when asked).
-fn huge_page_vec(len: usize) -> Vec<u64> {
-    let words: Vec<u64> = Vec::with_capacity(len);
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let start = (words.as_ptr() as usize).next_multiple_of(PAGE);
-        let end = words.as_ptr() as usize + len * std::mem::size_of::<u64>();
-        if end > start + PAGE {
-            // SAFETY: the range lies inside the vector's own allocation, page-aligned;
-            // MADV_HUGEPAGE is advice about backing, never changes contents.
-            unsafe {
-                libc::madvise(
-                    start as *mut libc::c_void,
-                    (end - start) / PAGE * PAGE,
-                    libc::MADV_HUGEPAGE,
-                );
-            }
-        }
-    }
-    words
 }
 
 #[cfg(test)]

@@ -1,0 +1,36 @@
+//! Where lookup structures live in memory: large, randomly read allocations asked to be
+//! backed by huge pages, so a probe costs a cache miss but not also a TLB miss.
+//! (Only allocations spanning whole 2 MiB pages benefit.)
+//!
+//! Linux applies transparent huge pages in `madvise` mode (the common default) only to
+//! ranges that ask, and only when asked before the pages are first touched.
+
+/// Asks for huge pages over the whole pages inside `len` bytes at `ptr`. Advice only.
+fn advise_huge_pages(ptr: *const u8, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let start = (ptr as usize).next_multiple_of(PAGE);
+        let end = ptr as usize + len;
+        if end > start + PAGE {
+            // SAFETY: the range is page-aligned and inside the caller's allocation;
+            // MADV_HUGEPAGE changes how pages are backed, never their contents.
+            unsafe {
+                libc::madvise(
+                    start as *mut libc::c_void,
+                    (end - start) / PAGE * PAGE,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (ptr, len);
+}
+
+/// An empty vector with room for `len` words, advised before any page is touched.
+pub fn huge_page_vec(len: usize) -> Vec<u64> {
+    let words: Vec<u64> = Vec::with_capacity(len);
+    advise_huge_pages(words.as_ptr().cast(), len * std::mem::size_of::<u64>());
+    words
+}
