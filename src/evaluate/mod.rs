@@ -271,6 +271,9 @@ pub fn bitmap_from_bits(
     }
 }
 
+/// Rows per record batch (see `session`).
+pub const DEFAULT_BATCH_SIZE: usize = 65536;
+
 /// Creates the session every command uses. DataFusion options can be tuned from the
 /// environment (`DATAFUSION_EXECUTION_BATCH_SIZE=32768`, ...; see DataFusion's config docs).
 pub fn session() -> SessionContext {
@@ -278,6 +281,11 @@ pub fn session() -> SessionContext {
         tracing::warn!("ignoring DATAFUSION_* environment settings: {e}");
         datafusion::prelude::SessionConfig::new()
     });
+    if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+        // Measured on 10M customers × 100 groups: 8192 (DataFusion's default) 7.0 s,
+        // 32768 6.6 s, 65536 6.3 s, 131072 6.3 s; fewer, larger masks to turn into bitmaps.
+        config = config.with_batch_size(DEFAULT_BATCH_SIZE);
+    }
     // DataFusion 55 can derive a nullable physical type for a boolean filter column the
     // logical plan knows is never NULL (`... IS TRUE`), and then refuses the event
     // aggregate plan over it. The types agree in everything but that flag.

@@ -354,8 +354,16 @@ fn parallel_scan_matches_plain_sql_on_many_batches() {
         "queries/adults.json",
         r#"{"include": [{"conditions": [{"attribute": "age", "op": ">=", "value": 18}]}]}"#,
     );
-    p.cohort(&["run", "--customers=customers.parquet", AS_OF])
-        .ok();
+    // Small batches, so 50,000 rows arrive as many batches over both partitions.
+    let small_batches = [(
+        "DATAFUSION_EXECUTION_BATCH_SIZE".to_string(),
+        "1000".to_string(),
+    )];
+    p.cohort_with_env(
+        &["run", "--customers=customers.parquet", AS_OF],
+        &small_batches,
+    )
+    .ok();
     p.cohort(&["export", "adults", "--out", "adults.csv"]).ok();
     let exported: std::collections::BTreeSet<i64> = std::fs::read_to_string(p.path("adults.csv"))
         .unwrap()
