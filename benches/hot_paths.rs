@@ -1,20 +1,44 @@
-//! Criterion micro-benchmarks of the hot paths: mask → bitmap, and bitmap algebra.
+//! Criterion micro-benchmarks of the hot paths: mask → bitmap, bitmap algebra, and the
+//! remapping of scan positions to published bits.
 
 use std::hint::black_box;
+use std::sync::Arc;
 
-use cohort::evaluate::bitmap_from_bits;
+use cohort::bitmap::IdMapping;
+use cohort::evaluate::{bitmap_from_bits, DEFAULT_BATCH_SIZE};
 use criterion::{criterion_group, criterion_main, Criterion};
+use datafusion::arrow::array::{ArrayRef, Int64Array};
 use datafusion::arrow::buffer::BooleanBuffer;
 use roaring::RoaringBitmap;
 
 fn masks(c: &mut Criterion) {
-    // One 8192-row batch at ~30% selectivity, the shape the scan sees per condition.
-    let bits: Vec<bool> = (0..8192u32)
+    // One batch at ~30% selectivity, the shape the scan sees per condition.
+    let bits: Vec<bool> = (0..DEFAULT_BATCH_SIZE as u32)
         .map(|i| i.wrapping_mul(2_654_435_761) % 10 < 3)
         .collect();
     let buffer = BooleanBuffer::from(bits.as_slice());
-    c.bench_function("mask_to_bitmap_8192_rows", |b| {
-        b.iter(|| bitmap_from_bits(black_box(81_920), black_box(&buffer)))
+    c.bench_function("mask_to_bitmap_one_batch", |b| {
+        b.iter(|| bitmap_from_bits(black_box(DEFAULT_BATCH_SIZE as u32), black_box(&buffer)))
+    });
+}
+
+fn remap(c: &mut Criterion) {
+    // 1M customers whose batches arrived out of order (as from two partitions), and a
+    // group of ~30% of them: what publishing does once per group.
+    let rows = 1 << 20;
+    let batch = DEFAULT_BATCH_SIZE;
+    let batches = rows / batch;
+    let ids: ArrayRef = Arc::new(Int64Array::from_iter_values((0..rows).map(|p| {
+        let arrived = (p / batch * 7 + 3) % batches; // a fixed permutation of batches
+        (arrived * batch + p % batch) as i64
+    })));
+    let universe: RoaringBitmap = (0..rows as u32).collect();
+    let mapping = IdMapping::build(&ids, &universe, "customer_id").unwrap();
+    let group: RoaringBitmap = (0..rows as u32)
+        .filter(|i| i.wrapping_mul(2_654_435_761) % 10 < 3)
+        .collect();
+    c.bench_function("remap_1m_positions_30pct", |b| {
+        b.iter(|| mapping.remap(black_box(&group)))
     });
 }
 
@@ -32,5 +56,5 @@ fn algebra(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, masks, algebra);
+criterion_group!(benches, masks, algebra, remap);
 criterion_main!(benches);
