@@ -150,31 +150,8 @@ impl IdMapping {
 
     /// [`remap`](Self::remap) for many bitmaps, spread over the cores.
     pub fn remap_all(&self, bitmaps: &[&RoaringBitmap]) -> Vec<RoaringBitmap> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Small slices so a few very large groups do not leave a core idle.
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let mut out: Vec<(usize, RoaringBitmap)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            let Some(bitmap) = bitmaps.get(i) else {
-                                return done;
-                            };
-                            done.push((i, self.remap(bitmap)));
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("remapping does not panic"))
-                .collect()
-        });
-        out.sort_by_key(|(i, _)| *i);
-        out.into_iter().map(|(_, b)| b).collect()
+        use rayon::prelude::*;
+        bitmaps.par_iter().map(|b| self.remap(b)).collect()
     }
 }
 

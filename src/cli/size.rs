@@ -100,16 +100,19 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         counts
     };
-    let overlap: Vec<Vec<u64>> = named
-        .iter()
-        .map(|(_, a)| named.iter().map(|(_, b)| a.intersection_len(b)).collect())
-        .collect();
-
+    let counts: Vec<(String, u64)> = named.iter().map(|(g, m)| (g.clone(), m.len())).collect();
     if args.by.is_none() && !args.overlap {
-        let counts: Vec<(String, u64)> = named.iter().map(|(g, m)| (g.clone(), m.len())).collect();
         print_counts(args.format, customers, &counts);
         return Ok(());
     }
+    let overlap: Vec<Vec<u64>> = if args.overlap {
+        named
+            .iter()
+            .map(|(_, a)| named.iter().map(|(_, b)| a.intersection_len(b)).collect())
+            .collect()
+    } else {
+        Vec::new()
+    };
     match args.format {
         Format::Json => {
             let groups: Vec<_> = named
@@ -135,12 +138,7 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
             output::print_json(&out);
         }
         Format::Text => {
-            let rows: Vec<Vec<String>> = named
-                .iter()
-                .map(|(g, m)| vec![g.clone(), m.len().to_string(), percent(m.len(), customers)])
-                .collect();
-            output::print_table(&["group", "members", "% customers"], &rows);
-            println!("customers: {customers}");
+            print_counts(Format::Text, customers, &counts);
             if let Some(column) = &args.by {
                 for (g, m) in &named {
                     println!("\n{g} by {column}:");

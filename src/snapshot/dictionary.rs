@@ -7,8 +7,11 @@ use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, UInt64Array};
 use datafusion::arrow::compute::concat;
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
-use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder,
+};
 use hashbrown::{DefaultHashBuilder, HashTable};
+use rayon::prelude::*;
 
 /// Index shards: a power of two, so a hash picks its shard with a mask. Many small
 /// shards, filled one at a time, keep the inserts in the CPU cache (10M ids give ~1 MiB
@@ -129,46 +132,34 @@ impl Dictionary {
 
 /// Decodes the dictionary's row groups on every core, in order.
 fn decode(bytes: Bytes) -> Result<ArrayRef, String> {
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).map_err(|e| e.to_string())?;
-    if builder.schema().fields().len() != 1 {
+    let metadata =
+        ArrowReaderMetadata::load(&bytes, Default::default()).map_err(|e| e.to_string())?;
+    if metadata.schema().fields().len() != 1 {
         return Err("expected exactly one column".into());
     }
-    let data_type = builder.schema().field(0).data_type().clone();
-    let row_groups = builder.metadata().num_row_groups();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per_thread = row_groups.div_ceil(threads).max(1);
-    let chunks = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..row_groups)
-            .step_by(per_thread)
-            .map(|first| {
-                let bytes = bytes.clone();
-                scope.spawn(move || -> Result<Vec<ArrayRef>, String> {
-                    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                        .and_then(|b| {
-                            b.with_row_groups(
-                                (first..(first + per_thread).min(row_groups)).collect(),
-                            )
-                            .with_batch_size(64 * 1024)
-                            .build()
-                        })
-                        .map_err(|e| e.to_string())?;
-                    reader
-                        .map(|batch| {
-                            batch
-                                .map(|b| b.column(0).clone())
-                                .map_err(|e| e.to_string())
-                        })
-                        .collect()
+    let data_type = metadata.schema().field(0).data_type().clone();
+    let row_groups: Vec<Result<Vec<ArrayRef>, String>> = (0..metadata.metadata().num_row_groups())
+        .into_par_iter()
+        .map(|row_group| {
+            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
+                .with_row_groups(vec![row_group])
+                .with_batch_size(64 * 1024)
+                .build()
+                .map_err(|e| e.to_string())?
+                .map(|batch| {
+                    batch
+                        .map(|b| b.column(0).clone())
+                        .map_err(|e| e.to_string())
                 })
-            })
-            .collect();
-        let mut chunks = Vec::new();
-        for worker in workers {
-            chunks.extend(worker.join().expect("decoding does not panic")?);
-        }
-        Ok::<_, String>(chunks)
-    })?;
+                .collect()
+        })
+        .collect();
+    let chunks: Vec<ArrayRef> = row_groups
+        .into_iter()
+        .collect::<Result<Vec<_>, String>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let refs: Vec<&dyn Array> = chunks.iter().map(|c| c.as_ref()).collect();
     if refs.is_empty() {
         return Ok(datafusion::arrow::array::new_empty_array(&data_type));
@@ -181,78 +172,50 @@ fn decode(bytes: Bytes) -> Result<ArrayRef, String> {
 /// and inserts need no lookup first; an unsorted dictionary is still read, checking each
 /// insert.
 fn build_shards(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<Vec<HashTable<u32>>, String> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let rows = ids.len();
-    let span = rows.div_ceil(threads).max(1);
+    let span = rows.div_ceil(rayon::current_num_threads()).max(1);
     // Per span of rows: is it ascending, and its (hash, row) pairs bucketed by shard. The
     // hash is kept: computing it again would read every id a second time, out of order.
     type Buckets = Vec<Vec<(u64, u32)>>;
-    let spans: Vec<(bool, Buckets)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..rows)
-            .step_by(span)
-            .map(|start| {
-                let end = (start + span).min(rows);
-                scope.spawn(move || {
-                    // Each span also checks the pair across its left edge.
-                    let sorted = (start.max(1)..end).all(|r| key_at(ids, r - 1) < key_at(ids, r));
-                    let mut buckets: Buckets = (0..SHARDS)
-                        .map(|_| Vec::with_capacity((end - start) / SHARDS * 9 / 8))
-                        .collect();
-                    for row in start..end {
-                        let hash = hasher.hash_one(key_at(ids, row));
-                        buckets[shard_of(hash)].push((hash, row as u32));
-                    }
-                    (sorted, buckets)
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("hashing does not panic"))
-            .collect()
-    });
+    let spans: Vec<(bool, Buckets)> = (0..rows.div_ceil(span))
+        .into_par_iter()
+        .map(|i| {
+            let (start, end) = (i * span, ((i + 1) * span).min(rows));
+            // Each span also checks the pair across its left edge.
+            let sorted = (start.max(1)..end).all(|r| key_at(ids, r - 1) < key_at(ids, r));
+            let mut buckets: Buckets = (0..SHARDS)
+                .map(|_| Vec::with_capacity((end - start) / SHARDS * 9 / 8))
+                .collect();
+            for row in start..end {
+                let hash = hasher.hash_one(key_at(ids, row));
+                buckets[shard_of(hash)].push((hash, row as u32));
+            }
+            (sorted, buckets)
+        })
+        .collect();
     let sorted = spans.iter().all(|(sorted, _)| *sorted);
-    let spans = &spans;
-    let next_shard = std::sync::atomic::AtomicUsize::new(0);
-    let next_shard = &next_shard;
-    let mut shards: Vec<(usize, HashTable<u32>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(move || {
-                    let mut built = Vec::new();
-                    loop {
-                        let shard = next_shard.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if shard >= SHARDS {
-                            return Ok(built);
-                        }
-                        let entries = spans.iter().map(|(_, b)| b[shard].len()).sum();
-                        let mut table = HashTable::with_capacity(entries);
-                        let rehash = |&bit: &u32| hasher.hash_one(key_at(ids, bit as usize));
-                        for &(hash, row) in spans.iter().flat_map(|(_, b)| &b[shard]) {
-                            let repeated = || {
-                                let key = key_at(ids, row as usize);
-                                table
-                                    .find(hash, |&bit| key_at(ids, bit as usize) == key)
-                                    .is_some()
-                            };
-                            if !sorted && repeated() {
-                                return Err(format!("row {row} repeats an earlier id"));
-                            }
-                            table.insert_unique(hash, row, rehash);
-                        }
-                        built.push((shard, table));
-                    }
-                })
-            })
-            .collect();
-        let mut shards = Vec::with_capacity(SHARDS);
-        for worker in workers {
-            shards.extend(worker.join().expect("indexing does not panic")?);
-        }
-        Ok::<_, String>(shards)
-    })?;
-    shards.sort_by_key(|(shard, _)| *shard);
-    Ok(shards.into_iter().map(|(_, table)| table).collect())
+    let shards: Vec<Result<HashTable<u32>, String>> = (0..SHARDS)
+        .into_par_iter()
+        .map(|shard| {
+            let entries = spans.iter().map(|(_, b)| b[shard].len()).sum();
+            let mut table = HashTable::with_capacity(entries);
+            let rehash = |&bit: &u32| hasher.hash_one(key_at(ids, bit as usize));
+            for &(hash, row) in spans.iter().flat_map(|(_, b)| &b[shard]) {
+                let repeated = || {
+                    let key = key_at(ids, row as usize);
+                    table
+                        .find(hash, |&bit| key_at(ids, bit as usize) == key)
+                        .is_some()
+                };
+                if !sorted && repeated() {
+                    return Err(format!("row {row} repeats an earlier id"));
+                }
+                table.insert_unique(hash, row, rehash);
+            }
+            Ok(table)
+        })
+        .collect();
+    shards.into_iter().collect()
 }
 
 #[cfg(test)]

@@ -32,17 +32,17 @@ pub struct MembershipIndex {
     rows: Vec<u32>,
     /// `rows × groups` slots: the slot of (row, group) is at `row * groups + group`.
     slots: Vec<Slot>,
-    /// Every group's bitmap containers, in one allocation backed by huge pages where the
-    /// OS offers them: `groups_of` reads a word from each group, and with 4 KiB pages
-    /// each read would also miss the TLB.
+    /// Every group's bitmap containers, interleaved per chunk (see `Slot`), in one
+    /// allocation backed by huge pages where the OS offers them, so random probes do not
+    /// also miss the TLB.
     words: Vec<u64>,
     /// Each group's small array containers.
     values: Vec<Vec<u16>>,
 }
 
-/// Where one group keeps its containers' contents.
+/// Where one group keeps its containers' contents while it is parsed.
 #[derive(Debug, Default)]
-pub struct GroupData {
+struct GroupData {
     words: Vec<u64>,
     values: Vec<u16>,
 }

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use hashbrown::HashMap;
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
@@ -190,30 +191,17 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
             files.insert(path.clone(), run.join(path).read().await?);
         }
     }
-    // Checksums and decoding dominate a large load: spread the groups over the cores.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = manifest.groups.len().div_ceil(threads).max(1);
-    let parsed = std::thread::scope(|scope| {
-        let workers: Vec<_> = manifest
-            .groups
-            .chunks(chunk)
-            .map(|groups| {
-                let files = &files;
-                scope.spawn(move || {
-                    groups
-                        .iter()
-                        .map(|g| load_bitmap(g, &files[&g.bitmap.path]))
-                        .collect::<std::result::Result<Vec<_>, String>>()
-                })
-            })
-            .collect();
-        let mut parsed = Vec::with_capacity(manifest.groups.len());
-        for worker in workers {
-            parsed.extend(worker.join().expect("bitmap verification does not panic")?);
-        }
-        Ok::<_, String>(parsed)
-    })
-    .map_err(bad)?;
+    // Checksums and parsing dominate a large load: spread the groups over the cores. The
+    // first damaged group in manifest order is the one reported.
+    let parsed: Vec<_> = manifest
+        .groups
+        .par_iter()
+        .map(|g| load_bitmap(g, &files[&g.bitmap.path]))
+        .collect();
+    let parsed = parsed
+        .into_iter()
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map_err(bad)?;
     let index = MembershipIndex::new(parsed).map_err(bad)?;
     let ids = match &manifest.id_mapping {
         IdMappingEntry::Identity(_) => IdLookup::Identity,
