@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the lookup side: `Snapshot::open` (verified load), `contains`
-//! and `groups_of`, for 100 groups over 10M customers, with integer ids (identity mapping)
-//! and string ids (dictionary mapping).
+//! (one at a time and 1000 per call) and `groups_of`, for 100 groups over 10M customers,
+//! with integer ids (identity mapping) and string ids (dictionary mapping).
 //!
 //! `COHORT_BENCH_CUSTOMERS` overrides the customer count (default 10,000,000).
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
 use cohort::snapshot::writer::{publish, PublishedGroup};
 use cohort::{storage, Snapshot};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -132,6 +132,32 @@ fn lookups(c: &mut Criterion) {
                 black_box(snapshot.contains(black_box(group), black_box(id)).unwrap())
             })
         });
+        // The same checks 1000 at a time (an HTTP batch check): criterion's time per
+        // element is the time per check.
+        let batch: Vec<(&str, &str)> = (0..1000)
+            .map(|k| {
+                (
+                    groups[k % groups.len()].as_str(),
+                    probes[k % probes.len()].as_str(),
+                )
+            })
+            .collect();
+        let mut many = c.benchmark_group(format!("contains_many_{label}"));
+        many.throughput(Throughput::Elements(batch.len() as u64));
+        let mut offset = 0usize;
+        many.bench_function("1000_checks", |b| {
+            b.iter(|| {
+                // Rotate the batch through the probes so no two batches repeat.
+                offset = (offset + 1000) % probes.len();
+                let checks: Vec<(&str, &str)> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &(group, _))| (group, probes[(offset + k) % probes.len()].as_str()))
+                    .collect();
+                black_box(snapshot.contains_many(black_box(&checks)).unwrap())
+            })
+        });
+        many.finish();
         let mut j = 0usize;
         c.bench_function(&format!("groups_of_{GROUPS}_groups_{label}"), |b| {
             b.iter(|| {

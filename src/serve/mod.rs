@@ -266,10 +266,9 @@ async fn check_batch(
             ),
         );
     }
-    let snapshot = state.snapshot();
-    let mut results = Vec::with_capacity(batch.checks.len());
+    let mut ids = Vec::with_capacity(batch.checks.len());
     for (i, check) in batch.checks.iter().enumerate() {
-        let id = match &check.customer_id {
+        ids.push(match &check.customer_id {
             Value::String(s) => s.clone(),
             Value::Number(n) => n.to_string(),
             other => {
@@ -278,13 +277,25 @@ async fn check_batch(
                     format!("checks[{i}].customer_id must be a string or a number, not {other}"),
                 )
             }
-        };
-        match snapshot.contains(&check.group, &id) {
-            Ok(member) => results.push(member),
-            Err(e) => return error(StatusCode::NOT_FOUND, format!("checks[{i}]: {e}")),
+        });
+    }
+    let snapshot = state.snapshot();
+    let checks: Vec<(&str, &str)> = batch
+        .checks
+        .iter()
+        .zip(&ids)
+        .map(|(check, id)| (check.group.as_str(), id.as_str()))
+        .collect();
+    match snapshot.contains_many(&checks) {
+        Ok(results) => Json(json!({ "results": results })).into_response(),
+        Err(e) => {
+            let i = checks
+                .iter()
+                .position(|(group, _)| snapshot.cardinality(group).is_none())
+                .unwrap_or_default();
+            error(StatusCode::NOT_FOUND, format!("checks[{i}]: {e}"))
         }
     }
-    Json(json!({ "results": results })).into_response()
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {

@@ -1,31 +1,42 @@
 //! A run's id dictionary (`ids.parquet`, row n = external id of bit n) and its hash
 //! index from external id to bit, built on every core at load.
+//!
+//! A probe reads one slot of the index (a 26-bit tag of the id's hash beside the bit) and,
+//! when the tag matches, that bit's id to confirm. Both live in huge pages, so a probe costs
+//! two or three cache misses and no page walks (a page walk under virtualisation costs more
+//! than the miss itself).
 
 use std::hash::BuildHasher;
 
 use bytes::Bytes;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, UInt64Array};
-use datafusion::arrow::compute::concat;
-use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use datafusion::arrow::datatypes::{ArrowNativeType, DataType, Int64Type, UInt64Type};
 use datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ParquetRecordBatchReaderBuilder,
 };
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::DefaultHashBuilder;
 use rayon::prelude::*;
 
-/// Index shards: a power of two, so a hash picks its shard with a mask. Many small
-/// shards, filled one at a time, keep the inserts in the CPU cache (10M ids give ~1 MiB
-/// shards) and spread over the cores.
-const SHARDS: usize = 64;
-/// Which hash bits choose the shard: above those hashbrown uses for the bucket (low
-/// bits) and below those it keeps in control bytes (top 7), so neither loses entropy.
-const SHARD_SHIFT: u32 = 40;
+use super::memory::{huge_page_vec, huge_page_zeroed};
 
-/// The dictionary and its index: 4 bytes per customer besides the ids themselves.
+/// Index shards: contiguous regions of the slot table, each filled by one task. Many small
+/// shards keep a task's inserts in the CPU cache (10M ids give ~1.7 MiB regions) and
+/// spread over the cores.
+const SHARDS: usize = 64;
+/// Slots per id in a region: a load factor of 0.7 keeps linear probes short (2.2 slots
+/// on average for a hit, mostly in one cache line) at 11.4 bytes per id.
+const SLOTS_PER_ID: (usize, usize) = (10, 7);
+/// Marks a slot as used: every filled slot is non-zero, an empty one is 0.
+const USED: u32 = 1 << 31;
+
+/// The dictionary and its index.
 #[derive(Debug)]
 pub struct Dictionary {
     ids: Ids,
-    shards: Vec<HashTable<u32>>,
+    /// `SHARDS` regions of `region` slots; a slot is `(USED | tag) << 32 | bit`, or 0.
+    slots: Vec<u64>,
+    region: usize,
     hasher: DefaultHashBuilder,
 }
 
@@ -34,7 +45,7 @@ pub struct Dictionary {
 enum Key<'a> {
     Signed(i64),
     Unsigned(u64),
-    Text(&'a str),
+    Text(&'a [u8]),
 }
 
 /// The dictionary column, its type resolved once (a lookup reads it millions of times).
@@ -43,23 +54,17 @@ enum Ids {
     Signed(Int64Array),
     Unsigned(UInt64Array),
     Text(StringArray),
+    /// Ids all `width` bytes long (zero-padded codes, UUIDs): row n starts at n × width,
+    /// so a probe reads the id without first reading its offset.
+    FixedText(StringArray, usize),
 }
 
 impl Ids {
-    fn new(ids: &ArrayRef) -> Result<Ids, String> {
-        Ok(match ids.data_type() {
-            DataType::Int64 => Ids::Signed(ids.as_primitive::<Int64Type>().clone()),
-            DataType::UInt64 => Ids::Unsigned(ids.as_primitive::<UInt64Type>().clone()),
-            DataType::Utf8 => Ids::Text(ids.as_string::<i32>().clone()),
-            other => return Err(format!("unsupported id type {other}")),
-        })
-    }
-
     fn len(&self) -> usize {
         match self {
             Ids::Signed(a) => a.len(),
             Ids::Unsigned(a) => a.len(),
-            Ids::Text(a) => a.len(),
+            Ids::Text(a) | Ids::FixedText(a, _) => a.len(),
         }
     }
 }
@@ -69,30 +74,45 @@ fn key_at(ids: &Ids, row: usize) -> Key<'_> {
     match ids {
         Ids::Signed(a) => Key::Signed(a.value(row)),
         Ids::Unsigned(a) => Key::Unsigned(a.value(row)),
-        Ids::Text(a) => Key::Text(a.value(row)),
+        Ids::Text(a) => Key::Text(a.value(row).as_bytes()),
+        Ids::FixedText(a, width) => Key::Text(&a.value_data()[row * width..][..*width]),
     }
 }
 
+/// The shard of a hash: bits 32..38.
+#[inline]
 fn shard_of(hash: u64) -> usize {
-    (hash >> SHARD_SHIFT) as usize & (SHARDS - 1)
+    (hash >> 32) as usize & (SHARDS - 1)
+}
+
+/// Where a hash goes in its shard's region: its first slot (the low 32 bits, scaled to the
+/// region) and its slot tag (bits 38..64, disjoint from those choosing slot and shard).
+#[inline]
+fn place(hash: u64, region: usize) -> (usize, u32) {
+    let first = ((hash as u32 as u64 * region as u64) >> 32) as usize;
+    (first, (hash >> 38) as u32 | USED)
+}
+
+/// The slots a linear probe visits in a region of `len` slots, from `first` on, wrapping.
+/// (A region always has an empty slot, which ends every probe.)
+#[inline]
+fn probe(len: usize, first: usize) -> impl Iterator<Item = usize> {
+    (first..len).chain(0..first)
 }
 
 impl Dictionary {
     /// Decodes `ids.parquet` and indexes it, refusing null or repeated ids.
     pub fn read(bytes: Bytes) -> Result<Dictionary, String> {
-        let column = decode(bytes)?;
-        if column.null_count() > 0 {
-            return Err("the dictionary holds null ids".into());
-        }
-        let ids = Ids::new(&column)?;
+        let ids = decode(bytes)?;
         if ids.len() > u32::MAX as usize + 1 {
             return Err(format!("{} ids do not fit 32-bit bits", ids.len()));
         }
         let hasher = DefaultHashBuilder::default();
-        let shards = build_shards(&ids, &hasher)?;
+        let (slots, region) = build_index(&ids, &hasher)?;
         Ok(Dictionary {
             ids,
-            shards,
+            slots,
+            region,
             hasher,
         })
     }
@@ -109,15 +129,88 @@ impl Dictionary {
 
     /// The bit of an external id given as text, if the dictionary holds it.
     pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
-        let key = match self.ids {
+        let key = self.key(customer_id)?;
+        let (region, first, tag) = self.locate(key);
+        probe(region.len(), first)
+            .map(|at| region[at])
+            .take_while(|&slot| slot != 0)
+            .find(|&slot| {
+                (slot >> 32) as u32 == tag && key_at(&self.ids, slot as u32 as usize) == key
+            })
+            .map(|slot| slot as u32)
+    }
+
+    /// `test` of the id's bit; false when the dictionary does not hold the id.
+    ///
+    /// Unlike `test(bit_of(id))`, runs `test` on the first bit whose slot tag matches
+    /// while confirming that bit's id, so the two cache misses overlap: a lookup waits on
+    /// two misses in a row (slot, then id and test), not three.
+    pub fn test_bit(&self, customer_id: &str, test: impl Fn(u32) -> bool) -> bool {
+        let Some(key) = self.key(customer_id) else {
+            return false;
+        };
+        let Some(bit) = self.candidate(key) else {
+            return false;
+        };
+        let answer = test(bit);
+        if key_at(&self.ids, bit as usize) == key {
+            answer
+        } else {
+            // Another id shares the tag (about 1 in 2^26 probes): search properly.
+            self.bit_of(customer_id).is_some_and(test)
+        }
+    }
+
+    /// `bit_of` for many ids, in passes over all of them (first slots, candidate bits,
+    /// confirmation), so the cache misses of different ids overlap instead of queueing.
+    pub fn bits_of(&self, customer_ids: &[&str]) -> Vec<Option<u32>> {
+        let keys: Vec<Option<Key>> = customer_ids.iter().map(|id| self.key(id)).collect();
+        let mut touched = 0;
+        for key in keys.iter().flatten() {
+            let (region, first, _) = self.locate(*key);
+            touched ^= region[first];
+        }
+        std::hint::black_box(touched);
+        let candidates: Vec<Option<u32>> = keys.iter().map(|key| self.candidate((*key)?)).collect();
+        keys.iter()
+            .zip(candidates)
+            .zip(customer_ids)
+            .map(|((key, candidate), id)| match (key, candidate) {
+                (Some(key), Some(bit)) if key_at(&self.ids, bit as usize) == *key => Some(bit),
+                (Some(_), Some(_)) => self.bit_of(id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// An id given as text as the dictionary's key type, if it can be one.
+    fn key<'a>(&self, customer_id: &'a str) -> Option<Key<'a>> {
+        Some(match self.ids {
             Ids::Signed(_) => Key::Signed(customer_id.trim().parse().ok()?),
             Ids::Unsigned(_) => Key::Unsigned(customer_id.trim().parse().ok()?),
-            Ids::Text(_) => Key::Text(customer_id),
-        };
+            Ids::Text(_) | Ids::FixedText(..) => Key::Text(customer_id.as_bytes()),
+        })
+    }
+
+    /// A key's shard region, its first slot there and its tag.
+    #[inline]
+    fn locate(&self, key: Key) -> (&[u64], usize, u32) {
         let hash = self.hasher.hash_one(key);
-        self.shards[shard_of(hash)]
-            .find(hash, |&bit| key_at(&self.ids, bit as usize) == key)
-            .copied()
+        let region = &self.slots[shard_of(hash) * self.region..][..self.region];
+        let (first, tag) = place(hash, self.region);
+        (region, first, tag)
+    }
+
+    /// The bit in the first slot on the key's probe whose tag matches the key's: the key's
+    /// bit if the dictionary holds it, barring a tag shared with another id.
+    #[inline]
+    fn candidate(&self, key: Key) -> Option<u32> {
+        let (region, first, tag) = self.locate(key);
+        probe(region.len(), first)
+            .map(|at| region[at])
+            .take_while(|&slot| slot != 0)
+            .find(|&slot| (slot >> 32) as u32 == tag)
+            .map(|slot| slot as u32)
     }
 
     /// The external id of a bit, as text.
@@ -125,13 +218,14 @@ impl Dictionary {
         match key_at(&self.ids, bit as usize) {
             Key::Signed(v) => v.to_string(),
             Key::Unsigned(v) => v.to_string(),
-            Key::Text(v) => v.to_string(),
+            Key::Text(v) => String::from_utf8_lossy(v).into_owned(),
         }
     }
 }
 
-/// Decodes the dictionary's row groups on every core, in order.
-fn decode(bytes: Bytes) -> Result<ArrayRef, String> {
+/// Decodes the dictionary's row groups on every core, in order, into one column in huge
+/// pages.
+fn decode(bytes: Bytes) -> Result<Ids, String> {
     let metadata =
         ArrowReaderMetadata::load(&bytes, Default::default()).map_err(|e| e.to_string())?;
     if metadata.schema().fields().len() != 1 {
@@ -160,18 +254,105 @@ fn decode(bytes: Bytes) -> Result<ArrayRef, String> {
         .into_iter()
         .flatten()
         .collect();
-    let refs: Vec<&dyn Array> = chunks.iter().map(|c| c.as_ref()).collect();
-    if refs.is_empty() {
-        return Ok(datafusion::arrow::array::new_empty_array(&data_type));
+    if chunks.iter().any(|c| c.null_count() > 0) {
+        return Err("the dictionary holds null ids".into());
     }
-    concat(&refs).map_err(|e| e.to_string())
+    let rows = chunks.iter().map(|c| c.len()).sum();
+    Ok(match data_type {
+        DataType::Int64 => Ids::Signed(Int64Array::new(
+            gather_values(&chunks, rows, |c| c.as_primitive::<Int64Type>().values()),
+            None,
+        )),
+        DataType::UInt64 => Ids::Unsigned(UInt64Array::new(
+            gather_values(&chunks, rows, |c| c.as_primitive::<UInt64Type>().values()),
+            None,
+        )),
+        DataType::Utf8 => {
+            let ids = gather_text(&chunks, rows)?;
+            match fixed_width(&ids) {
+                Some(width) => Ids::FixedText(ids, width),
+                None => Ids::Text(ids),
+            }
+        }
+        other => return Err(format!("unsupported id type {other}")),
+    })
 }
 
-/// Hashes every id, buckets the rows by shard, then fills the shards one at a time, all on
+/// Concatenates fixed-width chunks into one huge-page buffer.
+fn gather_values<T: ArrowNativeType>(
+    chunks: &[ArrayRef],
+    rows: usize,
+    values: impl Fn(&ArrayRef) -> &[T],
+) -> ScalarBuffer<T> {
+    let mut all = huge_page_vec(rows);
+    for chunk in chunks {
+        all.extend_from_slice(values(chunk));
+    }
+    all.into()
+}
+
+/// Concatenates string chunks into one string array whose bytes and offsets live in huge
+/// pages.
+fn gather_text(chunks: &[ArrayRef], rows: usize) -> Result<StringArray, String> {
+    let strings: Vec<&StringArray> = chunks.iter().map(|c| c.as_string::<i32>()).collect();
+    let span = |s: &StringArray| {
+        let offsets = s.value_offsets();
+        (offsets[0] as usize, offsets[s.len()] as usize)
+    };
+    let total: usize = strings.iter().map(|s| span(s).1 - span(s).0).sum();
+    if total > i32::MAX as usize {
+        return Err(format!("{total} bytes of ids exceed 2 GiB"));
+    }
+    let mut bytes = huge_page_zeroed::<u8>(total);
+    let mut offsets = huge_page_zeroed::<i32>(rows + 1);
+    // Each chunk's share of the output as its own slices, so chunks copy in parallel.
+    let mut parts = Vec::with_capacity(strings.len());
+    let (mut rest_bytes, mut rest_offsets) = (&mut bytes[..], &mut offsets[1..]);
+    let mut written = 0;
+    for s in strings {
+        let (start, end) = span(s);
+        let (part_bytes, more_bytes) = rest_bytes.split_at_mut(end - start);
+        let (part_offsets, more_offsets) = rest_offsets.split_at_mut(s.len());
+        parts.push((
+            s,
+            start..end,
+            written as i32 - start as i32,
+            part_bytes,
+            part_offsets,
+        ));
+        (rest_bytes, rest_offsets, written) = (more_bytes, more_offsets, written + end - start);
+    }
+    parts
+        .into_par_iter()
+        .for_each(|(s, span, shift, part_bytes, part_offsets)| {
+            part_bytes.copy_from_slice(&s.value_data()[span]);
+            for (out, &offset) in part_offsets.iter_mut().zip(&s.value_offsets()[1..]) {
+                *out = offset + shift;
+            }
+        });
+    StringArray::try_new(
+        OffsetBuffer::new(offsets.into()),
+        Buffer::from_vec(bytes),
+        None,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The length every id shares, if they all share one. (`gather_text` starts offsets at 0.)
+fn fixed_width(ids: &StringArray) -> Option<usize> {
+    let offsets = ids.value_offsets();
+    let width = offsets.get(1)? - offsets[0];
+    offsets
+        .par_windows(2)
+        .all(|pair| pair[1] - pair[0] == width)
+        .then_some(width as usize)
+}
+
+/// Hashes every id, buckets the rows by shard, then fills the shards' regions, all on
 /// every core. The writer sorts the dictionary, so ascending rows prove the ids distinct
 /// and inserts need no lookup first; an unsorted dictionary is still read, checking each
 /// insert.
-fn build_shards(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<Vec<HashTable<u32>>, String> {
+fn build_index(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<(Vec<u64>, usize), String> {
     let rows = ids.len();
     let span = rows.div_ceil(rayon::current_num_threads()).max(1);
     // Per span of rows: is it ascending, and its (hash, row) pairs bucketed by shard. The
@@ -194,28 +375,34 @@ fn build_shards(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<Vec<HashTable<
         })
         .collect();
     let sorted = spans.iter().all(|(sorted, _)| *sorted);
-    let shards: Vec<Result<HashTable<u32>, String>> = (0..SHARDS)
-        .into_par_iter()
-        .map(|shard| {
-            let entries = spans.iter().map(|(_, b)| b[shard].len()).sum();
-            let mut table = HashTable::with_capacity(entries);
-            let rehash = |&bit: &u32| hasher.hash_one(key_at(ids, bit as usize));
+    let fullest = (0..SHARDS)
+        .map(|shard| spans.iter().map(|(_, b)| b[shard].len()).sum::<usize>())
+        .max()
+        .unwrap_or(0);
+    let region = (fullest * SLOTS_PER_ID.0).div_ceil(SLOTS_PER_ID.1) + 1;
+    let mut slots = huge_page_zeroed::<u64>(SHARDS * region);
+    slots
+        .par_chunks_mut(region)
+        .enumerate()
+        .try_for_each(|(shard, table)| {
             for &(hash, row) in spans.iter().flat_map(|(_, b)| &b[shard]) {
-                let repeated = || {
-                    let key = key_at(ids, row as usize);
-                    table
-                        .find(hash, |&bit| key_at(ids, bit as usize) == key)
-                        .is_some()
-                };
-                if !sorted && repeated() {
-                    return Err(format!("row {row} repeats an earlier id"));
+                let (first, tag) = place(hash, region);
+                for at in probe(region, first) {
+                    let slot = table[at];
+                    if slot == 0 {
+                        table[at] = (tag as u64) << 32 | row as u64;
+                        break;
+                    }
+                    let repeated =
+                        || key_at(ids, slot as u32 as usize) == key_at(ids, row as usize);
+                    if !sorted && (slot >> 32) as u32 == tag && repeated() {
+                        return Err(format!("row {row} repeats an earlier id"));
+                    }
                 }
-                table.insert_unique(hash, row, rehash);
             }
-            Ok(table)
-        })
-        .collect();
-    shards.into_iter().collect()
+            Ok(())
+        })?;
+    Ok((slots, region))
 }
 
 #[cfg(test)]
@@ -234,11 +421,13 @@ mod tests {
             ids.data_type().clone(),
             true,
         )]));
+        let ids_len = ids.len();
         let batch = RecordBatch::try_new(schema.clone(), vec![ids]).unwrap();
         let mut out = Vec::new();
-        // Row groups of 2 ids: decoding spreads them over threads and must keep order.
+        // Small row groups (2 ids, or 8 groups in all): decoding spreads them over
+        // threads and must keep order.
         let properties = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(2))
+            .set_max_row_group_row_count(Some((ids_len / 8).max(2)))
             .build();
         let mut writer = ArrowWriter::try_new(&mut out, schema, Some(properties)).unwrap();
         writer.write(&batch).unwrap();
@@ -260,6 +449,37 @@ mod tests {
         let ints = Dictionary::read(parquet(Arc::new(Int64Array::from(vec![-5, 7, 9])))).unwrap();
         assert_eq!(ints.bit_of(" 7 "), Some(1));
         assert_eq!(ints.bit_of("x"), None);
+    }
+
+    #[test]
+    fn every_id_of_a_large_shuffled_dictionary_is_found_and_no_other() {
+        // Enough ids that probes collide and wrap around the ends of their regions.
+        let mut ids: Vec<String> = (0..50_000).map(|i| format!("id-{i}")).collect();
+        ids.sort_by_key(|id| id.bytes().rev().collect::<Vec<_>>());
+        let dictionary =
+            Dictionary::read(parquet(Arc::new(StringArray::from(ids.clone())))).unwrap();
+        for (bit, id) in ids.iter().enumerate() {
+            assert_eq!(dictionary.bit_of(id), Some(bit as u32), "{id}");
+        }
+        let others = ["id-50000", "id-", "", "id-1 "];
+        for other in others {
+            assert_eq!(dictionary.bit_of(other), None, "{other:?}");
+            assert!(!dictionary.test_bit(other, |_| true), "{other:?}");
+        }
+        // The batched and overlapped lookups answer exactly like `bit_of`.
+        let probes: Vec<&str> = ids.iter().map(String::as_str).chain(others).collect();
+        let expected: Vec<Option<u32>> = probes.iter().map(|id| dictionary.bit_of(id)).collect();
+        assert_eq!(dictionary.bits_of(&probes), expected);
+        for (id, bit) in probes.iter().zip(&expected) {
+            assert_eq!(dictionary.test_bit(id, |b| Some(b) == *bit), bit.is_some());
+        }
+        let ints: Vec<i64> = (0..50_000).map(|i| (i * 7919) % 50_000 - 25_000).collect();
+        let dictionary =
+            Dictionary::read(parquet(Arc::new(Int64Array::from(ints.clone())))).unwrap();
+        for (bit, id) in ints.iter().enumerate() {
+            assert_eq!(dictionary.bit_of(&id.to_string()), Some(bit as u32));
+        }
+        assert_eq!(dictionary.bit_of("25000"), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use roaring::RoaringBitmap;
 
-use super::memory::huge_page_vec;
+use super::memory::huge_page_zeroed;
 
 /// Array containers up to this many values stay sorted arrays (≤ 1 KiB, a short binary
 /// search); larger ones become 8 KiB bitmaps (at most 8× the array's bytes).
@@ -299,8 +299,7 @@ impl MembershipIndex {
                 "{total} bitmap words exceed the index's 32-bit offsets"
             ));
         }
-        let mut words = huge_page_vec(total);
-        words.resize(total, 0);
+        let mut words = huge_page_zeroed(total);
         let mut filled = vec![0usize; width.len()];
         let mut slots = vec![Slot::default(); used as usize * groups];
         let mut values = Vec::with_capacity(groups);

@@ -28,9 +28,18 @@ fn advise_huge_pages(ptr: *const u8, len: usize) {
     let _ = (ptr, len);
 }
 
-/// An empty vector with room for `len` words, advised before any page is touched.
-pub fn huge_page_vec(len: usize) -> Vec<u64> {
-    let words: Vec<u64> = Vec::with_capacity(len);
-    advise_huge_pages(words.as_ptr().cast(), len * std::mem::size_of::<u64>());
-    words
+/// An empty vector with room for `len` values, advised before any page is touched.
+pub fn huge_page_vec<T>(len: usize) -> Vec<T> {
+    let values: Vec<T> = Vec::with_capacity(len);
+    advise_huge_pages(values.as_ptr().cast(), len * std::mem::size_of::<T>());
+    values
+}
+
+/// `len` zeroed values, advised before any page is touched. Large allocations come as
+/// fresh zeroed pages, so nothing writes them now: each page is faulted in (as a huge
+/// page) by whichever thread first fills it, and zeroing spreads over the fillers.
+pub fn huge_page_zeroed<T: Clone + Default>(len: usize) -> Vec<T> {
+    let values = vec![T::default(); len];
+    advise_huge_pages(values.as_ptr().cast(), len * std::mem::size_of::<T>());
+    values
 }

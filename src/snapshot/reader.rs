@@ -91,15 +91,55 @@ impl Snapshot {
     /// Whether customer `customer_id` (as it appears in the data) is in `group`.
     /// An unknown customer is not a member; an unknown group is an error.
     pub fn contains(&self, group: &str, customer_id: &str) -> Result<bool> {
-        let &i = self.by_id.get(group).ok_or_else(|| {
+        let group = self.group_number(group)?;
+        Ok(match &self.ids {
+            IdLookup::Identity => customer_id
+                .trim()
+                .parse::<u32>()
+                .is_ok_and(|bit| self.index.contains(group, bit)),
+            IdLookup::Dictionary(dictionary) => {
+                dictionary.test_bit(customer_id, |bit| self.index.contains(group, bit))
+            }
+        })
+    }
+
+    /// `contains` for many `(group, customer_id)` checks, answered in passes over all of
+    /// them so that their memory reads overlap: several times faster per check than one
+    /// call each. Fails on the first unknown group.
+    ///
+    /// ```no_run
+    /// # async fn example() -> cohort::Result<()> {
+    /// let snapshot = cohort::Snapshot::open("published/").await?;
+    /// let answers = snapshot.contains_many(&[("us_adults", "42"), ("us_adults", "43")])?;
+    /// assert_eq!(answers.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn contains_many(&self, checks: &[(&str, &str)]) -> Result<Vec<bool>> {
+        let groups = checks
+            .iter()
+            .map(|(group, _)| self.group_number(group))
+            .collect::<Result<Vec<usize>>>()?;
+        let ids: Vec<&str> = checks.iter().map(|(_, id)| *id).collect();
+        let bits = match &self.ids {
+            IdLookup::Identity => ids.iter().map(|id| id.trim().parse().ok()).collect(),
+            IdLookup::Dictionary(dictionary) => dictionary.bits_of(&ids),
+        };
+        Ok(groups
+            .into_iter()
+            .zip(bits)
+            .map(|(group, bit)| bit.is_some_and(|bit| self.index.contains(group, bit)))
+            .collect())
+    }
+
+    /// A group's position in the manifest; an unknown group is an error.
+    fn group_number(&self, group: &str) -> Result<usize> {
+        self.by_id.get(group).copied().ok_or_else(|| {
             Error::NotFound(format!(
                 "unknown group '{group}' in run '{}'",
                 self.run_id()
             ))
-        })?;
-        Ok(self
-            .bit_of(customer_id)
-            .is_some_and(|bit| self.index.contains(i, bit)))
+        })
     }
 
     /// Every group the customer is in, in manifest order.

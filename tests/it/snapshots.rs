@@ -470,3 +470,51 @@ fn pyroaring_reads_published_groups() {
         }
     }
 }
+
+#[test]
+fn every_lookup_answers_like_the_published_bitmaps() {
+    for id_type in ["int", "string"] {
+        let p = sample_project(id_type);
+        p.cohort(&["run"]).ok();
+        let snapshot = open(&p.path("snapshots")).unwrap();
+        let groups: Vec<(String, roaring::RoaringBitmap)> = snapshot
+            .groups()
+            .iter()
+            .map(|g| (g.id.clone(), snapshot.bitmap(&g.id).unwrap()))
+            .collect();
+        // Every customer by external id, and ids the run does not hold.
+        let bits = if id_type == "int" {
+            let top = groups.iter().filter_map(|(_, b)| b.max()).max().unwrap();
+            top + 3
+        } else {
+            snapshot.manifest().customers as u32
+        };
+        let mut ids: Vec<(Option<u32>, String)> = (0..bits)
+            .map(|bit| (Some(bit), snapshot.external_id(bit)))
+            .collect();
+        ids.extend(["", "nobody", "-1", "C"].map(|id| (None, id.to_string())));
+        let mut checks = Vec::new();
+        let mut expected = Vec::new();
+        for (bit, id) in &ids {
+            let member_of: Vec<&str> = groups
+                .iter()
+                .filter(|(_, b)| bit.is_some_and(|bit| b.contains(bit)))
+                .map(|(g, _)| g.as_str())
+                .collect();
+            assert_eq!(snapshot.groups_of(id), member_of, "{id_type} {id:?}");
+            for (group, bitmap) in &groups {
+                let member = bit.is_some_and(|bit| bitmap.contains(bit));
+                assert_eq!(
+                    snapshot.contains(group, id).unwrap(),
+                    member,
+                    "{group} {id:?}"
+                );
+                checks.push((group.as_str(), id.as_str()));
+                expected.push(member);
+            }
+        }
+        assert_eq!(snapshot.contains_many(&checks).unwrap(), expected);
+        let unknown = snapshot.contains_many(&[(checks[0].0, "1"), ("nope", "1")]);
+        assert!(unknown.unwrap_err().to_string().contains("'nope'"));
+    }
+}
