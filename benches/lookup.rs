@@ -188,5 +188,27 @@ fn random_read_floor(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, lookups, random_read_floor);
+/// The latency of one read from memory: each iteration follows one link of a random
+/// cycle over 128 MiB in huge pages, so every read waits for the one before. A lookup
+/// whose reads depend on each other (dictionary slot, then id and membership word) costs
+/// at least this much per link.
+fn dependent_read_floor(c: &mut Criterion) {
+    let links = 16 << 20;
+    let mut next: Vec<u64> = cohort::snapshot::memory::huge_page_zeroed(links);
+    next.iter_mut().enumerate().for_each(|(i, n)| *n = i as u64);
+    // Sattolo's shuffle: one cycle through every entry.
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for i in (1..links).rev() {
+        next.swap(i, rng.random_range(0..i));
+    }
+    let mut at = 0u64;
+    c.bench_function("dependent_read_floor", |b| {
+        b.iter(|| {
+            at = next[at as usize];
+            at
+        })
+    });
+}
+
+criterion_group!(benches, lookups, random_read_floor, dependent_read_floor);
 criterion_main!(benches);

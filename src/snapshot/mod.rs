@@ -4,7 +4,7 @@ pub mod catalog;
 pub mod dictionary;
 pub mod index;
 pub mod manifest;
-mod memory;
+pub mod memory;
 pub mod reader;
 pub mod writer;
 
