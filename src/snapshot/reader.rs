@@ -242,9 +242,8 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         .into_iter()
         .collect::<std::result::Result<Vec<_>, String>>()
         .map_err(bad)?;
-    let index = MembershipIndex::new(parsed).map_err(bad)?;
-    let ids = match &manifest.id_mapping {
-        IdMappingEntry::Identity(_) => IdLookup::Identity,
+    let dictionary = match &manifest.id_mapping {
+        IdMappingEntry::Identity(_) => None,
         IdMappingEntry::Dictionary {
             path,
             checksum: sum,
@@ -255,14 +254,29 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
                     "the id dictionary points outside the run: '{path}'"
                 )));
             }
-            let bytes = run.join(path).read().await?;
-            if checksum(&bytes) != *sum {
-                return Err(bad(format!(
-                    "id dictionary '{path}': checksum mismatch (corrupt file)"
-                )));
-            }
-            let ids =
-                Dictionary::read(bytes).map_err(|e| bad(format!("id dictionary '{path}': {e}")))?;
+            Some((path, sum, run.join(path).read().await?))
+        }
+    };
+    // The index is built on one core: check and decode the dictionary beside it.
+    let (index, ids) = rayon::join(
+        || MembershipIndex::new(parsed),
+        || {
+            dictionary.map(|(path, sum, bytes)| {
+                if checksum(&bytes) != *sum {
+                    return Err(format!(
+                        "id dictionary '{path}': checksum mismatch (corrupt file)"
+                    ));
+                }
+                let ids =
+                    Dictionary::read(bytes).map_err(|e| format!("id dictionary '{path}': {e}"))?;
+                Ok((path, ids))
+            })
+        },
+    );
+    let index = index.map_err(bad)?;
+    let ids = match ids.transpose().map_err(bad)? {
+        None => IdLookup::Identity,
+        Some((path, ids)) => {
             if ids.len() as u64 != manifest.customers {
                 return Err(bad(format!(
                     "id dictionary '{path}' holds {} ids, the manifest counts {} customers",
