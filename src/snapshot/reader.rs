@@ -93,10 +93,9 @@ impl Snapshot {
     pub fn contains(&self, group: &str, customer_id: &str) -> Result<bool> {
         let group = self.group_number(group)?;
         Ok(match &self.ids {
-            IdLookup::Identity => customer_id
-                .trim()
-                .parse::<u32>()
-                .is_ok_and(|bit| self.index.contains(group, bit)),
+            IdLookup::Identity => self
+                .bit_of(customer_id)
+                .is_some_and(|bit| self.index.contains(group, bit)),
             IdLookup::Dictionary(dictionary) => {
                 dictionary.test_bit(customer_id, |bit| self.index.contains(group, bit))
             }
@@ -122,7 +121,7 @@ impl Snapshot {
             .collect::<Result<Vec<usize>>>()?;
         let ids: Vec<&str> = checks.iter().map(|(_, id)| *id).collect();
         let bits = match &self.ids {
-            IdLookup::Identity => ids.iter().map(|id| id.trim().parse().ok()).collect(),
+            IdLookup::Identity => ids.iter().map(|id| self.bit_of(id)).collect(),
             IdLookup::Dictionary(dictionary) => dictionary.bits_of(&ids),
         };
         Ok(groups
