@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cohort::bitmap::IdMapping;
 use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
 use cohort::snapshot::writer::{publish, PublishedGroup};
 use cohort::{storage, Snapshot};
@@ -60,10 +61,13 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
             bitmap: random_group(&mut rng, n, densities[g % densities.len()]),
         })
         .collect();
-    let dictionary: Option<ArrayRef> = string_ids.then(|| {
-        Arc::new(StringArray::from_iter_values(
+    // String ids numbered as `cohort run` numbers them (in the order of their perfect
+    // hash); the groups are random either way.
+    let mapping = string_ids.then(|| {
+        let ids: ArrayRef = Arc::new(StringArray::from_iter_values(
             (0..n).map(|i| format!("C{i:09}")),
-        )) as ArrayRef
+        ));
+        IdMapping::build(&ids, &(0..n).collect(), "customer_id").unwrap()
     });
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
@@ -86,7 +90,8 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
             &storage::resolve(&url).unwrap(),
             manifest,
             &groups,
-            dictionary.as_ref(),
+            mapping.as_ref().and_then(|m| m.dictionary.as_ref()),
+            mapping.as_ref().and_then(|m| m.hash_index.as_ref()),
         ))
         .unwrap();
     (dir, url)

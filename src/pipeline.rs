@@ -302,7 +302,14 @@ pub async fn publish(
         groups: Vec::new(),
     };
     let publish = storage::resolve(&settings.publish)?;
-    writer::publish(&publish, manifest, &groups, mapping.dictionary.as_ref()).await
+    writer::publish(
+        &publish,
+        manifest,
+        &groups,
+        mapping.dictionary.as_ref(),
+        mapping.hash_index.as_ref(),
+    )
+    .await
 }
 
 /// The files behind a table URL (one file, or every Parquet file under a prefix).

@@ -1,19 +1,24 @@
 //! Customer ids ↔ bit numbers: the identity mapping (integer ids within 0..=u32::MAX) or a
-//! sorted dictionary (everything else), and the remapping of scan positions to bits.
+//! dictionary (everything else) in the order of its perfect hash, and the remapping of
+//! scan positions to bits.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
 use datafusion::arrow::compute::{sort_to_indices, take, SortOptions};
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use roaring::RoaringBitmap;
 
 use crate::evaluate::statics::IdKey;
+use crate::snapshot::perfect_hash::{self, PerfectHash};
 use crate::{Error, Result};
 
 /// How scan positions map to published bits.
 #[derive(Debug)]
 pub struct IdMapping {
-    /// `Some(dictionary)` — external ids sorted, row n = bit n — or `None` for identity.
+    /// `Some(dictionary)` — external ids, row n = bit n — or `None` for identity.
     pub dictionary: Option<ArrayRef>,
+    /// The dictionary's perfect hash, which numbered it (absent only for a dictionary
+    /// that is sorted instead).
+    pub hash_index: Option<PerfectHash>,
     /// Bit of each scan position (unused for positions with a null id).
     pos_to_bit: Vec<u32>,
     /// Whether bits increase with positions (sorted input), which makes remapping a copy.
@@ -44,7 +49,7 @@ impl IdMapping {
             _ => false,
         };
         let mut pos_to_bit = vec![u32::MAX; ids.len()];
-        let dictionary = if identity {
+        let (dictionary, hash_index) = if identity {
             let values: Vec<u32> = match ids.data_type() {
                 DataType::Int64 => ids
                     .as_primitive::<Int64Type>()
@@ -76,34 +81,18 @@ impl IdMapping {
                 let examples: Vec<String> = duplicates.iter().map(|d| d.to_string()).collect();
                 return Err(duplicate_error(id_column, duplicate_rows, &examples));
             }
-            None
+            (None, None)
+        } else if let Some((hash_index, dictionary)) =
+            Self::in_hash_order(ids, universe, &mut pos_to_bit)?
+        {
+            (Some(dictionary), Some(hash_index))
         } else {
-            let options = SortOptions {
-                descending: false,
-                nulls_first: false,
-            };
-            let order = sort_to_indices(ids.as_ref(), Some(options), None)?;
-            let present = universe.len() as usize;
-            let order = order.slice(0, present);
-            let sorted = take(ids.as_ref(), &order, None)?;
-            let mut duplicate_rows = 0u64;
-            let mut examples = Vec::new();
-            for rank in 1..present {
-                if IdKey::of_row(&sorted, rank) == IdKey::of_row(&sorted, rank - 1) {
-                    duplicate_rows += 1;
-                    let id = IdKey::of_row(&sorted, rank).unwrap().to_string();
-                    if examples.len() < EXAMPLES && examples.last() != Some(&id) {
-                        examples.push(id);
-                    }
-                }
-            }
-            if duplicate_rows > 0 {
-                return Err(duplicate_error(id_column, duplicate_rows, &examples));
-            }
-            for (rank, pos) in order.values().iter().enumerate() {
-                pos_to_bit[*pos as usize] = rank as u32;
-            }
-            Some(sorted)
+            // Repeated ids (or, about never, a hash that would not build): sort, which
+            // finds the repeats to report, or else gives a sorted dictionary without one.
+            (
+                Some(Self::sorted(ids, universe, id_column, &mut pos_to_bit)?),
+                None,
+            )
         };
         let mut last: Option<u32> = None;
         let mut monotonic = true;
@@ -116,10 +105,81 @@ impl IdMapping {
         }
         Ok(IdMapping {
             dictionary,
+            hash_index,
             pos_to_bit,
             monotonic,
             bit_space,
         })
+    }
+
+    /// Numbers the customers in the order of a perfect hash of their ids: returns the hash
+    /// and the dictionary in that order, or `None` when the hash does not build (repeated
+    /// ids).
+    fn in_hash_order(
+        ids: &ArrayRef,
+        universe: &RoaringBitmap,
+        pos_to_bit: &mut [u32],
+    ) -> Result<Option<(PerfectHash, ArrayRef)>> {
+        let present: Vec<u32> = universe.iter().collect();
+        let key_hash = |seed: u64, i: usize| {
+            let row = present[i] as usize;
+            match ids.data_type() {
+                DataType::Int64 => {
+                    let id = ids.as_primitive::<Int64Type>().value(row);
+                    perfect_hash::hash(seed, &id.to_le_bytes())
+                }
+                DataType::UInt64 => {
+                    let id = ids.as_primitive::<UInt64Type>().value(row);
+                    perfect_hash::hash(seed, &id.to_le_bytes())
+                }
+                _ => perfect_hash::hash(seed, ids.as_string::<i32>().value(row).as_bytes()),
+            }
+        };
+        let Some((hash_index, rows)) = PerfectHash::build(present.len(), key_hash) else {
+            return Ok(None);
+        };
+        let mut order = vec![0u32; present.len()];
+        for (&position, &bit) in present.iter().zip(&rows) {
+            order[bit as usize] = position;
+            pos_to_bit[position as usize] = bit;
+        }
+        let dictionary = take(ids.as_ref(), &UInt32Array::from(order), None)?;
+        Ok(Some((hash_index, dictionary)))
+    }
+
+    /// Numbers the customers in id order, refusing repeated ids; returns the dictionary.
+    fn sorted(
+        ids: &ArrayRef,
+        universe: &RoaringBitmap,
+        id_column: &str,
+        pos_to_bit: &mut [u32],
+    ) -> Result<ArrayRef> {
+        let options = SortOptions {
+            descending: false,
+            nulls_first: false,
+        };
+        let order = sort_to_indices(ids.as_ref(), Some(options), None)?;
+        let present = universe.len() as usize;
+        let order = order.slice(0, present);
+        let sorted = take(ids.as_ref(), &order, None)?;
+        let mut duplicate_rows = 0u64;
+        let mut examples = Vec::new();
+        for rank in 1..present {
+            if IdKey::of_row(&sorted, rank) == IdKey::of_row(&sorted, rank - 1) {
+                duplicate_rows += 1;
+                let id = IdKey::of_row(&sorted, rank).unwrap().to_string();
+                if examples.len() < EXAMPLES && examples.last() != Some(&id) {
+                    examples.push(id);
+                }
+            }
+        }
+        if duplicate_rows > 0 {
+            return Err(duplicate_error(id_column, duplicate_rows, &examples));
+        }
+        for (rank, pos) in order.values().iter().enumerate() {
+            pos_to_bit[*pos as usize] = rank as u32;
+        }
+        Ok(sorted)
     }
 
     /// Whether the mapping is the identity (bit n = id n).

@@ -1,10 +1,12 @@
-//! A run's id dictionary (`ids.parquet`, row n = external id of bit n) and its hash
-//! index from external id to bit, built on every core at load.
+//! A run's id dictionary (`ids.parquet`, row n = external id of bit n) and its index from
+//! external id to bit: the run's perfect hash (`ids.phf`), checked against every id at
+//! load, or for runs without one a hash table built on every core at load.
 //!
-//! A probe reads one slot of the index (a 26-bit tag of the id's hash beside the bit) and,
-//! when the tag matches, that bit's id to confirm. Both live in huge pages, so a probe costs
-//! two or three cache misses and no page walks (a page walk under virtualisation costs more
-//! than the miss itself).
+//! With the perfect hash, a lookup computes the bit from pilots that stay in the CPU cache
+//! and reads that bit's id to confirm it. Without it, a probe reads one slot of the table
+//! (a 26-bit tag of the id's hash beside the bit) and, when the tag matches, that bit's id.
+//! Ids, slots and pilots live in huge pages, so a probe costs cache misses but no page
+//! walks (a page walk under virtualisation costs more than the miss itself).
 
 use std::hash::BuildHasher;
 
@@ -19,6 +21,7 @@ use hashbrown::DefaultHashBuilder;
 use rayon::prelude::*;
 
 use super::memory::{huge_page_vec, huge_page_zeroed};
+use super::perfect_hash::PerfectHash;
 
 /// Index shards: contiguous regions of the slot table, each filled by one task. Many small
 /// shards keep a task's inserts in the CPU cache (10M ids give ~1.7 MiB regions) and
@@ -34,10 +37,21 @@ const USED: u32 = 1 << 31;
 #[derive(Debug)]
 pub struct Dictionary {
     ids: Ids,
-    /// `SHARDS` regions of `region` slots; a slot is `(USED | tag) << 32 | bit`, or 0.
-    slots: Vec<u64>,
-    region: usize,
-    hasher: DefaultHashBuilder,
+    index: Index,
+}
+
+/// External id → bit.
+#[derive(Debug)]
+enum Index {
+    /// The run's perfect hash: the row an id hashes to is its row, if it is in the run.
+    Perfect(PerfectHash),
+    /// A table built at load.
+    Probed {
+        /// `SHARDS` regions of `region` slots; a slot is `(USED | tag) << 32 | bit`, or 0.
+        slots: Vec<u64>,
+        region: usize,
+        hasher: DefaultHashBuilder,
+    },
 }
 
 /// One external id, parsed for the dictionary's type.
@@ -100,21 +114,45 @@ fn probe(len: usize, first: usize) -> impl Iterator<Item = usize> {
     (first..len).chain(0..first)
 }
 
+/// A key's perfect-hash hash (text as its bytes, integers as 8 little-endian bytes, as the
+/// publisher hashed them).
+#[inline]
+fn perfect_hash_of(hash: &PerfectHash, key: Key) -> u64 {
+    match key {
+        Key::Signed(v) => hash.hash(&v.to_le_bytes()),
+        Key::Unsigned(v) => hash.hash(&v.to_le_bytes()),
+        Key::Text(bytes) => hash.hash(bytes),
+    }
+}
+
+/// The row the perfect hash gives a key.
+#[inline]
+fn perfect_row(hash: &PerfectHash, key: Key) -> usize {
+    hash.row_of_hash(perfect_hash_of(hash, key))
+}
+
 impl Dictionary {
-    /// Decodes `ids.parquet` and indexes it, refusing null or repeated ids.
-    pub fn read(bytes: Bytes) -> Result<Dictionary, String> {
+    /// Decodes `ids.parquet` and indexes it with the run's perfect hash (`ids.phf`), if it
+    /// has one, or a table built now. Refuses null or repeated ids, and a perfect hash that
+    /// does not lead every id to its row.
+    pub fn read(bytes: Bytes, perfect_hash: Option<Bytes>) -> Result<Dictionary, String> {
         let ids = decode(bytes)?;
         if ids.len() > u32::MAX as usize + 1 {
             return Err(format!("{} ids do not fit 32-bit bits", ids.len()));
         }
-        let hasher = DefaultHashBuilder::default();
-        let (slots, region) = build_index(&ids, &hasher)?;
-        Ok(Dictionary {
-            ids,
-            slots,
-            region,
-            hasher,
-        })
+        let index = match perfect_hash {
+            Some(bytes) => Index::Perfect(check_perfect_hash(&ids, &bytes)?),
+            None => {
+                let hasher = DefaultHashBuilder::default();
+                let (slots, region) = build_index(&ids, &hasher)?;
+                Index::Probed {
+                    slots,
+                    region,
+                    hasher,
+                }
+            }
+        };
+        Ok(Dictionary { ids, index })
     }
 
     /// Ids in the dictionary.
@@ -130,6 +168,10 @@ impl Dictionary {
     /// The bit of an external id given as text, if the dictionary holds it.
     pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
         let key = self.key(customer_id)?;
+        if let Index::Perfect(hash) = &self.index {
+            let row = perfect_row(hash, key);
+            return (key_at(&self.ids, row) == key).then_some(row as u32);
+        }
         let (region, first, tag) = self.locate(key);
         probe(region.len(), first)
             .map(|at| region[at])
@@ -142,13 +184,18 @@ impl Dictionary {
 
     /// `test` of the id's bit; false when the dictionary does not hold the id.
     ///
-    /// Unlike `test(bit_of(id))`, runs `test` on the first bit whose slot tag matches
-    /// while confirming that bit's id, so the two cache misses overlap: a lookup waits on
-    /// two misses in a row (slot, then id and test), not three.
+    /// Unlike `test(bit_of(id))`, runs `test` on the candidate bit (the perfect hash's row,
+    /// or the first bit whose slot tag matches) while confirming that bit's id, so the two
+    /// cache misses overlap.
     pub fn test_bit(&self, customer_id: &str, test: impl Fn(u32) -> bool) -> bool {
         let Some(key) = self.key(customer_id) else {
             return false;
         };
+        if let Index::Perfect(hash) = &self.index {
+            let row = perfect_row(hash, key);
+            let answer = test(row as u32);
+            return answer && key_at(&self.ids, row) == key;
+        }
         let Some(bit) = self.candidate(key) else {
             return false;
         };
@@ -164,6 +211,22 @@ impl Dictionary {
     /// `bit_of` for many ids, in passes over all of them (first slots, candidate bits,
     /// confirmation), so the cache misses of different ids overlap instead of queueing.
     pub fn bits_of(&self, customer_ids: &[&str]) -> Vec<Option<u32>> {
+        if let Index::Perfect(hash) = &self.index {
+            // Passes: all hashes, all pilots, all confirmations.
+            let keys: Vec<Option<Key>> = customer_ids.iter().map(|id| self.key(id)).collect();
+            let hashes: Vec<u64> = keys
+                .iter()
+                .map(|key| key.map_or(0, |key| perfect_hash_of(hash, key)))
+                .collect();
+            let rows = hash.rows_of_hashes(&hashes);
+            return keys
+                .iter()
+                .zip(rows)
+                .map(|(key, row)| {
+                    (key.is_some() && key_at(&self.ids, row) == key.unwrap()).then_some(row as u32)
+                })
+                .collect();
+        }
         let keys: Vec<Option<Key>> = customer_ids.iter().map(|id| self.key(id)).collect();
         let mut touched = 0;
         for key in keys.iter().flatten() {
@@ -192,13 +255,21 @@ impl Dictionary {
         })
     }
 
-    /// A key's shard region, its first slot there and its tag.
+    /// A key's shard region, its first slot there and its tag (probed index only).
     #[inline]
     fn locate(&self, key: Key) -> (&[u64], usize, u32) {
-        let hash = self.hasher.hash_one(key);
-        let region = &self.slots[shard_of(hash) * self.region..][..self.region];
-        let (first, tag) = place(hash, self.region);
-        (region, first, tag)
+        let Index::Probed {
+            slots,
+            region,
+            hasher,
+        } = &self.index
+        else {
+            unreachable!("only the probed index has slots")
+        };
+        let hash = hasher.hash_one(key);
+        let slots = &slots[shard_of(hash) * region..][..*region];
+        let (first, tag) = place(hash, *region);
+        (slots, first, tag)
     }
 
     /// The bit in the first slot on the key's probe whose tag matches the key's: the key's
@@ -215,10 +286,16 @@ impl Dictionary {
 
     /// The external id of a bit, as text.
     pub fn external_id(&self, bit: u32) -> String {
-        match key_at(&self.ids, bit as usize) {
-            Key::Signed(v) => v.to_string(),
-            Key::Unsigned(v) => v.to_string(),
-            Key::Text(v) => String::from_utf8_lossy(v).into_owned(),
+        key_at(&self.ids, bit as usize).to_string()
+    }
+}
+
+impl std::fmt::Display for Key<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Signed(v) => v.fmt(f),
+            Key::Unsigned(v) => v.fmt(f),
+            Key::Text(v) => String::from_utf8_lossy(v).fmt(f),
         }
     }
 }
@@ -348,10 +425,46 @@ fn fixed_width(ids: &StringArray) -> Option<usize> {
         .then_some(width as usize)
 }
 
+/// Reads the run's perfect hash and checks, on every core, that it leads each id to its own
+/// row (which also proves the ids distinct): a wrong or foreign file would otherwise answer
+/// "not a member" for members.
+fn check_perfect_hash(ids: &Ids, bytes: &[u8]) -> Result<PerfectHash, String> {
+    let hash = PerfectHash::from_bytes(bytes).map_err(|e| format!("ids.phf: {e}"))?;
+    if hash.keys() != ids.len() {
+        return Err(format!(
+            "ids.phf hashes {} ids, the dictionary holds {}",
+            hash.keys(),
+            ids.len()
+        ));
+    }
+    // In blocks, each reading all its pilots before using any (see `rows_of_hashes`).
+    const BLOCK: usize = 256;
+    let stray = (0..ids.len().div_ceil(BLOCK))
+        .into_par_iter()
+        .with_min_len(256)
+        .find_map_first(|block| {
+            let rows = block * BLOCK..((block + 1) * BLOCK).min(ids.len());
+            let hashes: Vec<u64> = rows
+                .clone()
+                .map(|row| perfect_hash_of(&hash, key_at(ids, row)))
+                .collect();
+            rows.zip(hash.rows_of_hashes(&hashes))
+                .find(|(row, hashed)| row != hashed)
+                .map(|(row, _)| row)
+        });
+    match stray {
+        Some(row) => Err(format!(
+            "ids.phf does not lead id '{}' (row {row}) to its row (a foreign or damaged file)",
+            key_at(ids, row)
+        )),
+        None => Ok(hash),
+    }
+}
+
 /// Hashes every id, buckets the rows by shard, then fills the shards' regions, all on
-/// every core. The writer sorts the dictionary, so ascending rows prove the ids distinct
-/// and inserts need no lookup first; an unsorted dictionary is still read, checking each
-/// insert.
+/// every core. Dictionaries without a perfect hash are sorted, so ascending rows prove the
+/// ids distinct and inserts need no lookup first; an unsorted one is still read, checking
+/// each insert.
 fn build_index(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<(Vec<u64>, usize), String> {
     let rows = ids.len();
     let span = rows.div_ceil(rayon::current_num_threads()).max(1);
@@ -439,57 +552,92 @@ mod tests {
     fn sorted_and_unsorted_dictionaries_find_every_id() {
         for ids in [vec!["a", "b", "c", "d", "e"], vec!["d", "a", "e", "c", "b"]] {
             let dictionary =
-                Dictionary::read(parquet(Arc::new(StringArray::from(ids.clone())))).unwrap();
+                Dictionary::read(parquet(Arc::new(StringArray::from(ids.clone()))), None).unwrap();
             for (bit, id) in ids.iter().enumerate() {
                 assert_eq!(dictionary.bit_of(id), Some(bit as u32));
                 assert_eq!(dictionary.external_id(bit as u32), *id);
             }
             assert_eq!(dictionary.bit_of("z"), None);
         }
-        let ints = Dictionary::read(parquet(Arc::new(Int64Array::from(vec![-5, 7, 9])))).unwrap();
+        let ints =
+            Dictionary::read(parquet(Arc::new(Int64Array::from(vec![-5, 7, 9]))), None).unwrap();
         assert_eq!(ints.bit_of(" 7 "), Some(1));
         assert_eq!(ints.bit_of("x"), None);
+    }
+
+    /// The dictionary as published (in the order of its perfect hash) and read back with
+    /// that hash, or as given and read with a table built at load.
+    fn published(ids: ArrayRef, perfect: bool) -> (Dictionary, ArrayRef) {
+        if !perfect {
+            return (Dictionary::read(parquet(ids.clone()), None).unwrap(), ids);
+        }
+        let universe = (0..ids.len() as u32).collect();
+        let mapping = crate::bitmap::IdMapping::build(&ids, &universe, "id").unwrap();
+        let ordered = mapping.dictionary.unwrap();
+        let hash = mapping.hash_index.expect("distinct ids get a perfect hash");
+        let bytes = Bytes::from(hash.to_bytes());
+        let dictionary = Dictionary::read(parquet(ordered.clone()), Some(bytes)).unwrap();
+        assert!(matches!(dictionary.index, Index::Perfect(_)));
+        (dictionary, ordered)
     }
 
     #[test]
     fn every_id_of_a_large_shuffled_dictionary_is_found_and_no_other() {
         // Enough ids that probes collide and wrap around the ends of their regions.
-        let mut ids: Vec<String> = (0..50_000).map(|i| format!("id-{i}")).collect();
-        ids.sort_by_key(|id| id.bytes().rev().collect::<Vec<_>>());
-        let dictionary =
-            Dictionary::read(parquet(Arc::new(StringArray::from(ids.clone())))).unwrap();
-        for (bit, id) in ids.iter().enumerate() {
-            assert_eq!(dictionary.bit_of(id), Some(bit as u32), "{id}");
-        }
-        let others = ["id-50000", "id-", "", "id-1 "];
-        for other in others {
-            assert_eq!(dictionary.bit_of(other), None, "{other:?}");
-            assert!(!dictionary.test_bit(other, |_| true), "{other:?}");
-        }
-        // The batched and overlapped lookups answer exactly like `bit_of`.
-        let probes: Vec<&str> = ids.iter().map(String::as_str).chain(others).collect();
-        let expected: Vec<Option<u32>> = probes.iter().map(|id| dictionary.bit_of(id)).collect();
-        assert_eq!(dictionary.bits_of(&probes), expected);
-        for (id, bit) in probes.iter().zip(&expected) {
-            assert_eq!(dictionary.test_bit(id, |b| Some(b) == *bit), bit.is_some());
-        }
+        let mut texts: Vec<String> = (0..50_000).map(|i| format!("id-{i}")).collect();
+        texts.sort_by_key(|id| id.bytes().rev().collect::<Vec<_>>());
         let ints: Vec<i64> = (0..50_000).map(|i| (i * 7919) % 50_000 - 25_000).collect();
-        let dictionary =
-            Dictionary::read(parquet(Arc::new(Int64Array::from(ints.clone())))).unwrap();
-        for (bit, id) in ints.iter().enumerate() {
-            assert_eq!(dictionary.bit_of(&id.to_string()), Some(bit as u32));
+        for perfect in [false, true] {
+            let (dictionary, ids) = published(Arc::new(StringArray::from(texts.clone())), perfect);
+            let ids: Vec<&str> = ids.as_string::<i32>().iter().flatten().collect();
+            for (bit, id) in ids.iter().enumerate() {
+                assert_eq!(dictionary.bit_of(id), Some(bit as u32), "{id}");
+            }
+            let others = ["id-50000", "id-", "", "id-1 "];
+            for other in others {
+                assert_eq!(dictionary.bit_of(other), None, "{other:?}");
+                assert!(!dictionary.test_bit(other, |_| true), "{other:?}");
+            }
+            // The batched and overlapped lookups answer exactly like `bit_of`.
+            let probes: Vec<&str> = ids.iter().copied().chain(others).collect();
+            let expected: Vec<Option<u32>> =
+                probes.iter().map(|id| dictionary.bit_of(id)).collect();
+            assert_eq!(dictionary.bits_of(&probes), expected);
+            for (id, bit) in probes.iter().zip(&expected) {
+                assert_eq!(dictionary.test_bit(id, |b| Some(b) == *bit), bit.is_some());
+            }
+            let (dictionary, ids) = published(Arc::new(Int64Array::from(ints.clone())), perfect);
+            for (bit, id) in ids.as_primitive::<Int64Type>().values().iter().enumerate() {
+                assert_eq!(dictionary.bit_of(&id.to_string()), Some(bit as u32));
+            }
+            assert_eq!(dictionary.bit_of("25000"), None);
         }
-        assert_eq!(dictionary.bit_of("25000"), None);
+    }
+
+    #[test]
+    fn a_perfect_hash_of_other_ids_is_refused() {
+        let ids = |prefix: &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(
+                (0..1000).map(|i| format!("{prefix}{i}")),
+            ))
+        };
+        let universe = (0..1000).collect();
+        let mapping = crate::bitmap::IdMapping::build(&ids("a"), &universe, "id").unwrap();
+        let foreign = Bytes::from(mapping.hash_index.unwrap().to_bytes());
+        let error = Dictionary::read(parquet(ids("b")), Some(foreign.clone())).unwrap_err();
+        assert!(error.contains("does not lead id"), "{error}");
+        let error = Dictionary::read(parquet(ids("a")), Some(foreign.slice(..100))).unwrap_err();
+        assert!(error.contains("truncated"), "{error}");
     }
 
     #[test]
     fn repeated_or_null_ids_are_refused() {
         let repeated = Arc::new(StringArray::from(vec!["b", "a", "b"]));
-        let error = Dictionary::read(parquet(repeated)).unwrap_err();
+        let error = Dictionary::read(parquet(repeated), None).unwrap_err();
         assert!(error.contains("repeats"), "{error}");
         let sorted_repeat = Arc::new(StringArray::from(vec!["a", "b", "b"]));
-        assert!(Dictionary::read(parquet(sorted_repeat)).is_err());
+        assert!(Dictionary::read(parquet(sorted_repeat), None).is_err());
         let null = Arc::new(StringArray::from(vec![Some("a"), None]));
-        assert!(Dictionary::read(parquet(null)).is_err());
+        assert!(Dictionary::read(parquet(null), None).is_err());
     }
 }

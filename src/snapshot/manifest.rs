@@ -68,7 +68,22 @@ pub enum IdMappingEntry {
         length: u64,
         /// `sha256:<hex>` of the file.
         checksum: String,
+        /// The dictionary's perfect hash, when its rows are in hash order (runs from
+        /// earlier builds, and dictionaries whose hash would not build, have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hash_index: Option<FileRef>,
     },
+}
+
+/// A whole file of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileRef {
+    /// File relative to the run folder.
+    pub path: String,
+    /// Bytes.
+    pub length: u64,
+    /// `sha256:<hex>` of the file.
+    pub checksum: String,
 }
 
 /// Serializes as the string `"identity"` and accepts nothing else.

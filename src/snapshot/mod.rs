@@ -5,6 +5,7 @@ pub mod dictionary;
 pub mod index;
 pub mod manifest;
 pub mod memory;
+pub mod perfect_hash;
 pub mod reader;
 pub mod writer;
 

@@ -245,29 +245,27 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         IdMappingEntry::Identity(_) => None,
         IdMappingEntry::Dictionary {
             path,
-            checksum: sum,
+            checksum,
+            hash_index,
             ..
         } => {
-            if path.contains("..") || path.starts_with('/') {
-                return Err(bad(format!(
-                    "the id dictionary points outside the run: '{path}'"
-                )));
-            }
-            Some((path, sum, run.join(path).read().await?))
+            let dictionary = RunFile::read(run, path, checksum, "id dictionary").await?;
+            let hash_index = match hash_index {
+                None => None,
+                Some(f) => Some(RunFile::read(run, &f.path, &f.checksum, "id hash").await?),
+            };
+            Some((dictionary, hash_index))
         }
     };
-    // The index is built on one core: check and decode the dictionary beside it.
+    // The index is built on one core: check, decode and index the dictionary beside it.
     let (index, ids) = rayon::join(
         || MembershipIndex::new(parsed),
         || {
-            dictionary.map(|(path, sum, bytes)| {
-                if checksum(&bytes) != *sum {
-                    return Err(format!(
-                        "id dictionary '{path}': checksum mismatch (corrupt file)"
-                    ));
-                }
-                let ids =
-                    Dictionary::read(bytes).map_err(|e| format!("id dictionary '{path}': {e}"))?;
+            dictionary.map(|(dictionary, hash_index)| {
+                let hash_index = hash_index.map(RunFile::verified).transpose()?;
+                let path = dictionary.path;
+                let ids = Dictionary::read(dictionary.verified()?, hash_index)
+                    .map_err(|e| format!("id dictionary '{path}': {e}"))?;
                 Ok((path, ids))
             })
         },
@@ -303,6 +301,46 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         by_id,
         ids,
     })
+}
+
+/// A whole file of the run as read, before its checksum is checked.
+struct RunFile<'m> {
+    what: &'static str,
+    path: &'m str,
+    checksum: &'m str,
+    bytes: Bytes,
+}
+
+impl<'m> RunFile<'m> {
+    async fn read(
+        run: &Location,
+        path: &'m str,
+        checksum: &'m str,
+        what: &'static str,
+    ) -> Result<RunFile<'m>> {
+        if path.contains("..") || path.starts_with('/') {
+            let reason = format!("the {what} points outside the run: '{path}'");
+            return Err(Error::snapshot(&run.display, reason));
+        }
+        let bytes = run.join(path).read().await?;
+        Ok(RunFile {
+            what,
+            path,
+            checksum,
+            bytes,
+        })
+    }
+
+    /// The bytes, if they match the manifest's checksum.
+    fn verified(self) -> std::result::Result<Bytes, String> {
+        if checksum(&self.bytes) != self.checksum {
+            return Err(format!(
+                "{} '{}': checksum mismatch (corrupt file)",
+                self.what, self.path
+            ));
+        }
+        Ok(self.bytes)
+    }
 }
 
 /// Verifies one group's byte range and parses it.

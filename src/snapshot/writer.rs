@@ -9,8 +9,9 @@ use datafusion::parquet::arrow::ArrowWriter;
 use roaring::RoaringBitmap;
 
 use super::manifest::{
-    checksum, BitmapRef, DictionaryTag, GroupEntry, IdMappingEntry, IdentityTag, Manifest,
+    checksum, BitmapRef, DictionaryTag, FileRef, GroupEntry, IdMappingEntry, IdentityTag, Manifest,
 };
+use super::perfect_hash::PerfectHash;
 use crate::storage::Location;
 use crate::Result;
 
@@ -18,6 +19,8 @@ use crate::Result;
 pub const BITMAPS_FILE: &str = "groups.bin";
 /// The id dictionary, when the mapping is not the identity.
 pub const DICTIONARY_FILE: &str = "ids.parquet";
+/// The dictionary's perfect hash, when it has one.
+pub const HASH_INDEX_FILE: &str = "ids.phf";
 /// The pointer to the current run.
 pub const LATEST: &str = "LATEST";
 
@@ -42,6 +45,7 @@ pub async fn publish(
     mut manifest: Manifest,
     groups: &[PublishedGroup],
     dictionary: Option<&ArrayRef>,
+    hash_index: Option<&PerfectHash>,
 ) -> Result<Manifest> {
     let mut blob = Vec::new();
     let mut entries = Vec::with_capacity(groups.len());
@@ -67,6 +71,7 @@ pub async fn publish(
     let dictionary_bytes = dictionary
         .map(|ids| dictionary_parquet(&manifest.id_column, ids))
         .transpose()?;
+    let hash_index_bytes = hash_index.map(PerfectHash::to_bytes);
     manifest.id_mapping = match &dictionary_bytes {
         None => IdMappingEntry::Identity(IdentityTag::Identity),
         Some(bytes) => IdMappingEntry::Dictionary {
@@ -74,6 +79,11 @@ pub async fn publish(
             path: DICTIONARY_FILE.into(),
             length: bytes.len() as u64,
             checksum: checksum(bytes),
+            hash_index: hash_index_bytes.as_ref().map(|bytes| FileRef {
+                path: HASH_INDEX_FILE.into(),
+                length: bytes.len() as u64,
+                checksum: checksum(bytes),
+            }),
         },
     };
     manifest.groups = entries;
@@ -90,6 +100,9 @@ pub async fn publish(
             run.join(BITMAPS_FILE).write(blob).await?;
             if let Some(bytes) = dictionary_bytes {
                 run.join(DICTIONARY_FILE).write(bytes).await?;
+            }
+            if let Some(bytes) = hash_index_bytes {
+                run.join(HASH_INDEX_FILE).write(bytes).await?;
             }
             let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
             manifest_location.write(json).await?;

@@ -110,6 +110,34 @@ fn damaged_snapshots_are_refused_with_a_clear_error() {
             "checksum mismatch",
         ),
         (
+            "a byte flipped in the id hash",
+            |_, run| flip_byte(&run.join("ids.phf"), 0.5),
+            "id hash 'ids.phf': checksum mismatch",
+        ),
+        (
+            "id hash missing",
+            |_, run| std::fs::remove_file(run.join("ids.phf")).unwrap(),
+            "ids.phf",
+        ),
+        (
+            "checksummed id hash that does not fit the dictionary",
+            |_, run| {
+                // Swap two pilots and checksum the result: intact bytes, wrong answers.
+                let mut bytes = std::fs::read(run.join("ids.phf")).unwrap();
+                bytes.swap(40, 42);
+                bytes.swap(41, 43);
+                if bytes[40..42] == bytes[42..44] {
+                    bytes[40] ^= 1;
+                }
+                std::fs::write(run.join("ids.phf"), &bytes).unwrap();
+                edit_manifest(run, |m| {
+                    m["id_mapping"]["hash_index"]["checksum"] =
+                        cohort::snapshot::manifest::checksum(&bytes).into();
+                })
+            },
+            "does not lead id",
+        ),
+        (
             "manifest is not JSON",
             |_, run| std::fs::write(run.join("manifest.json"), b"\x00\x01garbage").unwrap(),
             "not a Cohort manifest",
@@ -407,11 +435,13 @@ fn golden_snapshot_is_byte_stable_and_loads() {
     let fresh = latest_run_dir(&p.path("snapshots"));
     let committed = latest_run_dir(&golden().join("snapshot"));
     // (The run ids differ: they cover the source files' paths and modification times.)
-    assert_eq!(
-        std::fs::read(fresh.join("groups.bin")).unwrap(),
-        std::fs::read(committed.join("groups.bin")).unwrap(),
-        "the bitmaps are byte-identical to the committed golden file"
-    );
+    for file in ["groups.bin", "ids.phf"] {
+        assert_eq!(
+            std::fs::read(fresh.join(file)).unwrap(),
+            std::fs::read(committed.join(file)).unwrap(),
+            "{file} is byte-identical to the committed golden file"
+        );
+    }
     let manifest = |run: &Path| -> Value {
         serde_json::from_slice(&std::fs::read(run.join("manifest.json")).unwrap()).unwrap()
     };
@@ -428,6 +458,31 @@ fn golden_snapshot_is_byte_stable_and_loads() {
             .collect();
         assert_eq!(members(&snapshot, &g.id), want, "{}", g.id);
     }
+}
+
+/// Runs from before the perfect hash (a sorted dictionary, no `ids.phf`) load and answer
+/// through the table built at load.
+#[test]
+fn runs_without_an_id_hash_still_load() {
+    let before = golden().join("sorted-dictionary");
+    let manifest = std::fs::read(latest_run_dir(&before).join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    assert!(manifest["id_mapping"].get("hash_index").is_none());
+    let snapshot = open(&before).unwrap();
+    let expected = expected_members();
+    for g in snapshot.groups() {
+        let want: BTreeSet<String> = expected[&g.id]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(members(&snapshot, &g.id), want, "{}", g.id);
+        for id in &want {
+            assert!(snapshot.contains(&g.id, id).unwrap(), "{} {id}", g.id);
+        }
+    }
+    assert_eq!(read_with_pyroaring(&before), expected);
 }
 
 /// Reads every group with pyroaring (CRoaring) through the manifest alone.

@@ -1,0 +1,334 @@
+//! The run's minimal perfect hash from external id to bit (`ids.phf`): built when a
+//! dictionary run is published, which then numbers its customers in hash order, so a
+//! lookup computes an id's bit from a few megabytes that stay in the CPU cache and reads
+//! memory once (the id, to confirm it, beside the membership word) instead of reading a
+//! hash table first.
+//!
+//! The scheme is PTHash's (Pibiri and Trani, 2021) with a 16-bit pilot per bucket of about
+//! four keys; docs/snapshot-format.md gives the file's layout and the lookup step by step.
+
+use rayon::prelude::*;
+use twox_hash::XxHash64;
+
+use super::memory::huge_page_vec;
+
+/// Leading bytes of an `ids.phf` file.
+pub const MAGIC: &[u8; 8] = b"COHPHF01";
+/// Keys per bucket, on average. Four keeps the pilot search short (the last buckets of
+/// two keys are placed with the table 93% full, ~200 tries) at 4 bits per key.
+const KEYS_PER_BUCKET: usize = 4;
+/// Spare slots, one per this many keys: the last single-key buckets still find a free
+/// slot in ~100 tries. Keys placed in the spare slots are remapped to the holes below n.
+const KEYS_PER_SPARE_SLOT: usize = 100;
+/// Seeds tried before giving up (a 64-bit hash shared by two distinct ids, or a pilot
+/// search that runs out of pilots, are each far rarer than one in a million).
+const SEEDS: u64 = 4;
+/// Spreads a pilot over all 64 bits before it is mixed into a key's hash.
+const PILOT_SPREAD: u64 = 0x517c_c1b7_2722_0a95;
+const HEADER: usize = 40;
+
+/// The perfect hash of a dictionary of `keys` ids: every id of the dictionary to a
+/// distinct row in `0..keys`, any other id to some row (so a lookup confirms the row's id).
+#[derive(Debug)]
+pub struct PerfectHash {
+    seed: u64,
+    keys: u64,
+    slots: u64,
+    pilots: Vec<u16>,
+    remap: Vec<u32>,
+}
+
+/// The 64-bit hash of an id's bytes (UTF-8 text, or an integer's 8 little-endian bytes):
+/// XXH64 with the file's seed.
+#[inline]
+pub fn hash(seed: u64, key: &[u8]) -> u64 {
+    XxHash64::oneshot(seed, key)
+}
+
+/// `x` scaled from `0..2^64` to `0..range`.
+#[inline]
+fn scale(x: u64, range: u64) -> u64 {
+    ((x as u128 * range as u128) >> 64) as u64
+}
+
+/// MurmurHash3's 64-bit finalizer: every input bit reaches every output bit.
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// The slot a pilot gives a key's hash.
+#[inline]
+fn slot(hash: u64, pilot: u16, slots: u64) -> u64 {
+    scale(mix(hash ^ (pilot as u64).wrapping_mul(PILOT_SPREAD)), slots)
+}
+
+impl PerfectHash {
+    /// Builds the hash of `keys` distinct ids, `key_hash(seed, i)` being [`hash`] of id `i`.
+    /// Returns it with the row of each id, or `None` when the ids repeat (or, about never,
+    /// when no seed works). Deterministic: the same ids give the same file.
+    pub fn build(
+        keys: usize,
+        key_hash: impl Fn(u64, usize) -> u64 + Sync,
+    ) -> Option<(PerfectHash, Vec<u32>)> {
+        if keys == 0 || keys > u32::MAX as usize {
+            return None;
+        }
+        (0..SEEDS).find_map(|seed| {
+            let hashes: Vec<u64> = (0..keys)
+                .into_par_iter()
+                .map(|i| key_hash(seed, i))
+                .collect();
+            let phf = Self::place(seed, &hashes)?;
+            let rows = hashes
+                .par_iter()
+                .map(|&h| phf.row_of_hash(h) as u32)
+                .collect();
+            Some((phf, rows))
+        })
+    }
+
+    /// Finds a pilot for every bucket, largest buckets first, then remaps the spare slots.
+    fn place(seed: u64, hashes: &[u64]) -> Option<PerfectHash> {
+        let keys = hashes.len();
+        let buckets = keys.div_ceil(KEYS_PER_BUCKET);
+        let slots = keys + keys.div_ceil(KEYS_PER_SPARE_SLOT);
+        let bucket_of = |h: u64| scale(h, buckets as u64) as usize;
+        // Counting sort of the hashes by bucket.
+        let mut starts = vec![0u32; buckets + 1];
+        for &h in hashes {
+            starts[bucket_of(h) + 1] += 1;
+        }
+        for b in 0..buckets {
+            starts[b + 1] += starts[b];
+        }
+        let mut grouped = vec![0u64; keys];
+        let mut next = starts.clone();
+        for &h in hashes {
+            let b = bucket_of(h);
+            grouped[next[b] as usize] = h;
+            next[b] += 1;
+        }
+        let size = |b: usize| (starts[b + 1] - starts[b]) as usize;
+        // Buckets by size, largest first (a stable counting sort: deterministic).
+        let largest = (0..buckets).map(size).max().unwrap_or(0);
+        let mut by_size: Vec<Vec<u32>> = vec![Vec::new(); largest + 1];
+        for b in 0..buckets {
+            by_size[size(b)].push(b as u32);
+        }
+        let mut taken = vec![0u64; slots.div_ceil(64)];
+        let is_taken = |taken: &[u64], s: u64| taken[s as usize / 64] >> (s % 64) & 1 == 1;
+        let mut pilots = vec![0u16; buckets];
+        let mut placed: Vec<u64> = Vec::with_capacity(largest);
+        for &b in by_size.iter().skip(1).rev().flatten() {
+            let b = b as usize;
+            let members = &grouped[starts[b] as usize..starts[b + 1] as usize];
+            let pilot = (0..=u16::MAX).find(|&pilot| {
+                placed.clear();
+                members.iter().all(|&h| {
+                    let s = slot(h, pilot, slots as u64);
+                    let free = !is_taken(&taken, s) && !placed.contains(&s);
+                    placed.push(s);
+                    free
+                })
+            })?;
+            for &s in &placed {
+                taken[s as usize / 64] |= 1 << (s % 64);
+            }
+            pilots[b] = pilot;
+        }
+        // Keys in spare slots (≥ keys) move to the free slots below `keys`, in order.
+        let mut holes = (0..keys as u64).filter(|&s| !is_taken(&taken, s));
+        let remap = (keys as u64..slots as u64)
+            .map(|s| match is_taken(&taken, s) {
+                true => holes.next().expect("as many holes as keys in spare slots") as u32,
+                false => 0,
+            })
+            .collect();
+        Some(PerfectHash {
+            seed,
+            keys: keys as u64,
+            slots: slots as u64,
+            pilots: in_huge_pages(pilots),
+            remap,
+        })
+    }
+
+    /// The row an id's bytes hash to: its row if the dictionary holds it.
+    #[inline]
+    pub fn row(&self, key: &[u8]) -> usize {
+        self.row_of_hash(self.hash(key))
+    }
+
+    /// [`hash`] with this file's seed.
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        hash(self.seed, key)
+    }
+
+    /// The row of a key's [`hash`](Self::hash).
+    #[inline]
+    pub fn row_of_hash(&self, hash: u64) -> usize {
+        self.row_with_pilot(hash, self.pilot(hash))
+    }
+
+    /// The rows of many hashes, reading all their pilots before using any, so the reads'
+    /// cache misses overlap instead of queueing.
+    pub fn rows_of_hashes(&self, hashes: &[u64]) -> Vec<usize> {
+        let pilots: Vec<u16> = hashes.iter().map(|&h| self.pilot(h)).collect();
+        hashes
+            .iter()
+            .zip(pilots)
+            .map(|(&h, pilot)| self.row_with_pilot(h, pilot))
+            .collect()
+    }
+
+    #[inline]
+    fn pilot(&self, hash: u64) -> u16 {
+        self.pilots[scale(hash, self.pilots.len() as u64) as usize]
+    }
+
+    #[inline]
+    fn row_with_pilot(&self, hash: u64, pilot: u16) -> usize {
+        let s = slot(hash, pilot, self.slots);
+        match s.checked_sub(self.keys) {
+            None => s as usize,
+            Some(spare) => self.remap[spare as usize] as usize,
+        }
+    }
+
+    /// Ids the hash was built for.
+    pub fn keys(&self) -> usize {
+        self.keys as usize
+    }
+
+    /// The `ids.phf` file.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER + self.pilots.len() * 2 + self.remap.len() * 4);
+        out.extend_from_slice(MAGIC);
+        for field in [self.seed, self.keys, self.slots, self.pilots.len() as u64] {
+            out.extend_from_slice(&field.to_le_bytes());
+        }
+        out.extend(self.pilots.iter().flat_map(|p| p.to_le_bytes()));
+        out.extend(self.remap.iter().flat_map(|r| r.to_le_bytes()));
+        out
+    }
+
+    /// Reads an `ids.phf` file, checking its shape (whether it maps the dictionary's ids
+    /// to their rows is for the caller to check).
+    pub fn from_bytes(bytes: &[u8]) -> Result<PerfectHash, String> {
+        let header = bytes
+            .get(..HEADER)
+            .filter(|h| h.starts_with(MAGIC))
+            .ok_or("not a Cohort perfect hash file")?;
+        let field = |i: usize| u64::from_le_bytes(header[8 + 8 * i..][..8].try_into().unwrap());
+        let (seed, keys, slots, buckets) = (field(0), field(1), field(2), field(3));
+        if keys == 0 || keys > u32::MAX as u64 + 1 || slots < keys || buckets == 0 {
+            return Err(format!(
+                "impossible shape: {keys} keys, {slots} slots, {buckets} buckets"
+            ));
+        }
+        let expected = (HEADER as u64)
+            .checked_add(buckets.checked_mul(2).ok_or("too many buckets")?)
+            .and_then(|n| n.checked_add((slots - keys).checked_mul(4)?))
+            .ok_or("impossible shape")?;
+        if bytes.len() as u64 != expected {
+            return Err(format!(
+                "{} bytes where its header needs {expected} (truncated?)",
+                bytes.len()
+            ));
+        }
+        let body = &bytes[HEADER..];
+        let (pilot_bytes, remap_bytes) = body.split_at(buckets as usize * 2);
+        let mut pilots = huge_page_vec(buckets as usize);
+        pilots.extend(
+            pilot_bytes
+                .chunks_exact(2)
+                .map(|p| u16::from_le_bytes([p[0], p[1]])),
+        );
+        let remap: Vec<u32> = remap_bytes
+            .chunks_exact(4)
+            .map(|r| u32::from_le_bytes(r.try_into().unwrap()))
+            .collect();
+        if let Some(bad) = remap.iter().find(|&&r| r as u64 >= keys) {
+            return Err(format!("remaps a slot to row {bad} of {keys}"));
+        }
+        Ok(PerfectHash {
+            seed,
+            keys,
+            slots,
+            pilots,
+            remap,
+        })
+    }
+}
+
+/// The pilots are read at random on every lookup: keep them in huge pages too.
+fn in_huge_pages(values: Vec<u16>) -> Vec<u16> {
+    let mut moved = huge_page_vec(values.len());
+    moved.extend_from_slice(&values);
+    moved
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("customer-{i:07}")).collect()
+    }
+
+    /// Every size, from one id to enough for thousands of buckets: a bijection onto the
+    /// rows that survives a round trip through the file.
+    #[test]
+    fn maps_every_id_to_its_own_row() {
+        for n in [1, 2, 3, 5, 17, 100, 1000, 50_000] {
+            let ids = keys(n);
+            let (phf, rows) = PerfectHash::build(n, |seed, i| hash(seed, ids[i].as_bytes()))
+                .unwrap_or_else(|| panic!("{n} ids"));
+            let mut seen = vec![false; n];
+            for (id, &row) in ids.iter().zip(&rows) {
+                assert!(!std::mem::replace(&mut seen[row as usize], true), "{n} ids");
+                assert_eq!(phf.row(id.as_bytes()), row as usize);
+            }
+            let read = PerfectHash::from_bytes(&phf.to_bytes()).unwrap();
+            assert!(ids
+                .iter()
+                .zip(&rows)
+                .all(|(id, &row)| read.row(id.as_bytes()) == row as usize));
+            assert_eq!(read.to_bytes(), phf.to_bytes());
+            // Ids outside the set still land on some row.
+            assert!(read.row(b"someone else") < n);
+        }
+    }
+
+    #[test]
+    fn repeated_ids_are_refused() {
+        let ids = ["a", "b", "a"];
+        assert!(PerfectHash::build(3, |seed, i| hash(seed, ids[i].as_bytes())).is_none());
+    }
+
+    #[test]
+    fn damaged_files_are_refused() {
+        let ids = keys(1000);
+        let (phf, _) = PerfectHash::build(1000, |seed, i| hash(seed, ids[i].as_bytes())).unwrap();
+        let bytes = phf.to_bytes();
+        let mut foreign = bytes.clone();
+        foreign[0] = b'X';
+        let mut remap_out_of_range = bytes.clone();
+        let last = remap_out_of_range.len() - 4;
+        remap_out_of_range[last..].copy_from_slice(&u32::MAX.to_le_bytes());
+        for (case, damaged) in [
+            ("empty", vec![]),
+            ("foreign", foreign),
+            ("truncated", bytes[..bytes.len() - 1].to_vec()),
+            ("remap out of range", remap_out_of_range),
+        ] {
+            assert!(PerfectHash::from_bytes(&damaged).is_err(), "{case}");
+        }
+    }
+}
