@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 use twox_hash::XxHash64;
 
-use super::memory::huge_page_vec;
+use super::memory::{huge_page_vec, huge_page_zeroed};
 
 /// Leading bytes of an `ids.phf` file.
 pub const MAGIC: &[u8; 8] = b"COHPHF01";
@@ -122,7 +122,8 @@ impl PerfectHash {
         }
         let mut taken = vec![0u64; slots.div_ceil(64)];
         let is_taken = |taken: &[u64], s: u64| taken[s as usize / 64] >> (s % 64) & 1 == 1;
-        let mut pilots = vec![0u16; buckets];
+        // Read at random on every lookup: huge pages, like the other lookup tables.
+        let mut pilots = huge_page_zeroed::<u16>(buckets);
         let mut placed: Vec<u64> = Vec::with_capacity(largest);
         for &b in by_size.iter().skip(1).rev().flatten() {
             let b = b as usize;
@@ -153,7 +154,7 @@ impl PerfectHash {
             seed,
             keys: keys as u64,
             slots: slots as u64,
-            pilots: in_huge_pages(pilots),
+            pilots,
             remap,
         })
     }
@@ -265,13 +266,6 @@ impl PerfectHash {
             remap,
         })
     }
-}
-
-/// The pilots are read at random on every lookup: keep them in huge pages too.
-fn in_huge_pages(values: Vec<u16>) -> Vec<u16> {
-    let mut moved = huge_page_vec(values.len());
-    moved.extend_from_slice(&values);
-    moved
 }
 
 #[cfg(test)]
