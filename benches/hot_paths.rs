@@ -1,12 +1,13 @@
-//! Criterion micro-benchmarks of the hot paths: mask → bitmap, bitmap algebra, and the
-//! remapping of scan positions to published bits.
+//! Criterion micro-benchmarks of the hot paths: mask → bitmap, bitmap algebra, the
+//! remapping of scan positions to published bits, and building the lookup index.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use cohort::bitmap::IdMapping;
 use cohort::evaluate::{bitmap_from_bits, DEFAULT_BATCH_SIZE};
-use criterion::{criterion_group, criterion_main, Criterion};
+use cohort::snapshot::index::{parse_group, MembershipIndex};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::buffer::BooleanBuffer;
 use datafusion::arrow::compute::{sort_to_indices, take};
@@ -82,5 +83,44 @@ fn algebra(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, masks, algebra, remap, number_string_ids);
+fn index_build(c: &mut Criterion) {
+    // 100 groups over 1M customers (16 chunks), densities 0.1% to 87% as in the lookup
+    // bench: what a load does per 1M customers after checksums and parsing.
+    let customers = 1u32 << 20;
+    let densities = [1, 10, 60, 125, 250, 500, 750, 875]; // per mille
+    let serialized: Vec<Vec<u8>> = (0..100u32)
+        .map(|g| {
+            let per_mille = densities[g as usize % densities.len()];
+            let group: RoaringBitmap = (0..customers)
+                .filter(|i| {
+                    (i ^ g.wrapping_mul(0x9E37_79B9)).wrapping_mul(2_654_435_761) % 1000 < per_mille
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            group.serialize_into(&mut bytes).unwrap();
+            bytes
+        })
+        .collect();
+    c.bench_function("index_build_100_groups_1m", |b| {
+        b.iter_batched(
+            || {
+                serialized
+                    .iter()
+                    .map(|bytes| parse_group(bytes).unwrap())
+                    .collect()
+            },
+            |parsed| MembershipIndex::new(parsed).unwrap(),
+            BatchSize::LargeInput,
+        )
+    });
+}
+
+criterion_group!(
+    benches,
+    masks,
+    algebra,
+    remap,
+    number_string_ids,
+    index_build
+);
 criterion_main!(benches);

@@ -33,6 +33,14 @@ const SLOTS_PER_ID: (usize, usize) = (10, 7);
 /// Marks a slot as used: every filled slot is non-zero, an empty one is 0.
 const USED: u32 = 1 << 31;
 
+/// A lookup between its two halves: see [`Dictionary::candidate_of`].
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate<'a> {
+    customer_id: &'a str,
+    key: Option<Key<'a>>,
+    bit: Option<u32>,
+}
+
 /// The dictionary and its index.
 #[derive(Debug)]
 pub struct Dictionary {
@@ -55,7 +63,7 @@ enum Index {
 }
 
 /// One external id, parsed for the dictionary's type.
-#[derive(Clone, Copy, Hash, PartialEq, PartialOrd)]
+#[derive(Clone, Copy, Debug, Hash, PartialEq, PartialOrd)]
 enum Key<'a> {
     Signed(i64),
     Unsigned(u64),
@@ -188,23 +196,41 @@ impl Dictionary {
     /// or the first bit whose slot tag matches) while confirming that bit's id, so the two
     /// cache misses overlap.
     pub fn test_bit(&self, customer_id: &str, test: impl Fn(u32) -> bool) -> bool {
-        let Some(key) = self.key(customer_id) else {
-            return false;
-        };
-        if let Index::Perfect(hash) = &self.index {
-            let row = perfect_row(hash, key);
-            let answer = test(row as u32);
-            return answer && key_at(&self.ids, row) == key;
+        self.test_candidate(self.candidate_of(customer_id), test)
+    }
+
+    /// The first half of [`test_bit`](Self::test_bit): the id's candidate bit, whose read
+    /// (a pilot or a slot) is the lookup's first cache miss. A caller with other work
+    /// (finding the group) does it between the halves, while that read is in flight.
+    #[inline]
+    pub fn candidate_of<'a>(&self, customer_id: &'a str) -> Candidate<'a> {
+        let key = self.key(customer_id);
+        let bit = key.and_then(|key| match &self.index {
+            Index::Perfect(hash) => Some(perfect_row(hash, key) as u32),
+            Index::Probed { .. } => self.candidate(key),
+        });
+        Candidate {
+            customer_id,
+            key,
+            bit,
         }
-        let Some(bit) = self.candidate(key) else {
+    }
+
+    /// The second half of [`test_bit`](Self::test_bit): `test` of the candidate bit,
+    /// confirmed against the bit's id.
+    #[inline]
+    pub fn test_candidate(&self, candidate: Candidate<'_>, test: impl Fn(u32) -> bool) -> bool {
+        let (Some(key), Some(bit)) = (candidate.key, candidate.bit) else {
             return false;
         };
         let answer = test(bit);
         if key_at(&self.ids, bit as usize) == key {
             answer
+        } else if let Index::Perfect(_) = &self.index {
+            false // the one row the id can have holds another id
         } else {
             // Another id shares the tag (about 1 in 2^26 probes): search properly.
-            self.bit_of(customer_id).is_some_and(test)
+            self.bit_of(candidate.customer_id).is_some_and(test)
         }
     }
 

@@ -1,43 +1,72 @@
-//! The in-memory membership index a loaded run answers lookups from: every group's
-//! Roaring containers, parsed from the portable format and addressed by (chunk, group)
-//! in one table, so a lookup is a table read and one word test.
+//! The in-memory membership index a loaded run answers lookups from, built from every
+//! group's Roaring containers as parsed (and checked) from the portable format.
 //!
 //! Why not `RoaringBitmap::contains`: it binary-searches the container list and then,
 //! for array containers, the values — several dependent cache misses per probe on a
-//! snapshot far larger than the CPU cache. Here a probe reads one slot (the slots of one
-//! chunk sit side by side for all groups, which is what `groups_of` scans) and one
-//! 64-bit word. Array containers larger than [`SMALL_ARRAY`] values are stored as
-//! bitmaps, which bounds the index by the size of plain bitsets (n/8 bytes per group).
+//! snapshot far larger than the CPU cache.
+//!
+//! Layout. A group with any container over [`SMALL_ARRAY`] values is *dense*: it gets
+//! a column of one bit matrix stored customer by customer, so a customer's bits for all
+//! dense groups sit in `stride` adjacent bytes (11 bytes for 87 dense groups). Then
+//! `contains` reads one byte, at an address computed from the chunk's row and the
+//! group's column with nothing read first, and `groups_of` reads one customer's bytes.
+//! The memory is that of plain bitsets (n/8 bytes per dense group), but the cache lines
+//! a workload touches grow with the customers it asks about, not with (customer, group)
+//! pairs: a service checking a few thousand customers against many groups keeps them in
+//! the CPU cache. The other, *sparse*, groups (every container ≤ [`SMALL_ARRAY`] values)
+//! stay sorted arrays found through a (chunk, group) slot table.
 
+use std::borrow::Cow;
+
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::memory::huge_page_zeroed;
 
 /// Array containers up to this many values stay sorted arrays (≤ 1 KiB, a short binary
-/// search); larger ones become 8 KiB bitmaps (at most 8× the array's bytes).
+/// search); a group with a larger one gets a matrix column (8 KiB per chunk, at most 8×
+/// the array's bytes).
 pub const SMALL_ARRAY: usize = 512;
 
 const WORDS_PER_BITMAP: usize = 1024;
+const CHUNK: usize = 1 << 16;
 const NO_ROW: u32 = u32::MAX;
 const COOKIE_NO_RUNS: u32 = 12346;
 const COOKIE_RUNS: u16 = 12347;
 /// The portable format writes container offsets with runs only from 4 containers on.
 const NO_OFFSET_THRESHOLD: usize = 4;
+static NO_WORDS: [u64; WORDS_PER_BITMAP] = [0; WORDS_PER_BITMAP];
 
 /// All groups of one run.
 #[derive(Debug, Default)]
 pub struct MembershipIndex {
-    groups: usize,
-    /// Chunk key (bit >> 16) → row of `slots`, or `NO_ROW` when no group has that chunk.
+    /// Chunk key (bit >> 16) → row, or `NO_ROW` when no group has that chunk.
     rows: Vec<u32>,
-    /// `rows × groups` slots: the slot of (row, group) is at `row * groups + group`.
+    /// Where each group's members are, by group number.
+    places: Vec<Place>,
+    /// Column k's group number.
+    dense: Vec<usize>,
+    /// Sparse group s's group number.
+    sparse: Vec<usize>,
+    /// Bytes per customer in `matrix`: one bit per dense group.
+    stride: usize,
+    /// `rows × 65,536` customers × `stride` bytes; bit k of a customer's bytes is column
+    /// k. One allocation backed by huge pages where the OS offers them, so random probes
+    /// do not also miss the TLB.
+    matrix: Vec<u8>,
+    /// `rows × sparse groups` slots: the arrays of (row, s) at `slots[row * sparse + s]`.
     slots: Vec<Slot>,
-    /// Every group's bitmap containers, interleaved per chunk (see `Slot`), in one
-    /// allocation backed by huge pages where the OS offers them, so random probes do not
-    /// also miss the TLB.
-    words: Vec<u64>,
-    /// Each group's small array containers.
+    /// Sparse group s's array containers, which its slots index.
     values: Vec<Vec<u16>>,
+}
+
+/// Where a group's members are.
+#[derive(Clone, Copy, Debug)]
+enum Place {
+    /// Column k of the matrix.
+    Column(usize),
+    /// Sparse group s: arrays through the slot table.
+    Arrays(usize),
 }
 
 /// Where one group keeps its containers' contents while it is parsed.
@@ -55,8 +84,8 @@ enum Kind {
     Bitmap,
 }
 
-/// One container. An array's values are `values[group][start..start + len]`; a bitmap's
-/// word w is `words[start + w * len]` (`len` = the bitmaps interleaved in its chunk).
+/// One container as parsed: an array's values are `values[start..start + len]`, a
+/// bitmap's words `words[start * 1024..][..1024]`.
 #[derive(Clone, Copy, Debug, Default)]
 struct Slot {
     kind: Kind,
@@ -77,6 +106,48 @@ impl ParsedGroup {
     /// Members in the group.
     pub fn cardinality(&self) -> u64 {
         self.cardinality
+    }
+
+    /// Whether any container is over `SMALL_ARRAY` values (and so parsed as a bitmap).
+    fn is_dense(&self) -> bool {
+        self.slots.iter().any(|s| s.kind == Kind::Bitmap)
+    }
+
+    /// A container's contents.
+    fn container(&self, slot: Slot) -> Container<'_> {
+        let start = slot.start as usize;
+        match slot.kind {
+            Kind::Bitmap => {
+                Container::Words(&self.data.words[start * WORDS_PER_BITMAP..][..WORDS_PER_BITMAP])
+            }
+            Kind::Array => Container::Values(&self.data.values[start..start + slot.len as usize]),
+            Kind::Empty => Container::Empty,
+        }
+    }
+}
+
+/// One chunk of a dense group, on its way into the matrix.
+#[derive(Clone, Copy, Debug)]
+enum Container<'a> {
+    Empty,
+    Words(&'a [u64]),
+    Values(&'a [u16]),
+}
+
+impl<'a> Container<'a> {
+    /// The container as 1024 bitmap words.
+    fn words(self) -> Cow<'a, [u64]> {
+        match self {
+            Container::Empty => Cow::Borrowed(&NO_WORDS[..]),
+            Container::Words(words) => Cow::Borrowed(words),
+            Container::Values(values) => {
+                let mut words = vec![0u64; WORDS_PER_BITMAP];
+                for &v in values {
+                    words[v as usize >> 6] |= 1 << (v & 63);
+                }
+                Cow::Owned(words)
+            }
+        }
     }
 }
 
@@ -257,167 +328,147 @@ impl GroupData {
 }
 
 impl MembershipIndex {
-    /// Lays the parsed groups out by chunk; group `g` is the `g`th of `parsed`.
+    /// Lays the parsed groups out; group `g` is the `g`th of `parsed`.
     pub fn new(parsed: Vec<ParsedGroup>) -> Result<MembershipIndex, String> {
-        let groups = parsed.len();
         let max_key = parsed.iter().filter_map(|g| g.keys.last()).max();
         let mut rows = vec![NO_ROW; max_key.map_or(0, |&k| k as usize + 1)];
-        let mut used = 0u32;
         for group in &parsed {
             for &key in &group.keys {
-                if rows[key as usize] == NO_ROW {
-                    rows[key as usize] = 0; // marked; numbered in key order below
-                }
+                rows[key as usize] = 0; // marked; numbered in key order below
             }
         }
+        let mut used = 0usize;
         for row in rows.iter_mut().filter(|r| **r != NO_ROW) {
-            *row = used;
+            *row = used as u32;
             used += 1;
         }
-        // Bitmap words are interleaved per chunk: word w of every group with a bitmap in
-        // that chunk sits side by side, so `groups_of` reads one contiguous run of words
-        // (a few cache lines the CPU prefetches) instead of one line per group.
-        let mut width = vec![0usize; used as usize];
-        for group in &parsed {
-            for (&key, slot) in group.keys.iter().zip(&group.slots) {
-                if slot.kind == Kind::Bitmap {
-                    width[rows[key as usize] as usize] += 1;
-                }
-            }
-        }
-        if width.iter().any(|&w| w > u16::MAX as usize) {
-            return Err(format!("more than {} groups", u16::MAX));
-        }
-        let mut base = Vec::with_capacity(width.len());
-        let mut total = 0usize;
-        for &w in &width {
-            base.push(total);
-            total += w * WORDS_PER_BITMAP;
-        }
-        if total > u32::MAX as usize {
-            return Err(format!(
-                "{total} bitmap words exceed the index's 32-bit offsets"
-            ));
-        }
-        let mut words = huge_page_zeroed(total);
-        let mut filled = vec![0usize; width.len()];
-        let mut slots = vec![Slot::default(); used as usize * groups];
-        let mut values = Vec::with_capacity(groups);
-        for (g, group) in parsed.into_iter().enumerate() {
-            for (&key, &slot) in group.keys.iter().zip(&group.slots) {
-                let row = rows[key as usize] as usize;
-                let slot = match slot.kind {
-                    Kind::Bitmap => {
-                        let first = base[row] + filled[row];
-                        filled[row] += 1;
-                        let own = &group.data.words[slot.start as usize * WORDS_PER_BITMAP..]
-                            [..WORDS_PER_BITMAP];
-                        for (w, &word) in own.iter().enumerate() {
-                            words[first + w * width[row]] = word;
-                        }
-                        Slot {
-                            kind: Kind::Bitmap,
-                            len: width[row] as u16,
-                            start: first as u32,
-                        }
-                    }
-                    _ => slot,
+        let (mut dense, mut sparse) = (Vec::new(), Vec::new());
+        let places: Vec<Place> = (parsed.iter().enumerate())
+            .map(|(g, group)| {
+                let (list, place): (&mut Vec<usize>, fn(usize) -> Place) = if group.is_dense() {
+                    (&mut dense, Place::Column)
+                } else {
+                    (&mut sparse, Place::Arrays)
                 };
-                slots[row * groups + g] = slot;
+                list.push(g);
+                place(list.len() - 1)
+            })
+            .collect();
+        let mut slots = vec![Slot::default(); used * sparse.len()];
+        for (s, &g) in sparse.iter().enumerate() {
+            let group = &parsed[g];
+            for (&key, &slot) in group.keys.iter().zip(&group.slots) {
+                slots[rows[key as usize] as usize * sparse.len() + s] = slot;
             }
-            values.push(group.data.values);
         }
+        // Each row's containers of the dense groups, column by column.
+        let mut columns = vec![vec![Container::Empty; dense.len()]; used];
+        for (column, &g) in dense.iter().enumerate() {
+            let group = &parsed[g];
+            for (&key, &slot) in group.keys.iter().zip(&group.slots) {
+                columns[rows[key as usize] as usize][column] = group.container(slot);
+            }
+        }
+        let stride = dense.len().div_ceil(8);
+        let total = (used * CHUNK)
+            .checked_mul(stride)
+            .ok_or_else(|| format!("{used} chunks × {} dense groups overflow", dense.len()))?;
+        let mut matrix = huge_page_zeroed(total);
+        if stride > 0 {
+            matrix
+                .par_chunks_mut(CHUNK * stride)
+                .zip(&columns)
+                .for_each(|(block, columns)| transpose_into(columns, block, stride));
+        }
+        drop(columns);
+        let values = parsed
+            .into_iter()
+            .zip(&places)
+            .filter(|(_, place)| matches!(place, Place::Arrays(_)))
+            .map(|(group, _)| group.data.values)
+            .collect();
         Ok(MembershipIndex {
-            groups,
             rows,
+            places,
+            dense,
+            sparse,
+            stride,
+            matrix,
             slots,
-            words,
             values,
         })
     }
 
+    /// The row of the chunk holding `bit`, if any group has that chunk.
     #[inline]
-    fn test(&self, group: usize, slot: Slot, low: u16) -> bool {
-        match slot.kind {
-            Kind::Bitmap => {
-                let word =
-                    self.words[slot.start as usize + (low >> 6) as usize * slot.len as usize];
-                word >> (low & 63) & 1 == 1
-            }
-            Kind::Array => {
-                let start = slot.start as usize;
-                self.values[group][start..start + slot.len as usize]
-                    .binary_search(&low)
-                    .is_ok()
-            }
-            Kind::Empty => false,
-        }
-    }
-
-    fn values_of(&self, group: usize, slot: Slot) -> Box<dyn Iterator<Item = u16> + '_> {
-        match slot.kind {
-            Kind::Bitmap => {
-                let words = self.words[slot.start as usize..]
-                    .iter()
-                    .step_by(slot.len as usize)
-                    .take(WORDS_PER_BITMAP);
-                Box::new(words.enumerate().flat_map(|(w, &word)| {
-                    (0..64u16)
-                        .filter(move |b| word >> b & 1 == 1)
-                        .map(move |b| (w as u16) << 6 | b)
-                }))
-            }
-            Kind::Array => {
-                let start = slot.start as usize;
-                Box::new(
-                    self.values[group][start..start + slot.len as usize]
-                        .iter()
-                        .copied(),
-                )
-            }
-            Kind::Empty => Box::new(std::iter::empty()),
-        }
-    }
-
-    /// The slots of every group for the chunk holding `bit` (empty when none has it).
-    #[inline]
-    fn chunk(&self, bit: u32) -> &[Slot] {
+    fn row(&self, bit: u32) -> Option<usize> {
         match self.rows.get((bit >> 16) as usize) {
-            Some(&row) if row != NO_ROW => {
-                let start = row as usize * self.groups;
-                &self.slots[start..start + self.groups]
-            }
-            _ => &[],
+            Some(&row) if row != NO_ROW => Some(row as usize),
+            _ => None,
         }
+    }
+
+    /// Customer `low` of `row`'s bits for every dense group.
+    #[inline]
+    fn customer(&self, row: usize, low: u16) -> &[u8] {
+        let at = (row * CHUNK + low as usize) * self.stride;
+        &self.matrix[at..at + self.stride]
+    }
+
+    /// Sparse group `s`'s values in `row`.
+    #[inline]
+    fn array(&self, row: usize, s: usize) -> &[u16] {
+        let slot = self.slots[row * self.sparse.len() + s];
+        &self.values[s][slot.start as usize..][..slot.len as usize]
     }
 
     /// Whether `bit` is in group number `group`.
     #[inline]
     pub fn contains(&self, group: usize, bit: u32) -> bool {
-        self.chunk(bit)
-            .get(group)
-            .is_some_and(|&slot| self.test(group, slot, bit as u16))
+        let Some(row) = self.row(bit) else {
+            return false;
+        };
+        match self.places.get(group) {
+            Some(&Place::Column(k)) => self.customer(row, bit as u16)[k / 8] >> (k % 8) & 1 == 1,
+            Some(&Place::Arrays(s)) => self.array(row, s).binary_search(&(bit as u16)).is_ok(),
+            None => false,
+        }
     }
 
     /// The numbers of the groups holding `bit`, ascending.
-    ///
-    /// Two passes: the first tests every group without branching on what it reads, so the
-    /// CPU overlaps the groups' cache misses instead of waiting on each in turn.
     pub fn groups_of(&self, bit: u32) -> impl Iterator<Item = usize> + '_ {
-        let slots = self.chunk(bit);
-        let mut hits = vec![0u64; slots.len().div_ceil(64)];
-        for (g, &slot) in slots.iter().enumerate() {
-            hits[g / 64] |= (self.test(g, slot, bit as u16) as u64) << (g % 64);
+        let mut hits = vec![0u64; self.places.len().div_ceil(64)];
+        let mut hit = |g: usize| hits[g / 64] |= 1 << (g % 64);
+        if let Some(row) = self.row(bit) {
+            for (i, &byte) in self.customer(row, bit as u16).iter().enumerate() {
+                let mut byte = byte;
+                while byte != 0 {
+                    hit(self.dense[i * 8 + byte.trailing_zeros() as usize]);
+                    byte &= byte - 1;
+                }
+            }
+            for (s, &g) in self.sparse.iter().enumerate() {
+                if self.array(row, s).binary_search(&(bit as u16)).is_ok() {
+                    hit(g);
+                }
+            }
         }
-        (0..slots.len()).filter(move |g| hits[g / 64] >> (g % 64) & 1 == 1)
+        (0..self.places.len()).filter(move |g| hits[g / 64] >> (g % 64) & 1 == 1)
     }
 
     /// The largest bit any group holds.
     pub fn max_bit(&self) -> Option<u32> {
-        let key = self.rows.iter().rposition(|&row| row != NO_ROW)? as u32;
-        (0..self.groups)
-            .filter_map(|g| self.bitmap_chunk(g, key).max())
-            .max()
+        let key = self.rows.iter().rposition(|&row| row != NO_ROW)?;
+        let row = self.rows[key] as usize;
+        let in_matrix = (self.stride > 0)
+            .then(|| {
+                let block = &self.matrix[row * CHUNK * self.stride..][..CHUNK * self.stride];
+                (block.chunks_exact(self.stride)).rposition(|c| c.iter().any(|&b| b != 0))
+            })
+            .flatten();
+        let in_arrays = (0..self.sparse.len()).filter_map(|s| self.array(row, s).last());
+        let low = in_arrays.map(|&low| low as usize).chain(in_matrix).max()?;
+        Some((key << 16 | low) as u32)
     }
 
     /// One group as a Roaring bitmap (for set algebra, diffs and exports).
@@ -428,16 +479,101 @@ impl MembershipIndex {
         RoaringBitmap::from_sorted_iter(values).expect("chunks are visited in ascending order")
     }
 
-    /// The values of `group` in chunk `key`, ascending.
-    fn bitmap_chunk(&self, group: usize, key: u32) -> impl Iterator<Item = u32> + '_ {
-        let slot = self.chunk(key << 16)[group];
-        self.values_of(group, slot)
-            .map(move |low| key << 16 | low as u32)
+    /// The values of `group` in chunk `key` (which has a row), ascending.
+    fn bitmap_chunk(&self, group: usize, key: u32) -> Box<dyn Iterator<Item = u32> + '_> {
+        let row = self.rows[key as usize] as usize;
+        let lows: Box<dyn Iterator<Item = u16>> = match self.places[group] {
+            Place::Column(k) => {
+                let block = &self.matrix[row * CHUNK * self.stride..][..CHUNK * self.stride];
+                let column = block[k / 8..].iter().step_by(self.stride);
+                Box::new(
+                    column
+                        .enumerate()
+                        .filter(move |(_, &byte)| byte >> (k % 8) & 1 == 1)
+                        .map(|(low, _)| low as u16),
+                )
+            }
+            Place::Arrays(s) => Box::new(self.array(row, s).iter().copied()),
+        };
+        Box::new(lows.map(move |low| key << 16 | low as u32))
+    }
+}
+
+/// Fills one chunk's block (65,536 customers × `stride` bytes) from the dense groups'
+/// containers there, column k becoming bit k of every customer's bytes: 64 × 64 bit
+/// squares at a time (word w of 64 containers in, 64 customers' bytes out).
+///
+/// The squares are gathered 64 words of each container at a time (a tile of 32 KiB):
+/// reading one word from each of 64 containers in turn stalls on 64 cache misses, while
+/// 64 consecutive words of one container stream in.
+fn transpose_into(columns: &[Container<'_>], block: &mut [u8], stride: usize) {
+    const TILE: usize = 64;
+    let words: Vec<Cow<'_, [u64]>> = columns.iter().map(|c| c.words()).collect();
+    let mut tile = vec![[0u64; 64]; TILE];
+    for first in (0..WORDS_PER_BITMAP).step_by(TILE) {
+        // Last square first: see the stores below.
+        for (square, containers) in words.chunks(64).enumerate().rev() {
+            if containers.len() < 64 {
+                tile.iter_mut().for_each(|bits| *bits = [0; 64]);
+            }
+            for (b, words) in containers.iter().enumerate() {
+                for (bits, &word) in tile.iter_mut().zip(&words[first..first + TILE]) {
+                    bits[b] = word;
+                }
+            }
+            for (t, bits) in tile.iter_mut().enumerate() {
+                if bits.iter().all(|&b| b == 0) {
+                    continue; // the block starts zeroed
+                }
+                transpose64(bits);
+                // Each customer's 8 bytes of this square go in one store. In the last
+                // square of a stride that is not a multiple of 8 the store runs past the
+                // customer into the next one's first bytes: with zeros (columns past the
+                // last group), which that customer's own store for square 0 overwrites
+                // later, as the squares go last first and customers in order.
+                let start = (first + t) * 64 * stride + 8 * square;
+                for (customer, &b) in bits.iter().enumerate() {
+                    let at = start + customer * stride;
+                    match block.get_mut(at..at + 8) {
+                        Some(bytes) => bytes.copy_from_slice(&b.to_le_bytes()),
+                        None => {
+                            let tail = &mut block[at..];
+                            let len = tail.len();
+                            tail.copy_from_slice(&b.to_le_bytes()[..len]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Transposes a 64 × 64 bit matrix in place: bit c of `m[r]` becomes bit r of `m[c]`.
+/// Swaps ever smaller blocks (32, 16, .., 1): the upper half of each row pair's columns
+/// of one with the lower half of the other's.
+fn transpose64(m: &mut [u64; 64]) {
+    let mut j = 32;
+    let mut mask = 0x0000_0000_FFFF_FFFFu64;
+    while j != 0 {
+        // Row pairs (k, k + j): within each block of 2j rows, the first half against
+        // the second.
+        for block in m.chunks_exact_mut(2 * j) {
+            let (upper, lower) = block.split_at_mut(j);
+            for (a, b) in upper.iter_mut().zip(lower) {
+                let t = ((*a >> j) ^ *b) & mask;
+                *b ^= t;
+                *a ^= t << j;
+            }
+        }
+        j >>= 1;
+        mask ^= mask << j;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn parsed(bitmap: &RoaringBitmap) -> ParsedGroup {
@@ -473,6 +609,107 @@ mod tests {
             }
         }
         assert_eq!(index.max_bit(), Some(u32::MAX));
+    }
+
+    #[test]
+    fn transpose64_swaps_rows_and_columns() {
+        let mut m = [0u64; 64];
+        for (r, row) in m.iter_mut().enumerate() {
+            *row = (r as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+        let original = m;
+        transpose64(&mut m);
+        for (r, row) in original.iter().enumerate() {
+            for (c, column) in m.iter().enumerate() {
+                assert_eq!(column >> r & 1, row >> c & 1, "bit ({r}, {c})");
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_with_more_than_64_bitmap_groups_are_laid_out_right() {
+        // 80 groups over three chunks: 76 dense in two 64-column squares, a stride (10
+        // bytes) that is not a multiple of 8, and sparse groups among them.
+        let mut all: Vec<RoaringBitmap> = (0..80u32)
+            .map(|g| {
+                let step = if g % 20 == 19 { 1000 } else { 2 + g % 5 };
+                (g..140_000).step_by(step as usize).collect()
+            })
+            .collect();
+        // Dense in one chunk, an array in the next: both halves live in its column.
+        all[33] = (0..65_536)
+            .step_by(3)
+            .chain((70_000..140_000).step_by(997))
+            .collect();
+        let index = MembershipIndex::new(all.iter().map(parsed).collect()).unwrap();
+        for (g, b) in all.iter().enumerate() {
+            assert_eq!(&index.bitmap(g), b, "group {g} round-trips");
+        }
+        for bit in (0..140_100).step_by(13) {
+            let expected: Vec<usize> = (0..all.len()).filter(|&g| all[g].contains(bit)).collect();
+            assert_eq!(
+                index.groups_of(bit).collect::<Vec<_>>(),
+                expected,
+                "bit {bit}"
+            );
+        }
+        assert_eq!(index.max_bit(), all.iter().filter_map(|b| b.max()).max());
+    }
+
+    /// A group over three chunks from a seed: each chunk empty, sparse (arrays), dense
+    /// (bitmaps) or a few runs, so groups mix container kinds the way real ones do.
+    fn random_group(seed: u64, kinds: [u8; 3]) -> RoaringBitmap {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut group = RoaringBitmap::new();
+        for (chunk, kind) in kinds.into_iter().enumerate() {
+            let base = chunk as u32 * CHUNK as u32;
+            match kind % 4 {
+                0 => {}
+                1 => group.extend(
+                    (0..rng.random_range(1..=SMALL_ARRAY as u32 + 40))
+                        .map(|_| base + rng.random_range(0..CHUNK as u32)),
+                ),
+                2 => group.extend(
+                    (0..CHUNK as u32)
+                        .filter(|_| rng.random_bool(0.4))
+                        .map(|v| base + v),
+                ),
+                _ => {
+                    for _ in 0..rng.random_range(1..6) {
+                        let start = base + rng.random_range(0..CHUNK as u32 - 3000);
+                        group.insert_range(start..start + rng.random_range(1..3000));
+                    }
+                }
+            }
+        }
+        group
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn index_equals_roaring_on_random_groups(
+            groups in proptest::collection::vec((any::<u64>(), any::<[u8; 3]>()), 0..100),
+        ) {
+            let all: Vec<RoaringBitmap> =
+                groups.iter().map(|&(seed, kinds)| random_group(seed, kinds)).collect();
+            let index = MembershipIndex::new(all.iter().map(parsed).collect()).unwrap();
+            for (g, b) in all.iter().enumerate() {
+                prop_assert_eq!(&index.bitmap(g), b, "group {}", g);
+            }
+            let edges = [0, CHUNK as u32 - 1, CHUNK as u32, u32::MAX];
+            for bit in (0..3 * CHUNK as u32 + 10).step_by(61).chain(edges) {
+                let expected: Vec<usize> =
+                    (0..all.len()).filter(|&g| all[g].contains(bit)).collect();
+                prop_assert_eq!(index.groups_of(bit).collect::<Vec<_>>(), expected.clone());
+                for g in 0..all.len() {
+                    prop_assert_eq!(index.contains(g, bit), expected.contains(&g), "bit {}", bit);
+                }
+            }
+            prop_assert_eq!(index.max_bit(), all.iter().filter_map(|b| b.max()).max());
+        }
     }
 
     #[test]

@@ -91,13 +91,18 @@ impl Snapshot {
     /// Whether customer `customer_id` (as it appears in the data) is in `group`.
     /// An unknown customer is not a member; an unknown group is an error.
     pub fn contains(&self, group: &str, customer_id: &str) -> Result<bool> {
-        let group = self.group_number(group)?;
         Ok(match &self.ids {
-            IdLookup::Identity => self
-                .bit_of(customer_id)
-                .is_some_and(|bit| self.index.contains(group, bit)),
+            IdLookup::Identity => {
+                let group = self.group_number(group)?;
+                self.bit_of(customer_id)
+                    .is_some_and(|bit| self.index.contains(group, bit))
+            }
             IdLookup::Dictionary(dictionary) => {
-                dictionary.test_bit(customer_id, |bit| self.index.contains(group, bit))
+                // The id's first read (likely a cache miss) is issued before the group is
+                // looked up, so the two overlap.
+                let candidate = dictionary.candidate_of(customer_id);
+                let group = self.group_number(group)?;
+                dictionary.test_candidate(candidate, |bit| self.index.contains(group, bit))
             }
         })
     }
