@@ -5,16 +5,17 @@
 //! for array containers, the values — several dependent cache misses per probe on a
 //! snapshot far larger than the CPU cache.
 //!
-//! Layout. A group with any container over [`SMALL_ARRAY`] values is *dense*: it gets
-//! a column of one bit matrix stored customer by customer, so a customer's bits for all
-//! dense groups sit in `stride` adjacent bytes (11 bytes for 87 dense groups). Then
-//! `contains` reads one byte, at an address computed from the chunk's row and the
-//! group's column with nothing read first, and `groups_of` reads one customer's bytes.
-//! The memory is that of plain bitsets (n/8 bytes per dense group), but the cache lines
-//! a workload touches grow with the customers it asks about, not with (customer, group)
+//! Layout. Groups get columns of one bit matrix stored customer by customer, so a
+//! customer's bits for all of them sit in `stride` adjacent bytes (13 bytes for 100
+//! groups). Then `contains` reads one byte, at an address computed from the chunk's row
+//! and the group's column with nothing read first, and `groups_of` reads one customer's
+//! bytes. A column costs what a plain bitset does (n/8 bytes), but the cache lines a
+//! workload touches grow with the customers it asks about, not with (customer, group)
 //! pairs: a service checking a few thousand customers against many groups keeps them in
-//! the CPU cache. The other, *sparse*, groups (every container ≤ [`SMALL_ARRAY`] values)
-//! stay sorted arrays found through a (chunk, group) slot table.
+//! the CPU cache. Every group with a container over [`SMALL_ARRAY`] values gets a column;
+//! the others do too, largest first, while the matrix stays within [`MATRIX_BUDGET`]
+//! times the containers' own bytes. Groups left over stay sorted arrays found through a
+//! (chunk, group) slot table.
 
 use std::borrow::Cow;
 
@@ -36,6 +37,8 @@ const COOKIE_RUNS: u16 = 12347;
 /// The portable format writes container offsets with runs only from 4 containers on.
 const NO_OFFSET_THRESHOLD: usize = 4;
 static NO_WORDS: [u64; WORDS_PER_BITMAP] = [0; WORDS_PER_BITMAP];
+/// The matrix may take up to this many times the bytes of the groups' containers.
+pub const MATRIX_BUDGET: usize = 2;
 
 /// All groups of one run.
 #[derive(Debug, Default)]
@@ -109,8 +112,13 @@ impl ParsedGroup {
     }
 
     /// Whether any container is over `SMALL_ARRAY` values (and so parsed as a bitmap).
-    fn is_dense(&self) -> bool {
+    fn has_bitmaps(&self) -> bool {
         self.slots.iter().any(|s| s.kind == Kind::Bitmap)
+    }
+
+    /// The bytes its containers take as parsed.
+    fn bytes(&self) -> usize {
+        self.data.words.len() * 8 + self.data.values.len() * 2
     }
 
     /// A container's contents.
@@ -342,10 +350,11 @@ impl MembershipIndex {
             *row = used as u32;
             used += 1;
         }
+        let columns = matrix_columns(&parsed, used);
         let (mut dense, mut sparse) = (Vec::new(), Vec::new());
-        let places: Vec<Place> = (parsed.iter().enumerate())
-            .map(|(g, group)| {
-                let (list, place): (&mut Vec<usize>, fn(usize) -> Place) = if group.is_dense() {
+        let places: Vec<Place> = (columns.iter().enumerate())
+            .map(|(g, &column)| {
+                let (list, place): (&mut Vec<usize>, fn(usize) -> Place) = if column {
                     (&mut dense, Place::Column)
                 } else {
                     (&mut sparse, Place::Arrays)
@@ -497,6 +506,31 @@ impl MembershipIndex {
         };
         Box::new(lows.map(move |low| key << 16 | low as u32))
     }
+}
+
+/// Which groups get a matrix column: every group with a bitmap container (arrays cannot
+/// hold it), then the others, the largest first, while the matrix stays within
+/// `MATRIX_BUDGET` times the bytes of all containers as parsed (or its stride does not
+/// grow). A column answers in one
+/// byte read and keeps a customer's answers in one cache line; an array costs a slot
+/// read and a binary search, and its lines add to what a workload keeps in cache.
+fn matrix_columns(parsed: &[ParsedGroup], rows: usize) -> Vec<bool> {
+    let budget = MATRIX_BUDGET * parsed.iter().map(ParsedGroup::bytes).sum::<usize>();
+    let matrix_bytes = |columns: usize| rows * CHUNK * columns.div_ceil(8);
+    let mut columns: Vec<bool> = parsed.iter().map(ParsedGroup::has_bitmaps).collect();
+    let mut others: Vec<usize> = (0..parsed.len())
+        .filter(|&g| !columns[g] && parsed[g].cardinality > 0)
+        .collect();
+    others.sort_by_key(|&g| std::cmp::Reverse(parsed[g].cardinality));
+    let first = columns.iter().filter(|&&c| c).count();
+    for (count, g) in (first..).zip(others) {
+        // Up to the next multiple of 8 columns costs nothing: the stride is whole bytes.
+        if matrix_bytes(count + 1) > budget.max(matrix_bytes(count)) {
+            break;
+        }
+        columns[g] = true;
+    }
+    columns
 }
 
 /// Fills one chunk's block (65,536 customers × `stride` bytes) from the dense groups'
@@ -654,6 +688,30 @@ mod tests {
             );
         }
         assert_eq!(index.max_bit(), all.iter().filter_map(|b| b.max()).max());
+    }
+
+    #[test]
+    fn sparse_groups_keep_arrays_beyond_the_matrix_budget() {
+        // One dense group and nine of 100 members: budget 2 × (8 KiB + 9 × 200 B); one
+        // byte per customer (8 columns) is the floor, a second byte is over budget.
+        let dense: RoaringBitmap = (0..65_536).step_by(2).collect();
+        let mut all = vec![dense];
+        all.extend((0..9u32).map(|g| (0..100).map(|i| i * 600 + g).collect::<RoaringBitmap>()));
+        let index = MembershipIndex::new(all.iter().map(parsed).collect()).unwrap();
+        assert_eq!((index.dense.len(), index.sparse.len()), (8, 2));
+        assert_eq!(
+            index.sparse,
+            [8, 9],
+            "equal sizes: columns go in group order"
+        );
+        for bit in 0..70_000 {
+            let expected: Vec<usize> = (0..all.len()).filter(|&g| all[g].contains(bit)).collect();
+            assert_eq!(
+                index.groups_of(bit).collect::<Vec<_>>(),
+                expected,
+                "bit {bit}"
+            );
+        }
     }
 
     /// A group over three chunks from a seed: each chunk empty, sparse (arrays), dense
