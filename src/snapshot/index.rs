@@ -350,19 +350,17 @@ impl MembershipIndex {
             *row = used as u32;
             used += 1;
         }
-        let columns = matrix_columns(&parsed, used);
         let (mut dense, mut sparse) = (Vec::new(), Vec::new());
-        let places: Vec<Place> = (columns.iter().enumerate())
-            .map(|(g, &column)| {
-                let (list, place): (&mut Vec<usize>, fn(usize) -> Place) = if column {
-                    (&mut dense, Place::Column)
-                } else {
-                    (&mut sparse, Place::Arrays)
-                };
-                list.push(g);
-                place(list.len() - 1)
-            })
-            .collect();
+        let mut places = Vec::with_capacity(parsed.len());
+        for (g, in_matrix) in matrix_columns(&parsed, used).into_iter().enumerate() {
+            places.push(if in_matrix {
+                dense.push(g);
+                Place::Column(dense.len() - 1)
+            } else {
+                sparse.push(g);
+                Place::Arrays(sparse.len() - 1)
+            });
+        }
         let mut slots = vec![Slot::default(); used * sparse.len()];
         for (s, &g) in sparse.iter().enumerate() {
             let group = &parsed[g];
@@ -415,6 +413,11 @@ impl MembershipIndex {
             Some(&row) if row != NO_ROW => Some(row as usize),
             _ => None,
         }
+    }
+
+    /// Every customer's bytes in `row`.
+    fn block(&self, row: usize) -> &[u8] {
+        &self.matrix[row * CHUNK * self.stride..][..CHUNK * self.stride]
     }
 
     /// Customer `low` of `row`'s bits for every dense group.
@@ -471,8 +474,7 @@ impl MembershipIndex {
         let row = self.rows[key] as usize;
         let in_matrix = (self.stride > 0)
             .then(|| {
-                let block = &self.matrix[row * CHUNK * self.stride..][..CHUNK * self.stride];
-                (block.chunks_exact(self.stride)).rposition(|c| c.iter().any(|&b| b != 0))
+                (self.block(row).chunks_exact(self.stride)).rposition(|c| c.iter().any(|&b| b != 0))
             })
             .flatten();
         let in_arrays = (0..self.sparse.len()).filter_map(|s| self.array(row, s).last());
@@ -493,8 +495,7 @@ impl MembershipIndex {
         let row = self.rows[key as usize] as usize;
         let lows: Box<dyn Iterator<Item = u16>> = match self.places[group] {
             Place::Column(k) => {
-                let block = &self.matrix[row * CHUNK * self.stride..][..CHUNK * self.stride];
-                let column = block[k / 8..].iter().step_by(self.stride);
+                let column = self.block(row)[k / 8..].iter().step_by(self.stride);
                 Box::new(
                     column
                         .enumerate()
