@@ -25,6 +25,9 @@ const KEYS_PER_SPARE_SLOT: usize = 100;
 const SEEDS: u64 = 4;
 /// Spreads a pilot over all 64 bits before it is mixed into a key's hash.
 const PILOT_SPREAD: u64 = 0x517c_c1b7_2722_0a95;
+/// Pilots screened together by the build's search: 16 measured 14% faster than one by one
+/// (8: 11%). A divisor of 2^16, at most 32 (a `u32` mask).
+const PILOTS_AT_ONCE: usize = 16;
 const HEADER: usize = 40;
 
 /// The perfect hash of a dictionary of `keys` ids: every id of the dictionary to a
@@ -65,6 +68,47 @@ fn mix(mut x: u64) -> u64 {
 #[inline]
 fn slot(hash: u64, pilot: u16, slots: u64) -> u64 {
     scale(mix(hash ^ (pilot as u64).wrapping_mul(PILOT_SPREAD)), slots)
+}
+
+#[inline]
+fn is_taken(taken: &[u64], s: u64) -> bool {
+    taken[s as usize / 64] >> (s % 64) & 1 == 1
+}
+
+/// The smallest pilot that puts every member of a non-empty bucket in a free slot, all
+/// distinct, and those slots in `placed`: the same answer as trying pilots one by one,
+/// found faster. Pilots are screened `PILOTS_AT_ONCE` at a time on the bucket's first key
+/// into a mask with no branch per pilot (whether a slot is free is a coin toss for the
+/// branch predictor until the table fills), then only the survivors are tried in full.
+fn first_free_pilot(
+    members: &[u64],
+    slots: u64,
+    taken: &[u64],
+    placed: &mut Vec<u64>,
+) -> Option<u16> {
+    let (&first, rest) = members.split_first()?;
+    for base in (0..=u16::MAX).step_by(PILOTS_AT_ONCE) {
+        let mut survivors = 0u32;
+        for i in 0..PILOTS_AT_ONCE as u16 {
+            survivors |= u32::from(!is_taken(taken, slot(first, base + i, slots))) << i;
+        }
+        while survivors != 0 {
+            let pilot = base + survivors.trailing_zeros() as u16;
+            survivors &= survivors - 1;
+            placed.clear();
+            placed.push(slot(first, pilot, slots));
+            let fits = rest.iter().all(|&h| {
+                let s = slot(h, pilot, slots);
+                let free = !is_taken(taken, s) && !placed.contains(&s);
+                placed.push(s);
+                free
+            });
+            if fits {
+                return Some(pilot);
+            }
+        }
+    }
+    None
 }
 
 impl PerfectHash {
@@ -121,22 +165,13 @@ impl PerfectHash {
             by_size[size(b)].push(b as u32);
         }
         let mut taken = vec![0u64; slots.div_ceil(64)];
-        let is_taken = |taken: &[u64], s: u64| taken[s as usize / 64] >> (s % 64) & 1 == 1;
         // Read at random on every lookup: huge pages, like the other lookup tables.
         let mut pilots = huge_page_zeroed::<u16>(buckets);
         let mut placed: Vec<u64> = Vec::with_capacity(largest);
         for &b in by_size.iter().skip(1).rev().flatten() {
             let b = b as usize;
             let members = &grouped[starts[b] as usize..starts[b + 1] as usize];
-            let pilot = (0..=u16::MAX).find(|&pilot| {
-                placed.clear();
-                members.iter().all(|&h| {
-                    let s = slot(h, pilot, slots as u64);
-                    let free = !is_taken(&taken, s) && !placed.contains(&s);
-                    placed.push(s);
-                    free
-                })
-            })?;
+            let pilot = first_free_pilot(members, slots as u64, &taken, &mut placed)?;
             for &s in &placed {
                 taken[s as usize / 64] |= 1 << (s % 64);
             }
@@ -270,7 +305,41 @@ impl PerfectHash {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The screened search finds the pilot (and slots) that trying pilots one by one
+        /// finds, from empty tables to ones so full that no pilot fits.
+        #[test]
+        fn screened_pilot_search_equals_one_by_one(
+            members in proptest::collection::vec(any::<u64>(), 1..6),
+            slots in 1u64..3000,
+            fill_per_mille in 0u64..1000,
+            seed in any::<u64>(),
+        ) {
+            let mut taken = vec![0u64; (slots as usize).div_ceil(64)];
+            for s in (0..slots).filter(|&s| mix(seed ^ s) % 1000 < fill_per_mille) {
+                taken[s as usize / 64] |= 1 << (s % 64);
+            }
+            let mut one_by_one = Vec::new();
+            let expected = (0..=u16::MAX).find(|&pilot| {
+                one_by_one.clear();
+                members.iter().all(|&h| {
+                    let s = slot(h, pilot, slots);
+                    let free = !is_taken(&taken, s) && !one_by_one.contains(&s);
+                    one_by_one.push(s);
+                    free
+                })
+            });
+            let mut placed = Vec::new();
+            prop_assert_eq!(first_free_pilot(&members, slots, &taken, &mut placed), expected);
+            if expected.is_some() {
+                prop_assert_eq!(placed, one_by_one);
+            }
+        }
+    }
 
     fn keys(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("customer-{i:07}")).collect()
