@@ -76,6 +76,11 @@ fn is_taken(taken: &[u64], s: u64) -> bool {
     taken[s as usize / 64] >> (s % 64) & 1 == 1
 }
 
+#[inline]
+fn mark_taken(taken: &mut [u64], s: u64) {
+    taken[s as usize / 64] |= 1 << (s % 64);
+}
+
 /// The smallest pilot that puts every member of a non-empty bucket in a free slot, all
 /// distinct, and those slots in `placed`: the same answer as trying pilots one by one,
 /// found faster. Pilots are screened `PILOTS_AT_ONCE` at a time on the bucket's first key
@@ -174,7 +179,7 @@ impl PerfectHash {
             let members = &grouped[starts[b] as usize..starts[b + 1] as usize];
             let pilot = first_free_pilot(members, slots as u64, &taken, &mut placed)?;
             for &s in &placed {
-                taken[s as usize / 64] |= 1 << (s % 64);
+                mark_taken(&mut taken, s);
             }
             pilots[b] = pilot;
         }
@@ -322,7 +327,7 @@ mod tests {
         ) {
             let mut taken = vec![0u64; (slots as usize).div_ceil(64)];
             for s in (0..slots).filter(|&s| mix(seed ^ s) % 1000 < fill_per_mille) {
-                taken[s as usize / 64] |= 1 << (s % 64);
+                mark_taken(&mut taken, s);
             }
             let mut one_by_one = Vec::new();
             let expected = (0..=u16::MAX).find(|&pilot| {
