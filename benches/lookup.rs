@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cohort::bitmap::IdMapping;
 use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
-use cohort::snapshot::writer::{publish, PublishedGroup};
+use cohort::snapshot::writer::{publish, Bits, EncodedIds, Promote, PublishedGroup};
 use cohort::{storage, Snapshot};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use datafusion::arrow::array::{ArrayRef, StringArray};
@@ -58,7 +58,8 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
             id: format!("group_{g:03}"),
             name: format!("Group {g}"),
             definition_hash: "sha256:bench".into(),
-            bitmap: random_group(&mut rng, n, densities[g % densities.len()]),
+            bits: Bits::Bitmap(random_group(&mut rng, n, densities[g % densities.len()])),
+            carried: None,
         })
         .collect();
     // String ids numbered as `cohort run` numbers them (in the order of their perfect
@@ -84,14 +85,20 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
         warnings: Vec::new(),
         groups: Vec::new(),
     };
+    let ids = EncodedIds::new(
+        "customer_id",
+        mapping.as_ref().and_then(|m| m.dictionary.as_ref()),
+        mapping.as_ref().and_then(|m| m.hash_index.as_ref()),
+    )
+    .unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime
         .block_on(publish(
             &storage::resolve(&url).unwrap(),
             manifest,
             &groups,
-            mapping.as_ref().and_then(|m| m.dictionary.as_ref()),
-            mapping.as_ref().and_then(|m| m.hash_index.as_ref()),
+            &ids,
+            Promote::Always,
         ))
         .unwrap();
     (dir, url)

@@ -130,7 +130,13 @@ impl Settings {
 }
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Usage(format!(
+            "config file '{}' does not exist: pass an existing --config <file>, or leave it out",
+            path.display()
+        )),
+        _ => Error::io(path.display(), e),
+    })?;
     toml::from_str(&text).map_err(|e| {
         Error::Usage(format!(
             "invalid config '{}': {}",

@@ -29,10 +29,12 @@ pub enum Error {
     },
 
     /// An object store (local disk, S3, GCS, Azure) request failed.
-    #[error("storage error at '{url}': {source}")]
+    #[error("storage error at '{url}': {hint}{source}")]
     Storage {
         /// The URL being accessed.
         url: String,
+        /// What to do about it, when the cause is known (ends with ": ").
+        hint: String,
         /// The underlying error.
         source: object_store::Error,
     },
@@ -76,10 +78,22 @@ impl Error {
     }
 
     pub(crate) fn storage(url: impl fmt::Display, source: object_store::Error) -> Self {
-        Error::Storage {
-            url: url.to_string(),
-            source,
-        }
+        let url = url.to_string();
+        // Without credentials in the environment the S3 client asks the instance-metadata
+        // endpoint, and its refusal (a 403, or no answer) says nothing useful off EC2.
+        let text = source.to_string();
+        let no_credentials = url.starts_with("s3")
+            && ["169.254.169.254", "latest/api/token", "meta-data/iam"]
+                .iter()
+                .any(|imds| text.contains(imds));
+        let hint = if no_credentials {
+            "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
+             AWS_PROFILE / a web identity token, or run where instance metadata provides them): "
+                .to_string()
+        } else {
+            String::new()
+        };
+        Error::Storage { url, hint, source }
     }
 
     pub(crate) fn snapshot(url: impl fmt::Display, reason: impl fmt::Display) -> Self {

@@ -13,7 +13,10 @@ pub mod config;
 pub mod definition;
 mod error;
 pub mod evaluate;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gen;
+pub mod ids;
 pub mod pipeline;
 pub mod serve;
 pub mod snapshot;

@@ -1,6 +1,7 @@
 //! URL → object store: plain paths, `file://`, `s3://`, `gs://`, `az://`, configured from
 //! the standard environment variables (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,9 @@ pub struct Location {
     pub display: String,
     /// The store's root URL (`s3://bucket`, `file:///`), for registering with DataFusion.
     pub root: Url,
+    /// The absolute file-system path, for locations on local disk: writes there are made
+    /// durable (fsync) and folders removed whole, which the object-store API cannot say.
+    pub local: Option<PathBuf>,
 }
 
 impl Location {
@@ -33,11 +37,17 @@ impl Location {
         for part in name.split('/').filter(|p| !p.is_empty()) {
             path = path.clone().join(part);
         }
+        let local = self.local.as_ref().map(|dir| {
+            let mut dir = dir.clone();
+            dir.extend(name.split('/').filter(|p| !p.is_empty()));
+            dir
+        });
         Location {
             store: self.store.clone(),
             path,
             display: format!("{}/{}", self.display.trim_end_matches('/'), name),
             root: self.root.clone(),
+            local,
         }
     }
 
@@ -65,13 +75,35 @@ impl Location {
         }
     }
 
-    /// Writes the object in one atomic put (local disk: temp file + rename).
+    /// Writes the object in one atomic put. On local disk: a temp file beside it, synced,
+    /// renamed over it, and the folder synced, so a crash leaves the old or the new file
+    /// (object stores give this with one PUT).
     pub async fn write(&self, bytes: impl Into<PutPayload>) -> Result<()> {
+        let payload: PutPayload = bytes.into();
+        if let Some(path) = self.local.clone() {
+            return tokio::task::spawn_blocking(move || durable_write(&path, &payload))
+                .await
+                .map_err(|e| Error::io(&self.display, std::io::Error::other(e)))?
+                .map_err(|e| Error::io(&self.display, e));
+        }
         self.store
-            .put(&self.path, bytes.into())
+            .put(&self.path, payload)
             .await
             .map(|_| ())
             .map_err(|e| Error::storage(&self.display, e))
+    }
+
+    /// The newest modification time of the objects below this location, `None` if there
+    /// are none.
+    pub async fn newest_modification(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        use futures::TryStreamExt;
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&self.path))
+            .try_collect()
+            .await
+            .map_err(|e| Error::storage(&self.display, e))?;
+        Ok(objects.iter().map(|o| o.last_modified).max())
     }
 
     /// The names directly below this location (folders and files).
@@ -90,9 +122,29 @@ impl Location {
         Ok(names)
     }
 
-    /// Deletes every object below this location.
-    pub async fn delete_all(&self) -> Result<()> {
+    /// Deletes every object below this location, `first` before the others (so a reader
+    /// or a crash never sees it without them); on local disk the folder goes too, with any
+    /// temp files a killed writer left. Returns whether anything was there. A folder that a
+    /// writer is filling at the same time is left to it (`Ok(false)`).
+    pub async fn delete_all(&self, first: &str) -> Result<bool> {
         use futures::TryStreamExt;
+        let first = self.join(first);
+        let had_first = match self.store.delete(&first.path).await {
+            Ok(()) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(Error::storage(&first.display, e)),
+        };
+        if let Some(dir) = self.local.clone() {
+            return match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(had_first),
+                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                    tracing::warn!(folder = %dir.display(), "not deleted: something is writing into it");
+                    Ok(false)
+                }
+                Err(e) => Err(Error::io(dir.display(), e)),
+            };
+        }
         let objects: Vec<_> = self
             .store
             .list(Some(&self.path))
@@ -100,14 +152,115 @@ impl Location {
             .try_collect()
             .await
             .map_err(|e| Error::storage(&self.display, e))?;
+        let any = had_first || !objects.is_empty();
         for path in objects {
-            self.store
-                .delete(&path)
-                .await
-                .map_err(|e| Error::storage(&self.display, e))?;
+            match self.store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::storage(&self.display, e)),
+            }
         }
-        Ok(())
+        Ok(any)
     }
+}
+
+/// A local folder renamed aside (to a hidden sibling) on its way to deletion: the rename is
+/// atomic, so whatever a writer puts under the old name from then on is a new folder the
+/// deletion can't touch, and a folder set aside by mistake can be put back.
+#[derive(Debug)]
+pub struct SetAside {
+    original: PathBuf,
+    aside: PathBuf,
+}
+
+impl Location {
+    /// Renames this local folder aside; `None` if it does not exist or is not on local disk.
+    pub fn set_aside(&self) -> Result<Option<SetAside>> {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let Some(original) = self.local.clone() else {
+            return Ok(None);
+        };
+        let name = original.file_name().unwrap_or_default().to_string_lossy();
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let aside = original.with_file_name(format!(".{name}.deleting-{}-{n}", std::process::id()));
+        match std::fs::rename(&original, &aside) {
+            Ok(()) => Ok(Some(SetAside { original, aside })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(original.display(), e)),
+        }
+    }
+}
+
+impl SetAside {
+    /// The newest modification time of the files in the folder.
+    pub fn newest_modification(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let entries = std::fs::read_dir(&self.aside).ok()?;
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+            .max()
+            .map(chrono::DateTime::<chrono::Utc>::from)
+    }
+
+    /// Renames it back; false when a writer has made a new folder of that name meanwhile
+    /// (which then is the one that counts), in which case this one is removed.
+    pub fn put_back(self) -> Result<bool> {
+        match std::fs::rename(&self.aside, &self.original) {
+            Ok(()) => Ok(true),
+            Err(_) => self.remove().map(|_| false),
+        }
+    }
+
+    /// Removes the folder and everything in it (temp files a killed writer left too).
+    pub fn remove(self) -> Result<()> {
+        std::fs::remove_dir_all(&self.aside).map_err(|e| Error::io(self.aside.display(), e))
+    }
+}
+
+/// Writes `path` durably: a temp file in the same folder (named as object_store names its
+/// staging files, so listings skip it), synced, renamed over `path`, then the folder synced.
+/// Folders created on the way are synced into their parents.
+fn durable_write(path: &std::path::Path, payload: &PutPayload) -> std::io::Result<()> {
+    use std::io::Write;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent folder"))?;
+    create_dirs_durably(dir)?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!("#{}{n}", std::process::id()));
+    let temp = dir.join(temp_name);
+    let written = (|| {
+        let mut file = std::fs::File::create(&temp)?;
+        for chunk in payload.iter() {
+            file.write_all(chunk)?;
+        }
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written?;
+    sync_dir(dir)
+}
+
+/// `create_dir_all`, syncing each new folder's parent so the folder survives a crash.
+fn create_dirs_durably(dir: &std::path::Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs_durably(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => dir.parent().map_or(Ok(()), sync_dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn retry() -> RetryConfig {
@@ -132,6 +285,7 @@ pub fn resolve(url: &str) -> Result<Location> {
                 path: store_path,
                 display: url.to_string(),
                 root: Url::parse("file:///").unwrap(),
+                local: Some(absolute),
             })
         }
         Some(scheme @ ("s3" | "s3a" | "gs" | "az" | "abfs" | "abfss")) => {
@@ -170,6 +324,7 @@ pub fn resolve(url: &str) -> Result<Location> {
                 path,
                 display: url.to_string(),
                 root,
+                local: None,
             })
         }
         Some(other) => Err(Error::Usage(format!(

@@ -182,6 +182,50 @@ impl IdMapping {
         Ok(sorted)
     }
 
+    /// The duplicate-id check of [`build`](Self::build) alone, without numbering anything:
+    /// what `size` and `run --dry-run` run so that they never succeed where a run fails.
+    pub fn check_unique(ids: &ArrayRef, universe: &RoaringBitmap, id_column: &str) -> Result<()> {
+        use rayon::slice::ParallelSliceMut;
+        fn repeats<T: Ord + Send + ToString>(mut keys: Vec<T>) -> (u64, Vec<String>) {
+            keys.par_sort_unstable();
+            let mut rows = 0u64;
+            let mut examples: Vec<String> = Vec::new();
+            for pair in keys.windows(2) {
+                if pair[0] == pair[1] {
+                    rows += 1;
+                    let id = pair[1].to_string();
+                    if examples.len() < EXAMPLES && examples.last() != Some(&id) {
+                        examples.push(id);
+                    }
+                }
+            }
+            (rows, examples)
+        }
+        let (rows, examples) = match ids.data_type() {
+            DataType::Int64 => {
+                let a = ids.as_primitive::<Int64Type>();
+                repeats(universe.iter().map(|p| a.value(p as usize)).collect())
+            }
+            DataType::UInt64 => {
+                let a = ids.as_primitive::<UInt64Type>();
+                repeats(universe.iter().map(|p| a.value(p as usize)).collect())
+            }
+            _ => {
+                let a = ids.as_string::<i32>();
+                repeats(
+                    universe
+                        .iter()
+                        .map(|p| a.value(p as usize))
+                        .collect::<Vec<&str>>(),
+                )
+            }
+        };
+        if rows > 0 {
+            return Err(duplicate_error(id_column, rows, &examples));
+        }
+        Ok(())
+    }
+
     /// Whether the mapping is the identity (bit n = id n).
     pub fn is_identity(&self) -> bool {
         self.dictionary.is_none()
@@ -215,7 +259,7 @@ impl IdMapping {
     }
 }
 
-fn duplicate_error(id_column: &str, rows: u64, examples: &[String]) -> Error {
+pub(crate) fn duplicate_error(id_column: &str, rows: u64, examples: &[String]) -> Error {
     Error::Data(format!(
         "duplicate customer ids in column '{id_column}': {rows} extra row(s), e.g. {}",
         examples

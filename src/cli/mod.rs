@@ -27,12 +27,17 @@ pub struct Cli {
     command: Command,
 }
 
-/// Flags every command takes (each also settable in `cohort.toml`).
+/// `--config`, which every project command takes.
 #[derive(Debug, Args)]
-struct CommonArgs {
+struct ConfigArg {
     /// Project config file [default: ./cohort.toml if present]
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+/// Where the data and the definitions are: the commands that read them.
+#[derive(Debug, Args)]
+struct SourceArgs {
     /// Customers table: a Parquet file or folder/prefix (path, file://, s3://, gs://, az://)
     #[arg(long, value_name = "URL")]
     customers: Option<String>,
@@ -45,12 +50,17 @@ struct CommonArgs {
     /// Group definitions folder [default: queries]
     #[arg(long, value_name = "DIR")]
     queries: Option<PathBuf>,
-    /// Where runs are published and read from [default: snapshots]
-    #[arg(long, value_name = "URL")]
-    publish: Option<String>,
     /// Evaluation time, RFC 3339 [default: now, UTC]
     #[arg(long, value_name = "RFC3339")]
     as_of: Option<String>,
+}
+
+/// Where runs are published: the commands that write or read them.
+#[derive(Debug, Args)]
+struct PublishArg {
+    /// Where runs are published and read from [default: snapshots]
+    #[arg(long, value_name = "URL")]
+    publish: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,82 +68,130 @@ enum Command {
     /// Evaluate all groups and publish a snapshot
     Run {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: run::RunArgs,
     },
     /// Count members without publishing
     Size {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        source: SourceArgs,
         #[command(flatten)]
         args: size::SizeArgs,
     },
     /// Check every definition against the customers schema
     Validate {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        source: SourceArgs,
         #[command(flatten)]
         args: validate::ValidateArgs,
     },
     /// Show a group's compiled expression, DataFusion plan and pruning
     Explain {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        source: SourceArgs,
         #[command(flatten)]
         args: explain::ExplainArgs,
     },
     /// Is a customer in a group? (from the published snapshot)
     Check {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: lookup::CheckArgs,
     },
     /// Every group a customer is in (from the published snapshot)
     GroupsOf {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: lookup::GroupsOfArgs,
     },
     /// Write a group's member ids as CSV, JSON lines or Parquet
     Export {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: export::ExportArgs,
     },
     /// Per group: who entered, exited or stayed between two runs
     Diff {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: runs::DiffArgs,
     },
     /// Serve lookups over HTTP from the published snapshot, reloading new runs
     Serve {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: serve::ServeArgs,
     },
     /// List the published runs
     Runs {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: runs::RunsArgs,
     },
     /// Delete all but the newest N runs (never the one LATEST names)
     Gc {
         #[command(flatten)]
-        common: CommonArgs,
+        config: ConfigArg,
+        #[command(flatten)]
+        publish: PublishArg,
         #[command(flatten)]
         args: runs::GcArgs,
     },
     /// Generate realistic synthetic customers
     Gen(gen::GenArgs),
+}
+
+/// The project settings from the flags a command takes (absent ones from `cohort.toml`).
+fn settings(
+    config: ConfigArg,
+    source: Option<SourceArgs>,
+    publish: Option<PublishArg>,
+) -> Result<Settings> {
+    let source = source.unwrap_or(SourceArgs {
+        customers: None,
+        id_column: None,
+        events: Vec::new(),
+        queries: None,
+        as_of: None,
+    });
+    Settings::resolve(Overrides {
+        config: config.config,
+        customers: source.customers,
+        id_column: source.id_column,
+        queries: source.queries,
+        publish: publish.and_then(|p| p.publish),
+        as_of: source.as_of,
+        events: source.events,
+    })
 }
 
 /// Output format of read commands.
@@ -149,31 +207,66 @@ pub enum Format {
 impl Cli {
     /// Runs the command.
     pub async fn run(self) -> Result<()> {
-        let settings = |c: CommonArgs| {
-            Settings::resolve(Overrides {
-                config: c.config,
-                customers: c.customers,
-                id_column: c.id_column,
-                queries: c.queries,
-                publish: c.publish,
-                as_of: c.as_of,
-                events: c.events,
-            })
-        };
+        use Command as C;
         match self.command {
-            Command::Run { common: c, args } => run::run(&settings(c)?, args).await,
-            Command::Size { common: c, args } => size::run(&settings(c)?, args).await,
-            Command::Validate { common: c, args } => validate::run(&settings(c)?, args).await,
-            Command::Explain { common: c, args } => explain::run(&settings(c)?, args).await,
-            Command::Check { common: c, args } => lookup::check(&settings(c)?, args).await,
-            Command::GroupsOf { common: c, args } => lookup::groups_of(&settings(c)?, args).await,
-            Command::Export { common: c, args } => export::run(&settings(c)?, args).await,
-            Command::Diff { common: c, args } => runs::diff(&settings(c)?, args).await,
-            Command::Serve { common: c, args } => serve::run(&settings(c)?, args).await,
-            Command::Runs { common: c, args } => runs::runs(&settings(c)?, args).await,
-            Command::Gc { common: c, args } => runs::gc(&settings(c)?, args).await,
+            C::Run {
+                config,
+                source,
+                publish,
+                args,
+            } => run::run(&settings(config, Some(source), Some(publish))?, args).await,
+            C::Size {
+                config,
+                source,
+                args,
+            } => size::run(&settings(config, Some(source), None)?, args).await,
+            C::Validate {
+                config,
+                source,
+                args,
+            } => validate::run(&settings(config, Some(source), None)?, args).await,
+            C::Explain {
+                config,
+                source,
+                args,
+            } => explain::run(&settings(config, Some(source), None)?, args).await,
+            C::Check {
+                config,
+                publish,
+                args,
+            } => lookup::check(&settings(config, None, Some(publish))?, args).await,
+            C::GroupsOf {
+                config,
+                publish,
+                args,
+            } => lookup::groups_of(&settings(config, None, Some(publish))?, args).await,
+            C::Export {
+                config,
+                publish,
+                args,
+            } => export::run(&settings(config, None, Some(publish))?, args).await,
+            C::Diff {
+                config,
+                publish,
+                args,
+            } => runs::diff(&settings(config, None, Some(publish))?, args).await,
+            C::Serve {
+                config,
+                publish,
+                args,
+            } => serve::run(&settings(config, None, Some(publish))?, args).await,
+            C::Runs {
+                config,
+                publish,
+                args,
+            } => runs::runs(&settings(config, None, Some(publish))?, args).await,
+            C::Gc {
+                config,
+                publish,
+                args,
+            } => runs::gc(&settings(config, None, Some(publish))?, args).await,
             // `gen` needs no project settings.
-            Command::Gen(args) => gen::run(args),
+            C::Gen(args) => gen::run(args),
         }
     }
 }

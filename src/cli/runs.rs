@@ -22,6 +22,10 @@ pub struct GcArgs {
     /// How many of the newest complete runs to keep (the run LATEST names is always kept)
     #[arg(long, value_name = "N")]
     keep: usize,
+    /// Keep runs modified more recently than this, whatever else holds (a run being
+    /// published right now, or about to be named by LATEST), e.g. 1h, 30m, 0s
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    min_age: std::time::Duration,
     /// Only report what would be deleted
     #[arg(long)]
     dry_run: bool,
@@ -69,7 +73,14 @@ pub async fn runs(settings: &Settings, args: RunsArgs) -> Result<()> {
                 .map(|r| {
                     vec![
                         format!("{}{}", r.run_id, if r.latest { " (LATEST)" } else { "" }),
-                        r.created_at.clone().unwrap_or_else(|| "incomplete".into()),
+                        r.created_at.clone().unwrap_or_else(|| {
+                            if r.unreadable.is_some() {
+                                "unreadable"
+                            } else {
+                                "incomplete"
+                            }
+                            .into()
+                        }),
                         r.as_of.clone().unwrap_or_default(),
                         r.groups.to_string(),
                         r.customers.to_string(),
@@ -88,11 +99,22 @@ pub async fn runs(settings: &Settings, args: RunsArgs) -> Result<()> {
 
 pub async fn gc(settings: &Settings, args: GcArgs) -> Result<()> {
     let publish = storage::resolve(&settings.publish)?;
-    let report = catalog::gc(&publish, args.keep, args.dry_run).await?;
+    let min_age = chrono::Duration::from_std(args.min_age)
+        .map_err(|_| Error::Usage(format!("--min-age {:?} is too long", args.min_age)))?;
+    let policy = catalog::GcPolicy {
+        keep: args.keep,
+        min_age,
+        dry_run: args.dry_run,
+    };
+    let report = catalog::gc(&publish, policy).await?;
+    for (run, reason) in &report.unreadable {
+        eprintln!("warning: kept run {run}: its manifest can't be read ({reason})");
+    }
     match args.format {
         Format::Json => output::print_json(&json!({
             "kept": report.kept,
             "deleted": report.deleted,
+            "unreadable": report.unreadable.iter().map(|(run, reason)| json!({"run_id": run, "reason": reason})).collect::<Vec<_>>(),
             "dry_run": args.dry_run,
         })),
         Format::Text => {
@@ -125,8 +147,17 @@ pub async fn diff(settings: &Settings, args: DiffArgs) -> Result<()> {
             ))
         }
     };
-    let old = Snapshot::open_run(&settings.publish, &a).await?;
-    let new = Snapshot::open_run(&settings.publish, &b).await?;
+    let known = catalog::list_runs(&publish).await?;
+    for run in [&a, &b] {
+        if !known.iter().any(|r| &r.run_id == run) {
+            return Err(Error::NotFound(format!(
+                "unknown run '{run}' under '{}': `cohort runs` lists the published runs",
+                publish.display
+            )));
+        }
+    }
+    let old = Snapshot::open_run_in(&publish, &a).await?;
+    let new = Snapshot::open_run_in(&publish, &b).await?;
     let mut diffs = catalog::diff(&old, &new);
     if let Some(group) = &args.group {
         diffs.retain(|d| &d.group == group);

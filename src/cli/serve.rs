@@ -11,9 +11,9 @@ use crate::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port)
+    /// Address to listen on, IP:PORT (port 0 picks a free port)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    listen: String,
+    listen: std::net::SocketAddr,
     /// How often to poll LATEST for a new run (e.g. 30s, 5m)
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     poll_interval: Duration,
@@ -44,12 +44,12 @@ pub async fn run(settings: &Settings, args: ServeArgs) -> Result<()> {
     options.poll_interval = args.poll_interval.max(Duration::from_millis(100));
     options.token = token;
     options.max_body_bytes = args.max_body_bytes;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
+    let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| Error::io(&args.listen, e))?;
+        .map_err(|e| Error::io(args.listen, e))?;
     let address = listener
         .local_addr()
-        .map_err(|e| Error::io(&args.listen, e))?;
+        .map_err(|e| Error::io(args.listen, e))?;
     // On stderr whatever RUST_LOG says: scripts and tests read the port from it.
     eprintln!("listening on http://{address}");
     serve::serve(options, listener, shutdown_signal()).await

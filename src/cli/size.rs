@@ -73,6 +73,7 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
     )
     .await?;
     progress.finish_and_clear();
+    evaluation.check_ids(&settings.id_column)?;
     output::print_run_warnings(&evaluation.warnings);
 
     let mut named: Vec<(String, &RoaringBitmap)> = Vec::new();

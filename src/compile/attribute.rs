@@ -409,21 +409,25 @@ fn bad_window(text: &str) -> ConditionError {
     )
 }
 
-/// Parses a window such as `30d`, `12h` or `2w` into nanoseconds.
+/// The longest window accepted: 200 years (so `as_of - window` stays a valid timestamp).
+const MAX_WINDOW_HOURS: i128 = 200 * 366 * 24;
+
+/// Parses a window such as `30d`, `12h` or `2w` into nanoseconds; at most 200 years.
 pub fn parse_window(text: &str) -> Option<i128> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
-    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+    let (at, unit) = text.char_indices().last()?;
+    let number = &text[..at];
+    if number.is_empty() || number.len() > 12 || !number.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let n: i128 = number.parse().ok()?;
     let hours = match unit {
-        "h" => 1,
-        "d" => 24,
-        "w" => 24 * 7,
+        'h' => 1,
+        'd' => 24,
+        'w' => 24 * 7,
         _ => return None,
     };
-    Some(n * hours * 3_600_000_000_000)
+    (n * hours <= MAX_WINDOW_HOURS).then_some(n * hours * 3_600_000_000_000)
 }
 
 /// Parses a date (its UTC midnight) or RFC 3339 timestamp into nanoseconds since the epoch.
@@ -460,7 +464,17 @@ mod tests {
         ] {
             assert_eq!(parse_window(text), want, "{text}");
         }
-        for bad in ["", "d", "30", "30x", "-3d", "3.5d", "30 days"] {
+        let hostile = [
+            "3é",
+            "é",
+            "3日",
+            "99999999999999999999999999999999999d",
+            "73201d",
+        ];
+        for bad in ["", "d", "30", "30x", "-3d", "3.5d", "30 days"]
+            .into_iter()
+            .chain(hostile)
+        {
             assert_eq!(parse_window(bad), None, "{bad}");
         }
     }

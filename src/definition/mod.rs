@@ -337,7 +337,14 @@ pub fn is_valid_group_id(id: &str) -> bool {
 
 /// The definition files of a folder: `*.toml` and `*.json`, sorted by name.
 pub fn definition_files(dir: &Path) -> crate::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| crate::Error::io(dir.display(), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => crate::Error::Usage(format!(
+            "no definitions folder '{}': run cohort in a project folder (one with queries/ \
+             and cohort.toml), or pass --queries <dir>",
+            dir.display()
+        )),
+        _ => crate::Error::io(dir.display(), e),
+    })?;
     let mut files = Vec::new();
     for entry in entries {
         let path = entry
@@ -357,8 +364,30 @@ pub fn load_dir(dir: &Path) -> crate::Result<(Vec<Group>, Vec<Problem>)> {
     let mut groups = Vec::new();
     let mut problems = Vec::new();
     for file in definition_files(dir)? {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| crate::Error::io(file.display(), e))?;
+        let bytes = std::fs::read(&file).map_err(|e| crate::Error::io(file.display(), e))?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let at = Location {
+                    file: file.display().to_string(),
+                    group: file
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    line: Some(valid.iter().filter(|b| **b == b'\n').count() + 1),
+                    ..Default::default()
+                };
+                problems.push(Problem::error(
+                    &at,
+                    format!(
+                        "the file is not UTF-8 text (invalid byte at offset {}); save it as UTF-8",
+                        valid.len()
+                    ),
+                ));
+                continue;
+            }
+        };
         match parse_group(&file, &text) {
             Ok((group, mut found)) => {
                 problems.append(&mut found);
@@ -527,9 +556,64 @@ fn type_clauses(
     typed
 }
 
+/// A value no condition can mean: a float that is not a number (`nan`, `inf`), or text
+/// with control characters (invisible in every message and table that would show it).
+fn hostile_value(raw: &RawCondition) -> Option<String> {
+    let literals = raw
+        .value
+        .iter()
+        .chain(raw.values.iter().flatten())
+        .chain(raw.before.iter())
+        .chain(raw.after.iter());
+    let texts = [
+        &raw.attribute,
+        &raw.op,
+        &raw.sql,
+        &raw.events,
+        &raw.aggregate,
+        &raw.column,
+        &raw.within_last,
+    ]
+    .into_iter()
+    .flatten();
+    for literal in literals {
+        match literal {
+            Literal::Float(x) if !x.is_finite() => {
+                return Some(format!(
+                    "value {x} is not a number a condition can compare with"
+                ))
+            }
+            Literal::Str(s) => {
+                if let Some(c) = s.chars().find(|c| c.is_control()) {
+                    return Some(format!(
+                        "value {s:?} contains the control character U+{:04X}",
+                        c as u32
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    for text in texts {
+        if let Some(c) = text
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            return Some(format!(
+                "{text:?} contains the control character U+{:04X}",
+                c as u32
+            ));
+        }
+    }
+    None
+}
+
 /// Types a condition's shape (which keys, how many values); schema checks come later.
 pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec, Box<Problem>> {
     let err = |msg: String| Box::new(Problem::error(at, msg));
+    if let Some(problem) = hostile_value(&raw) {
+        return Err(err(problem));
+    }
     if raw.events.is_some() {
         return type_event_condition(raw, at).map(|e| ConditionSpec::Events(Box::new(e)));
     }

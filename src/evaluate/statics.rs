@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use roaring::RoaringBitmap;
 
 use super::col_exact;
 use crate::definition::{Group, IdLiteral};
-use crate::{Error, Result};
+use crate::{ids, Error, Result};
 
 /// A customer id in a form that compares across sources (inline, CSV, Parquet, the table).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,16 +33,20 @@ impl std::fmt::Display for IdKey {
 impl IdKey {
     /// Interprets a written id for an id column of (normalized) type `id_type`.
     /// `None` when it cannot be an id of that column (a non-numeric string for integer ids).
+    /// Integer ids must be written canonically (`123`, never `000123`, `+123` or `123.0`)
+    /// and lie in the column's range.
     pub fn parse(text: &str, id_type: &DataType) -> Option<IdKey> {
         match id_type {
             DataType::Utf8 => Some(IdKey::Str(text.to_string())),
-            _ => text.trim().parse::<i128>().ok().map(IdKey::Int),
+            DataType::UInt64 => ids::canonical::<u64>(text).map(|i| IdKey::Int(i as i128)),
+            _ => ids::canonical::<i64>(text).map(|i| IdKey::Int(i as i128)),
         }
     }
 
     fn from_literal(lit: &IdLiteral, id_type: &DataType) -> Option<IdKey> {
         match lit {
             IdLiteral::Int(i) if *id_type == DataType::Utf8 => Some(IdKey::Str(i.to_string())),
+            IdLiteral::Int(i) if *id_type == DataType::UInt64 && *i < 0 => None,
             IdLiteral::Int(i) => Some(IdKey::Int(*i as i128)),
             IdLiteral::Str(s) => IdKey::parse(s, id_type),
         }
@@ -68,8 +72,17 @@ pub struct StaticIds {
     pub include: Vec<IdKey>,
     /// Ids to exclude (inline and from `exclude_from`).
     pub exclude: Vec<IdKey>,
-    /// Written ids that cannot be ids of this column at all.
-    pub unparsable: Vec<String>,
+    /// Written ids that cannot be ids of this column at all, with where they were written.
+    pub unparsable: Vec<Unparsable>,
+}
+
+/// A written id that cannot be an id of the column (`000123` or `abc` for integer ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unparsable {
+    /// `static.include`, or the id file's URL.
+    pub source: String,
+    /// The text as written.
+    pub text: String,
 }
 
 /// Reads a group's static lists, including its `include_from` / `exclude_from` files.
@@ -85,63 +98,94 @@ pub async fn read(
             match IdKey::from_literal(lit, id_type) {
                 Some(k) if into_include => out.include.push(k),
                 Some(k) => out.exclude.push(k),
-                None => out.unparsable.push(lit.to_string()),
+                None => out.unparsable.push(Unparsable {
+                    source: if into_include {
+                        "static.include"
+                    } else {
+                        "static.exclude"
+                    }
+                    .into(),
+                    text: lit.to_string(),
+                }),
             }
         }
     };
     add(&group.statics.include, true, &mut out);
     add(&group.statics.exclude, false, &mut out);
-    if let Some(url) = &group.statics.include_from {
-        let ids = read_id_file(ctx, url, id_column, id_type).await?;
-        out.include.extend(ids);
-    }
-    if let Some(url) = &group.statics.exclude_from {
-        let ids = read_id_file(ctx, url, id_column, id_type).await?;
-        out.exclude.extend(ids);
+    for (file, into_include) in [
+        (&group.statics.include_from, true),
+        (&group.statics.exclude_from, false),
+    ] {
+        let Some(url) = file else { continue };
+        let texts = read_id_file(ctx, url, id_column).await?;
+        for text in texts {
+            match IdKey::parse(&text, id_type) {
+                Some(k) if into_include => out.include.push(k),
+                Some(k) => out.exclude.push(k),
+                None => out.unparsable.push(Unparsable {
+                    source: url.clone(),
+                    text,
+                }),
+            }
+        }
     }
     Ok(out)
 }
 
-/// Reads the id column of a CSV (header row naming the column) or Parquet file.
-pub async fn read_id_file(
-    ctx: &SessionContext,
-    url: &str,
-    id_column: &str,
-    id_type: &DataType,
-) -> Result<Vec<IdKey>> {
-    crate::storage::register(ctx, url)?;
+/// Reads the id column of a CSV (header row naming the column) or Parquet file, every id
+/// as text, exactly as written: a CSV is never type-inferred (`000123` stays `000123`), and
+/// Parquet values are spelled as their type spells them (a float `5.0` stays `5.0`, which
+/// no integer id column accepts). Empty CSV cells and null values are no ids.
+pub async fn read_id_file(ctx: &SessionContext, url: &str, id_column: &str) -> Result<Vec<String>> {
     let lower = url.to_lowercase();
-    let df = if lower.ends_with(".csv") {
-        ctx.read_csv(url, CsvReadOptions::new().has_header(true))
-            .await?
-    } else if lower.ends_with(".parquet") || lower.ends_with(".pq") {
-        ctx.read_parquet(url, ParquetReadOptions::default()).await?
-    } else {
+    if lower.ends_with(".csv") {
+        let bytes = crate::storage::resolve(url)?.read().await?;
+        return csv_column(&bytes, url, id_column);
+    }
+    if !(lower.ends_with(".parquet") || lower.ends_with(".pq")) {
         return Err(Error::Usage(format!(
             "static id file '{url}' must be a .csv or .parquet file"
         )));
-    };
+    }
+    crate::storage::register(ctx, url)?;
+    let df = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
     if df.schema().field_with_unqualified_name(id_column).is_err() {
         return Err(Error::Data(format!(
             "static id file '{url}' has no column '{id_column}'"
         )));
     }
     let batches = df.select(vec![col_exact(id_column)])?.collect().await?;
-    let mut keys = Vec::new();
+    let mut ids = Vec::new();
     for batch in batches {
-        // Read every id as text first: a CSV of numeric-looking string ids is inferred as
-        // integers, and the id column's type decides how it is understood.
         let text = cast(batch.column(0), &DataType::Utf8)?;
         let text = text.as_string::<i32>();
-        for i in 0..text.len() {
-            if text.is_valid(i) {
-                if let Some(k) = IdKey::parse(text.value(i), id_type) {
-                    keys.push(k);
-                }
-            }
+        ids.extend(text.iter().flatten().map(str::to_string));
+    }
+    Ok(ids)
+}
+
+/// The `id_column` cells of a CSV file with a header row, as text.
+fn csv_column(bytes: &[u8], url: &str, id_column: &str) -> Result<Vec<String>> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bad = |e: csv::Error| Error::Data(format!("static id file '{url}': {e}"));
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
+    let headers = reader.headers().map_err(bad)?.clone();
+    let Some(column) = headers.iter().position(|h| h == id_column) else {
+        let found: Vec<&str> = headers.iter().take(5).collect();
+        return Err(Error::Data(format!(
+            "static id file '{url}' has no column '{id_column}' in its header row (found: {})",
+            found.join(", ")
+        )));
+    };
+    let mut ids = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        match record.get(column) {
+            Some(cell) if !cell.is_empty() => ids.push(cell.to_string()),
+            _ => {}
         }
     }
-    Ok(keys)
+    Ok(ids)
 }
 
 /// Positions of the static ids found in the scan, and the ids that were not found.
@@ -153,6 +197,8 @@ pub struct LocatedStatics {
     pub exclude: RoaringBitmap,
     /// Static ids (include or exclude) that are not in the customers table.
     pub missing: Vec<String>,
+    /// Written ids that cannot be ids of the column.
+    pub unparsable: Vec<Unparsable>,
 }
 
 /// Finds every group's static ids in the scanned id column, in one pass over it.
@@ -175,7 +221,8 @@ pub fn locate(all: &[StaticIds], ids: &ArrayRef) -> Vec<LocatedStatics> {
     all.iter()
         .map(|s| {
             let mut located = LocatedStatics::default();
-            let mut missing = s.unparsable.clone();
+            let mut missing = Vec::new();
+            located.unparsable = s.unparsable.clone();
             for (keys, into) in [
                 (&s.include, &mut located.include),
                 (&s.exclude, &mut located.exclude),

@@ -4,14 +4,10 @@ use chrono::{DateTime, Duration, Utc};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use super::manifest::Manifest;
-use super::reader::{latest_run_id, Snapshot};
+use super::reader::{latest_run_id, parse_manifest, Snapshot};
+use super::writer::MANIFEST_FILE;
 use crate::storage::Location;
 use crate::{Error, Result};
-
-/// Folder incomplete runs may sit in this long before `gc` treats them as abandoned
-/// (a run being published right now has no manifest yet either).
-const ABANDONED_AFTER_HOURS: i64 = 1;
 
 /// One folder under `runs/`.
 #[derive(Debug, Clone, Serialize)]
@@ -20,8 +16,11 @@ pub struct RunInfo {
     pub run_id: String,
     /// Whether `LATEST` names it.
     pub latest: bool,
-    /// Whether it has a manifest (a run killed mid-publish has none).
+    /// Whether it has a manifest this build reads (a run killed mid-publish has none).
     pub complete: bool,
+    /// Why its manifest could not be read (a newer format, damage), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
     /// From the manifest.
     pub created_at: Option<String>,
     /// From the manifest.
@@ -47,7 +46,13 @@ pub async fn list_runs(publish: &Location) -> Result<Vec<RunInfo>> {
     };
     let runs = publish.join("runs");
     let mut result = Vec::new();
-    for run_id in runs.list_children().await? {
+    // (Hidden names are folders `gc` set aside for deletion.)
+    for run_id in runs
+        .list_children()
+        .await?
+        .into_iter()
+        .filter(|n| !n.starts_with('.'))
+    {
         let run = runs.join(&run_id);
         let objects: Vec<object_store::ObjectMeta> = run
             .store
@@ -55,13 +60,17 @@ pub async fn list_runs(publish: &Location) -> Result<Vec<RunInfo>> {
             .try_collect()
             .await
             .map_err(|e| Error::storage(&run.display, e))?;
-        let manifest: Option<Manifest> = match run.join("manifest.json").read_if_exists().await? {
-            Some(bytes) => serde_json::from_slice(&bytes).ok(),
-            None => None,
+        let (manifest, unreadable) = match run.join(MANIFEST_FILE).read_if_exists().await? {
+            Some(bytes) => match parse_manifest(&run_id, &bytes) {
+                Ok(m) => (Some(m), None),
+                Err(reason) => (None, Some(reason)),
+            },
+            None => (None, None),
         };
         result.push(RunInfo {
             latest: latest.as_deref() == Some(run_id.as_str()),
             complete: manifest.is_some(),
+            unreadable,
             created_at: manifest.as_ref().map(|m| m.created_at.clone()),
             as_of: manifest.as_ref().map(|m| m.as_of.clone()),
             groups: manifest.as_ref().map_or(0, |m| m.groups.len()),
@@ -86,38 +95,87 @@ pub struct GcReport {
     pub kept: Vec<String>,
     /// Runs deleted (or that would be, on a dry run).
     pub deleted: Vec<String>,
+    /// Runs kept because their manifest could not be read (a newer format?), with why.
+    pub unreadable: Vec<(String, String)>,
 }
 
-/// Deletes every complete run but the newest `keep` and the one `LATEST` names, and
-/// incomplete runs untouched for an hour (younger ones may be publishing right now).
-pub async fn gc(publish: &Location, keep: usize, dry_run: bool) -> Result<GcReport> {
+/// The rule `gc` follows: which runs it may delete.
+#[derive(Debug, Clone, Copy)]
+pub struct GcPolicy {
+    /// How many of the newest complete runs to keep.
+    pub keep: usize,
+    /// Runs modified more recently than this are kept, whatever else holds: a publish
+    /// rewrites its run's manifest just before it points `LATEST` at it.
+    pub min_age: Duration,
+    /// Only report.
+    pub dry_run: bool,
+}
+
+/// Deletes every complete run but the newest `keep`, and incomplete runs, except the one
+/// `LATEST` names and any modified within `min_age`; runs whose manifest can't be read are
+/// reported and kept. Just before a run is deleted, `LATEST` and the run's modification
+/// time are read again, so a publish that is about to name it keeps it.
+pub async fn gc(publish: &Location, policy: GcPolicy) -> Result<GcReport> {
     let runs = list_runs(publish).await?;
-    let abandoned_before = Utc::now() - Duration::hours(ABANDONED_AFTER_HOURS);
+    let young = |modified: Option<DateTime<Utc>>| {
+        modified.is_some_and(|m| m >= Utc::now() - policy.min_age)
+    };
     let mut report = GcReport {
         kept: Vec::new(),
         deleted: Vec::new(),
+        unreadable: Vec::new(),
     };
     let mut complete_kept = 0;
     for run in runs {
-        let delete = if run.latest {
-            false
-        } else if run.complete {
-            complete_kept >= keep
-        } else {
-            run.modified.is_none_or(|m| m < abandoned_before)
-        };
+        if let Some(reason) = &run.unreadable {
+            report.unreadable.push((run.run_id.clone(), reason.clone()));
+            report.kept.push(run.run_id);
+            continue;
+        }
+        let over = !run.complete || complete_kept >= policy.keep;
+        let delete = over && !run.latest && !young(run.modified);
         if run.complete && !delete {
             complete_kept += 1;
         }
-        if delete {
-            if !dry_run {
-                publish
-                    .join(&format!("runs/{}", run.run_id))
-                    .delete_all()
-                    .await?;
+        if !delete {
+            report.kept.push(run.run_id);
+            continue;
+        }
+        let folder = publish.join(&format!("runs/{}", run.run_id));
+        if policy.dry_run {
+            report.deleted.push(run.run_id);
+            continue;
+        }
+        // A publish of this very run may have begun since the listing.
+        let named = || async { latest_run_id(publish).await.ok().as_deref() == Some(&run.run_id) };
+        if named().await || young(folder.newest_modification().await?) {
+            if run.complete {
+                complete_kept += 1;
             }
+            report.kept.push(run.run_id);
+            continue;
+        }
+        let deleted = match folder.set_aside()? {
+            // Local disk: renamed aside atomically, then checked once more. A publish that
+            // named it meanwhile, or rewrote it, gets it back (or has made its own copy).
+            Some(aside) => {
+                if named().await || young(aside.newest_modification()) {
+                    aside.put_back()?;
+                    false
+                } else {
+                    aside.remove()?;
+                    true
+                }
+            }
+            // An object store: the manifest first, then the rest.
+            None => folder.delete_all(MANIFEST_FILE).await?,
+        };
+        if deleted {
             report.deleted.push(run.run_id);
         } else {
+            if run.complete {
+                complete_kept += 1;
+            }
             report.kept.push(run.run_id);
         }
     }

@@ -275,8 +275,8 @@ impl Dictionary {
     /// An id given as text as the dictionary's key type, if it can be one.
     fn key<'a>(&self, customer_id: &'a str) -> Option<Key<'a>> {
         Some(match self.ids {
-            Ids::Signed(_) => Key::Signed(customer_id.trim().parse().ok()?),
-            Ids::Unsigned(_) => Key::Unsigned(customer_id.trim().parse().ok()?),
+            Ids::Signed(_) => Key::Signed(crate::ids::canonical(customer_id)?),
+            Ids::Unsigned(_) => Key::Unsigned(crate::ids::canonical(customer_id)?),
             Ids::Text(_) | Ids::FixedText(..) => Key::Text(customer_id.as_bytes()),
         })
     }
@@ -587,8 +587,12 @@ mod tests {
         }
         let ints =
             Dictionary::read(parquet(Arc::new(Int64Array::from(vec![-5, 7, 9]))), None).unwrap();
-        assert_eq!(ints.bit_of(" 7 "), Some(1));
-        assert_eq!(ints.bit_of("x"), None);
+        assert_eq!(ints.bit_of("7"), Some(1));
+        assert_eq!(ints.bit_of("-5"), Some(0));
+        // Only the canonical spelling is an id.
+        for other in [" 7 ", "+7", "07", "7.0", "x"] {
+            assert_eq!(ints.bit_of(other), None, "{other:?}");
+        }
     }
 
     /// The dictionary as published (in the order of its perfect hash) and read back with

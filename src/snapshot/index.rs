@@ -12,7 +12,8 @@
 //! bytes. A column costs what a plain bitset does (n/8 bytes), but the cache lines a
 //! workload touches grow with the customers it asks about, not with (customer, group)
 //! pairs: a service checking a few thousand customers against many groups keeps them in
-//! the CPU cache. Every group with a container over [`SMALL_ARRAY`] values gets a column;
+//! the CPU cache. Groups with a container over [`SMALL_ARRAY`] values get a column first
+//! (within the matrix budget, so memory stays proportional to what is stored);
 //! the others do too, largest first, while the matrix stays within [`MATRIX_BUDGET`]
 //! times the containers' own bytes. Groups left over stay sorted arrays found through a
 //! (chunk, group) slot table.
@@ -39,6 +40,9 @@ const NO_OFFSET_THRESHOLD: usize = 4;
 static NO_WORDS: [u64; WORDS_PER_BITMAP] = [0; WORDS_PER_BITMAP];
 /// The matrix may take up to this many times the bytes of the groups' containers.
 pub const MATRIX_BUDGET: usize = 2;
+/// ... or this many bytes (one chunk's first byte: a run of one chunk gets 8 columns
+/// whatever its containers weigh).
+const MATRIX_FLOOR: usize = CHUNK;
 
 /// All groups of one run.
 #[derive(Debug, Default)]
@@ -57,10 +61,11 @@ pub struct MembershipIndex {
     /// k. One allocation backed by huge pages where the OS offers them, so random probes
     /// do not also miss the TLB.
     matrix: Vec<u8>,
-    /// `rows × sparse groups` slots: the arrays of (row, s) at `slots[row * sparse + s]`.
+    /// `rows × sparse groups` slots: the containers of (row, s) at `slots[row * sparse + s]`.
     slots: Vec<Slot>,
-    /// Sparse group s's array containers, which its slots index.
-    values: Vec<Vec<u16>>,
+    /// Sparse group s's containers (arrays, and bitmaps of groups the matrix had no room
+    /// for), which its slots index.
+    containers: Vec<GroupData>,
 }
 
 /// Where a group's members are.
@@ -123,12 +128,19 @@ impl ParsedGroup {
 
     /// A container's contents.
     fn container(&self, slot: Slot) -> Container<'_> {
+        self.data.container(slot)
+    }
+}
+
+impl GroupData {
+    /// The contents of one of its containers.
+    fn container(&self, slot: Slot) -> Container<'_> {
         let start = slot.start as usize;
         match slot.kind {
             Kind::Bitmap => {
-                Container::Words(&self.data.words[start * WORDS_PER_BITMAP..][..WORDS_PER_BITMAP])
+                Container::Words(&self.words[start * WORDS_PER_BITMAP..][..WORDS_PER_BITMAP])
             }
-            Kind::Array => Container::Values(&self.data.values[start..start + slot.len as usize]),
+            Kind::Array => Container::Values(&self.values[start..start + slot.len as usize]),
             Kind::Empty => Container::Empty,
         }
     }
@@ -388,11 +400,11 @@ impl MembershipIndex {
                 .for_each(|(block, columns)| transpose_into(columns, block, stride));
         }
         drop(columns);
-        let values = parsed
+        let containers = parsed
             .into_iter()
             .zip(&places)
             .filter(|(_, place)| matches!(place, Place::Arrays(_)))
-            .map(|(group, _)| group.data.values)
+            .map(|(group, _)| group.data)
             .collect();
         Ok(MembershipIndex {
             rows,
@@ -402,7 +414,7 @@ impl MembershipIndex {
             stride,
             matrix,
             slots,
-            values,
+            containers,
         })
     }
 
@@ -427,11 +439,32 @@ impl MembershipIndex {
         &self.matrix[at..at + self.stride]
     }
 
-    /// Sparse group `s`'s values in `row`.
+    /// Sparse group `s`'s container in `row`.
     #[inline]
-    fn array(&self, row: usize, s: usize) -> &[u16] {
+    fn sparse_container(&self, row: usize, s: usize) -> Container<'_> {
         let slot = self.slots[row * self.sparse.len() + s];
-        &self.values[s][slot.start as usize..][..slot.len as usize]
+        self.containers[s].container(slot)
+    }
+
+    /// Whether sparse group `s` holds customer `low` of `row`.
+    #[inline]
+    fn sparse_contains(&self, row: usize, s: usize, low: u16) -> bool {
+        match self.sparse_container(row, s) {
+            Container::Values(values) => values.binary_search(&low).is_ok(),
+            Container::Words(words) => words[low as usize >> 6] >> (low & 63) & 1 == 1,
+            Container::Empty => false,
+        }
+    }
+
+    /// Sparse group `s`'s values in `row`, ascending.
+    fn sparse_values(&self, row: usize, s: usize) -> Box<dyn Iterator<Item = u16> + '_> {
+        match self.sparse_container(row, s) {
+            Container::Values(values) => Box::new(values.iter().copied()),
+            Container::Words(words) => Box::new((0..CHUNK).filter_map(move |low| {
+                (words[low >> 6] >> (low & 63) & 1 == 1).then_some(low as u16)
+            })),
+            Container::Empty => Box::new(std::iter::empty()),
+        }
     }
 
     /// Whether `bit` is in group number `group`.
@@ -442,7 +475,7 @@ impl MembershipIndex {
         };
         match self.places.get(group) {
             Some(&Place::Column(k)) => self.customer(row, bit as u16)[k / 8] >> (k % 8) & 1 == 1,
-            Some(&Place::Arrays(s)) => self.array(row, s).binary_search(&(bit as u16)).is_ok(),
+            Some(&Place::Arrays(s)) => self.sparse_contains(row, s, bit as u16),
             None => false,
         }
     }
@@ -460,7 +493,7 @@ impl MembershipIndex {
                 }
             }
             for (s, &g) in self.sparse.iter().enumerate() {
-                if self.array(row, s).binary_search(&(bit as u16)).is_ok() {
+                if self.sparse_contains(row, s, bit as u16) {
                     hit(g);
                 }
             }
@@ -477,8 +510,8 @@ impl MembershipIndex {
                 (self.block(row).chunks_exact(self.stride)).rposition(|c| c.iter().any(|&b| b != 0))
             })
             .flatten();
-        let in_arrays = (0..self.sparse.len()).filter_map(|s| self.array(row, s).last());
-        let low = in_arrays.map(|&low| low as usize).chain(in_matrix).max()?;
+        let in_arrays = (0..self.sparse.len()).filter_map(|s| self.sparse_values(row, s).last());
+        let low = in_arrays.map(|low| low as usize).chain(in_matrix).max()?;
         Some((key << 16 | low) as u32)
     }
 
@@ -503,28 +536,34 @@ impl MembershipIndex {
                         .map(|(low, _)| low as u16),
                 )
             }
-            Place::Arrays(s) => Box::new(self.array(row, s).iter().copied()),
+            Place::Arrays(s) => self.sparse_values(row, s),
         };
         Box::new(lows.map(move |low| key << 16 | low as u32))
     }
 }
 
-/// Which groups get a matrix column: every group with a bitmap container (arrays cannot
-/// hold it), then the others, the largest first, while the matrix stays within
-/// `MATRIX_BUDGET` times the bytes of all containers as parsed (or its stride does not
-/// grow). A column answers in one
-/// byte read and keeps a customer's answers in one cache line; an array costs a slot
-/// read and a binary search, and its lines add to what a workload keeps in cache.
+/// Which groups get a matrix column: the groups with a bitmap container first, then the
+/// others, the largest first within each, while the matrix stays within `MATRIX_BUDGET`
+/// times the bytes of all containers as parsed (or its stride does not grow). A column
+/// answers in one byte read and keeps a customer's answers in one cache line; a sparse
+/// group costs a slot read and a binary search (or a bitmap word), and its lines add to
+/// what a workload keeps in cache. The budget holds for every group, so memory stays
+/// proportional to what is stored: a run whose few customers are spread over many
+/// chunks (one per 65,536 ids) keeps every group sparse instead of allocating 64 Ki
+/// customers × stride bytes per chunk.
 fn matrix_columns(parsed: &[ParsedGroup], rows: usize) -> Vec<bool> {
-    let budget = MATRIX_BUDGET * parsed.iter().map(ParsedGroup::bytes).sum::<usize>();
+    let budget =
+        (MATRIX_BUDGET * parsed.iter().map(ParsedGroup::bytes).sum::<usize>()).max(MATRIX_FLOOR);
     let matrix_bytes = |columns: usize| rows * CHUNK * columns.div_ceil(8);
-    let mut columns: Vec<bool> = parsed.iter().map(ParsedGroup::has_bitmaps).collect();
-    let mut others: Vec<usize> = (0..parsed.len())
-        .filter(|&g| !columns[g] && parsed[g].cardinality > 0)
+    let mut columns = vec![false; parsed.len()];
+    let mut candidates: Vec<usize> = (0..parsed.len())
+        .filter(|&g| parsed[g].cardinality > 0)
         .collect();
-    others.sort_by_key(|&g| std::cmp::Reverse(parsed[g].cardinality));
-    let first = columns.iter().filter(|&&c| c).count();
-    for (count, g) in (first..).zip(others) {
+    candidates.sort_by_key(|&g| {
+        let group = &parsed[g];
+        (!group.has_bitmaps(), std::cmp::Reverse(group.cardinality))
+    });
+    for (count, g) in (0..).zip(candidates) {
         // Up to the next multiple of 8 columns costs nothing: the stride is whole bytes.
         if matrix_bytes(count + 1) > budget.max(matrix_bytes(count)) {
             break;
@@ -532,6 +571,51 @@ fn matrix_columns(parsed: &[ParsedGroup], rows: usize) -> Vec<bool> {
         columns[g] = true;
     }
     columns
+}
+
+/// The bytes `parse_group` will allocate for one group, from its header alone (an array
+/// of up to [`SMALL_ARRAY`] values costs 2 bytes a value, any larger container 8 KiB): so a
+/// loader can refuse a run whose few bytes on disk would expand past the memory it has
+/// (a 6-byte run container can stand for 65,536 members) before allocating any of it.
+/// Returns the bytes and the number of containers.
+pub fn parsed_bytes(bytes: &[u8]) -> Result<(u64, u64), String> {
+    let mut r = Bytes { bytes, at: 0 };
+    let first = r.u32("the cookie")?;
+    let count = if first == COOKIE_NO_RUNS {
+        r.u32("the container count")? as usize
+    } else if first as u16 == COOKIE_RUNS {
+        let count = (first >> 16) as usize + 1;
+        r.take(count.div_ceil(8), "the run bitset")?;
+        count
+    } else {
+        return Err(format!("unknown cookie {first:#x}"));
+    };
+    if count > 1 << 16 {
+        return Err(format!("{count} containers (at most 65536)"));
+    }
+    let header = r.take(4 * count, "the container headers")?;
+    let containers: u64 = header
+        .chunks_exact(4)
+        .map(|h| {
+            let cardinality = u16::from_le_bytes([h[2], h[3]]) as u64 + 1;
+            if cardinality as usize <= SMALL_ARRAY {
+                2 * cardinality
+            } else {
+                8 * WORDS_PER_BITMAP as u64
+            }
+        })
+        .sum();
+    Ok((containers + 16 * count as u64, count as u64))
+}
+
+/// An upper bound of the bytes [`MembershipIndex::new`] allocates for groups whose
+/// [`parsed_bytes`] are given: their containers, a matrix within its budget, the slot
+/// table of sparse groups.
+pub fn index_bytes(groups: &[(u64, u64)]) -> u64 {
+    let containers: u64 = groups.iter().map(|g| g.0).sum();
+    let chunks = groups.iter().map(|g| g.1).sum::<u64>().min(CHUNK as u64);
+    let slots = chunks * groups.len() as u64 * std::mem::size_of::<Slot>() as u64;
+    containers + (MATRIX_BUDGET as u64 * containers).max(MATRIX_FLOOR as u64) + slots
 }
 
 /// Fills one chunk's block (65,536 customers × `stride` bytes) from the dense groups'
@@ -644,6 +728,48 @@ mod tests {
             }
         }
         assert_eq!(index.max_bit(), Some(u32::MAX));
+    }
+
+    /// Regression: 65,536 customers, one per chunk of the whole u32 range, took 4.2 GB to
+    /// load (a matrix row of 65,536 customers per chunk, forced by one bitmap container).
+    #[test]
+    fn customers_spread_over_the_id_range_keep_memory_proportional() {
+        let spread: RoaringBitmap = (0..=u16::MAX as u32).map(|k| k << 16 | 7).collect();
+        let every_other: RoaringBitmap =
+            (0..=u16::MAX as u32).step_by(2).map(|k| k << 16).collect();
+        let mut with_bitmap = spread.clone();
+        with_bitmap.extend(0..10_000); // one bitmap container, in chunk 0
+        let all = [spread, every_other, with_bitmap];
+        let parsed: Vec<ParsedGroup> = all.iter().map(parsed).collect();
+        let bound = index_bytes(
+            &all.iter()
+                .map(|b| {
+                    let mut bytes = Vec::new();
+                    b.serialize_into(&mut bytes).unwrap();
+                    parsed_bytes(&bytes).unwrap()
+                })
+                .collect::<Vec<_>>(),
+        );
+        let index = MembershipIndex::new(parsed).unwrap();
+        let allocated = index.matrix.len() + index.slots.len() * std::mem::size_of::<Slot>();
+        assert!(
+            allocated < 8 << 20,
+            "{allocated} bytes for 3 × 65,536 members"
+        );
+        assert!(bound < 16 << 20, "bound {bound}");
+        for (g, b) in all.iter().enumerate() {
+            assert_eq!(&index.bitmap(g), b, "group {g} round-trips");
+            for bit in b.iter().step_by(97).chain([1, 8, 9_999, 10_000, u32::MAX]) {
+                assert_eq!(
+                    index.contains(g, bit),
+                    b.contains(bit),
+                    "group {g}, bit {bit}"
+                );
+            }
+        }
+        assert_eq!(index.groups_of(9_999).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(index.groups_of(7).collect::<Vec<_>>(), vec![0, 2]);
+        assert_eq!(index.max_bit(), Some(u32::MAX << 16 | 7));
     }
 
     #[test]

@@ -115,6 +115,13 @@ pub struct GroupEntry {
     pub members: u64,
     /// Where its bitmap is.
     pub bitmap: BitmapRef,
+    /// For a group carried over from an earlier run (`run --only`), the `as_of` its
+    /// members were evaluated at; absent for a group this run evaluated (the run's `as_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    /// For a group carried over unchanged from an earlier run, the run that evaluated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
 }
 
 /// A byte range holding one Roaring portable serialization.

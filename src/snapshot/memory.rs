@@ -43,3 +43,30 @@ pub fn huge_page_zeroed<T: Clone + Default>(len: usize) -> Vec<T> {
     advise_huge_pages(values.as_ptr().cast(), len * std::mem::size_of::<T>());
     values
 }
+
+/// The memory this process can still allocate, as far as the OS says: Linux's
+/// `MemAvailable`, capped by the cgroup's `memory.max` less its current use (a container's
+/// limit). `None` where neither can be read.
+pub fn available_bytes() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let available = meminfo.as_deref().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    });
+    let read = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    let cgroup = match (read("memory.max"), read("memory.current")) {
+        (Some(max), Some(current)) => Some(max.saturating_sub(current)),
+        _ => None,
+    };
+    match (available, cgroup) {
+        (Some(a), Some(c)) => Some(a.min(c)),
+        (a, c) => a.or(c),
+    }
+}

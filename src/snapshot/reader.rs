@@ -6,9 +6,11 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::dictionary::Dictionary;
-use super::index::{parse_group, MembershipIndex, ParsedGroup};
+use super::index::{index_bytes, parse_group, parsed_bytes, MembershipIndex, ParsedGroup};
 use super::manifest::{checksum, GroupEntry, IdMappingEntry, Manifest, FORMAT_VERSION};
 use super::writer::LATEST;
+use object_store::ObjectStoreExt;
+
 use crate::storage::{self, Location};
 use crate::{Error, Result};
 
@@ -49,7 +51,11 @@ impl Snapshot {
 
     /// Opens a specific run under the publish URL.
     pub async fn open_run(url: &str, run_id: &str) -> Result<Snapshot> {
-        let publish = storage::resolve(url)?;
+        Snapshot::open_run_in(&storage::resolve(url)?, run_id).await
+    }
+
+    /// Opens a specific run under a publish location.
+    pub async fn open_run_in(publish: &Location, run_id: &str) -> Result<Snapshot> {
         let run = publish.join(&format!("runs/{run_id}"));
         let manifest_bytes = run
             .join("manifest.json")
@@ -58,7 +64,7 @@ impl Snapshot {
             .ok_or_else(|| {
                 Error::snapshot(&run.display, format!("run '{run_id}' has no manifest.json"))
             })?;
-        load(&run, &manifest_bytes).await
+        load(&run, run_id, &manifest_bytes).await
     }
 
     /// The manifest.
@@ -160,7 +166,7 @@ impl Snapshot {
     /// The bit of an external id, if the customer is in the run's customers table.
     pub fn bit_of(&self, customer_id: &str) -> Option<u32> {
         match &self.ids {
-            IdLookup::Identity => customer_id.trim().parse::<u32>().ok(),
+            IdLookup::Identity => crate::ids::canonical::<u32>(customer_id),
             IdLookup::Dictionary(dictionary) => dictionary.bit_of(customer_id),
         }
     }
@@ -207,21 +213,86 @@ pub async fn latest_run_id(publish: &Location) -> Result<String> {
     Ok(text)
 }
 
-/// Checks that the run's files match its manifest (used before reusing a run).
-pub async fn verify_run(run: &Location, manifest_bytes: &[u8]) -> Result<()> {
-    load(run, manifest_bytes).await.map(|_| ())
+/// The run `LATEST` names and its manifest (nothing else is read), `None` when nothing is
+/// published yet.
+pub async fn latest_manifest(publish: &Location) -> Result<Option<(String, Manifest)>> {
+    let run_id = match latest_run_id(publish).await {
+        Ok(id) => id,
+        Err(Error::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let run = publish.join(&format!("runs/{run_id}"));
+    let bytes = run
+        .join("manifest.json")
+        .read_if_exists()
+        .await?
+        .ok_or_else(|| {
+            Error::snapshot(&run.display, format!("run '{run_id}' has no manifest.json"))
+        })?;
+    let manifest = parse_manifest(&run_id, &bytes).map_err(|e| Error::snapshot(&run.display, e))?;
+    Ok(Some((run_id, manifest)))
 }
 
-async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
-    let bad = |reason: String| Error::snapshot(&run.display, reason);
+/// One group's portable bytes from a published run, range-read and checked against the
+/// manifest's checksum and count.
+pub async fn group_bytes(publish: &Location, run_id: &str, entry: &GroupEntry) -> Result<Bytes> {
+    let run = publish.join(&format!("runs/{run_id}"));
+    let r = &entry.bitmap;
+    if r.path.contains("..") || r.path.starts_with('/') {
+        let reason = format!("group '{}' points outside the run: '{}'", entry.id, r.path);
+        return Err(Error::snapshot(&run.display, reason));
+    }
+    let file = run.join(&r.path);
+    let bytes = file
+        .store
+        .get_range(&file.path, r.offset..r.offset.saturating_add(r.length))
+        .await
+        .map_err(|e| Error::storage(&file.display, e))?;
+    let parsed = (bytes.len() as u64 == r.length && checksum(&bytes) == r.checksum)
+        .then(|| parse_group(&bytes).ok())
+        .flatten();
+    match parsed {
+        Some(p) if p.cardinality() == entry.members => Ok(bytes),
+        _ => Err(Error::snapshot(
+            &file.display,
+            format!(
+                "group '{}': bytes do not match the manifest (corrupt file)",
+                entry.id
+            ),
+        )),
+    }
+}
+
+/// Parses a run's manifest and checks what it says of itself: the format version, that it
+/// names the folder it is in, and that no group appears twice.
+pub fn parse_manifest(
+    run_id: &str,
+    manifest_bytes: &[u8],
+) -> std::result::Result<Manifest, String> {
     let manifest: Manifest = serde_json::from_slice(manifest_bytes)
-        .map_err(|e| bad(format!("manifest.json is not a Cohort manifest: {e}")))?;
+        .map_err(|e| format!("manifest.json is not a Cohort manifest: {e}"))?;
     if manifest.format_version != FORMAT_VERSION {
-        return Err(bad(format!(
+        return Err(format!(
             "format version {} is not supported (this build reads {FORMAT_VERSION})",
             manifest.format_version
-        )));
+        ));
     }
+    if manifest.run_id != run_id {
+        return Err(format!(
+            "manifest.json names run '{}', but it is in the folder of run '{run_id}'",
+            manifest.run_id
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(g) = manifest.groups.iter().find(|g| !seen.insert(g.id.as_str())) {
+        return Err(format!("group '{}' appears twice in manifest.json", g.id));
+    }
+    Ok(manifest)
+}
+
+async fn load(run: &Location, run_id: &str, manifest_bytes: &[u8]) -> Result<Snapshot> {
+    let bad = |reason: String| Error::snapshot(&run.display, reason);
+    let manifest = parse_manifest(run_id, manifest_bytes).map_err(bad)?;
     let mut files: HashMap<String, Bytes> = HashMap::new();
     for g in &manifest.groups {
         let path = &g.bitmap.path;
@@ -233,6 +304,30 @@ async fn load(run: &Location, manifest_bytes: &[u8]) -> Result<Snapshot> {
         }
         if !files.contains_key(path) {
             files.insert(path.clone(), run.join(path).read().await?);
+        }
+    }
+    // What the index will take, from the groups' headers, before any of it is allocated:
+    // a few bytes of run containers can stand for millions of members.
+    let sizes: Vec<(u64, u64)> = manifest
+        .groups
+        .iter()
+        .filter_map(|g| {
+            let file = &files[&g.bitmap.path];
+            let start = usize::try_from(g.bitmap.offset).ok()?;
+            let end = start.checked_add(usize::try_from(g.bitmap.length).ok()?)?;
+            parsed_bytes(file.get(start..end)?).ok()
+        })
+        .collect();
+    let needed = index_bytes(&sizes);
+    if let Some(available) = super::memory::available_bytes() {
+        if needed > available {
+            return Err(bad(format!(
+                "its lookup index would need {} MiB (its {} groups as parsed, the matrix and \
+                 the slot table), more than the {} MiB this machine has available",
+                needed >> 20,
+                manifest.groups.len(),
+                available >> 20
+            )));
         }
     }
     // Checksums and parsing dominate a large load: spread the groups over the cores. The

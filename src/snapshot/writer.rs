@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -12,8 +13,10 @@ use super::manifest::{
     checksum, BitmapRef, DictionaryTag, FileRef, GroupEntry, IdMappingEntry, IdentityTag, Manifest,
 };
 use super::perfect_hash::PerfectHash;
+use super::reader::latest_run_id;
 use crate::storage::Location;
-use crate::Result;
+use crate::{Error, Result};
+use object_store::ObjectStoreExt;
 
 /// File names inside a run folder.
 pub const BITMAPS_FILE: &str = "groups.bin";
@@ -23,6 +26,8 @@ pub const DICTIONARY_FILE: &str = "ids.parquet";
 pub const HASH_INDEX_FILE: &str = "ids.phf";
 /// The pointer to the current run.
 pub const LATEST: &str = "LATEST";
+/// A run's manifest; a run folder without one is incomplete.
+pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// One group to publish.
 #[derive(Debug)]
@@ -34,85 +39,282 @@ pub struct PublishedGroup {
     /// Definition hash.
     pub definition_hash: String,
     /// Members, in the published bit space.
-    pub bitmap: RoaringBitmap,
+    pub bits: Bits,
+    /// Who evaluated it: `None` for this run, or the earlier run it is carried over from.
+    pub carried: Option<Carried>,
 }
 
-/// Serializes the groups and dictionary, derives the run id from the content, and publishes.
-/// `manifest` supplies everything but `run_id`, `groups` and `id_mapping`. Returns the run id.
-/// Publishing the same content again reuses the existing run: reruns are idempotent.
+/// A group's members, to be serialized or as already-published bytes.
+#[derive(Debug)]
+pub enum Bits {
+    /// Evaluated (or translated) in this run.
+    Bitmap(RoaringBitmap),
+    /// The verified portable serialization of an earlier run, copied byte for byte.
+    Serialized {
+        /// The bytes.
+        bytes: Bytes,
+        /// Their member count.
+        members: u64,
+    },
+}
+
+impl Bits {
+    /// Member count.
+    pub fn len(&self) -> u64 {
+        match self {
+            Bits::Bitmap(b) => b.len(),
+            Bits::Serialized { members, .. } => *members,
+        }
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where a carried-over group was evaluated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Carried {
+    /// The run that evaluated it.
+    pub run_id: String,
+    /// That run's `as_of`.
+    pub as_of: String,
+}
+
+/// Whether a published run moves `LATEST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Promote {
+    /// Unless its `as_of` is older than that of the run `LATEST` names (a backfill).
+    #[default]
+    Auto,
+    /// Always (`--promote`).
+    Always,
+    /// Never (`--no-promote`).
+    Never,
+}
+
+/// The ids of a run, encoded: the manifest's `id_mapping` and the files behind it.
+#[derive(Debug)]
+pub struct EncodedIds {
+    /// The manifest entry (identity, or the dictionary with its checksum).
+    pub entry: IdMappingEntry,
+    dictionary: Option<Vec<u8>>,
+    hash_index: Option<Vec<u8>>,
+}
+
+impl EncodedIds {
+    /// Encodes the dictionary (row n = bit n) and its perfect hash; identity without one.
+    pub fn new(
+        id_column: &str,
+        dictionary: Option<&ArrayRef>,
+        hash_index: Option<&PerfectHash>,
+    ) -> Result<EncodedIds> {
+        let dictionary = dictionary
+            .map(|ids| dictionary_parquet(id_column, ids))
+            .transpose()?;
+        let hash_index = hash_index.map(PerfectHash::to_bytes);
+        let entry = match &dictionary {
+            None => IdMappingEntry::Identity(IdentityTag::Identity),
+            Some(bytes) => IdMappingEntry::Dictionary {
+                kind: DictionaryTag::Dictionary,
+                path: DICTIONARY_FILE.into(),
+                length: bytes.len() as u64,
+                checksum: checksum(bytes),
+                hash_index: hash_index.as_ref().map(|bytes| FileRef {
+                    path: HASH_INDEX_FILE.into(),
+                    length: bytes.len() as u64,
+                    checksum: checksum(bytes),
+                }),
+            },
+        };
+        Ok(EncodedIds {
+            entry,
+            dictionary,
+            hash_index,
+        })
+    }
+}
+
+/// What a publish did.
+#[derive(Debug)]
+pub struct Published {
+    /// The run's manifest (of the existing run, for an idempotent rerun).
+    pub manifest: Manifest,
+    /// Whether `LATEST` now names the run.
+    pub promoted: bool,
+    /// The run `LATEST` named before, if any.
+    pub latest_before: Option<String>,
+    /// Why `LATEST` was not moved, when it was not.
+    pub not_promoted_because: Option<String>,
+}
+
+/// How often a publish rewrites a run that vanished under it (a concurrent `gc`) before
+/// it gives up.
+const REWRITES: usize = 3;
+
+/// Serializes the groups, derives the run id from the content, writes every file of the run
+/// (the manifest last), then points `LATEST` at it as `promote` says, and checks afterwards
+/// that the run is still whole (a `gc` racing this publish could have removed it; then the
+/// run is written again). `manifest` supplies everything but `run_id`, `groups` and
+/// `id_mapping`. Publishing the same content again gives the same run (its `created_at`
+/// kept): reruns are idempotent.
 pub async fn publish(
     publish: &Location,
     mut manifest: Manifest,
     groups: &[PublishedGroup],
-    dictionary: Option<&ArrayRef>,
-    hash_index: Option<&PerfectHash>,
-) -> Result<Manifest> {
+    ids: &EncodedIds,
+    promote: Promote,
+) -> Result<Published> {
     let mut blob = Vec::new();
     let mut entries = Vec::with_capacity(groups.len());
     for g in groups {
         let offset = blob.len();
-        g.bitmap
-            .serialize_into(&mut blob)
-            .expect("writing to a Vec cannot fail");
+        let members = match &g.bits {
+            Bits::Bitmap(bitmap) => {
+                bitmap
+                    .serialize_into(&mut blob)
+                    .expect("writing to a Vec cannot fail");
+                bitmap.len()
+            }
+            Bits::Serialized { bytes, members } => {
+                blob.extend_from_slice(bytes);
+                *members
+            }
+        };
         let bytes = &blob[offset..];
         entries.push(GroupEntry {
             id: g.id.clone(),
             name: g.name.clone(),
             definition_hash: g.definition_hash.clone(),
-            members: g.bitmap.len(),
+            members,
             bitmap: BitmapRef {
                 path: BITMAPS_FILE.into(),
                 offset: offset as u64,
                 length: bytes.len() as u64,
                 checksum: checksum(bytes),
             },
+            as_of: g.carried.as_ref().map(|c| c.as_of.clone()),
+            carried_from: g.carried.as_ref().map(|c| c.run_id.clone()),
         });
     }
-    let dictionary_bytes = dictionary
-        .map(|ids| dictionary_parquet(&manifest.id_column, ids))
-        .transpose()?;
-    let hash_index_bytes = hash_index.map(PerfectHash::to_bytes);
-    manifest.id_mapping = match &dictionary_bytes {
-        None => IdMappingEntry::Identity(IdentityTag::Identity),
-        Some(bytes) => IdMappingEntry::Dictionary {
-            kind: DictionaryTag::Dictionary,
-            path: DICTIONARY_FILE.into(),
-            length: bytes.len() as u64,
-            checksum: checksum(bytes),
-            hash_index: hash_index_bytes.as_ref().map(|bytes| FileRef {
-                path: HASH_INDEX_FILE.into(),
-                length: bytes.len() as u64,
-                checksum: checksum(bytes),
-            }),
-        },
-    };
+    manifest.id_mapping = ids.entry.clone();
     manifest.groups = entries;
     manifest.run_id = run_id(&manifest, &blob);
 
     let run = publish.join(&format!("runs/{}", manifest.run_id));
-    let manifest_location = run.join("manifest.json");
-    match manifest_location.read_if_exists().await? {
-        // Same content already published (a rerun): keep it, including its created_at.
-        Some(existing) if super::reader::verify_run(&run, &existing).await.is_ok() => {
-            manifest = serde_json::from_slice(&existing).expect("verified manifest parses");
-        }
-        _ => {
-            run.join(BITMAPS_FILE).write(blob).await?;
-            if let Some(bytes) = dictionary_bytes {
-                run.join(DICTIONARY_FILE).write(bytes).await?;
+    let manifest_location = run.join(MANIFEST_FILE);
+    // Same content already published (a rerun): keep its created_at.
+    if let Some(existing) = manifest_location.read_if_exists().await? {
+        if let Ok(existing) = serde_json::from_slice::<Manifest>(&existing) {
+            if existing.run_id == manifest.run_id {
+                manifest.created_at = existing.created_at;
             }
-            if let Some(bytes) = hash_index_bytes {
-                run.join(HASH_INDEX_FILE).write(bytes).await?;
-            }
-            let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-            manifest_location.write(json).await?;
         }
     }
-    publish
-        .join(LATEST)
-        .write(format!("{}\n", manifest.run_id).into_bytes())
-        .await?;
-    Ok(manifest)
+    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    let mut files: Vec<(&str, Bytes)> = vec![(BITMAPS_FILE, Bytes::from(blob))];
+    if let Some(bytes) = &ids.dictionary {
+        files.push((DICTIONARY_FILE, Bytes::from(bytes.clone())));
+    }
+    if let Some(bytes) = &ids.hash_index {
+        files.push((HASH_INDEX_FILE, Bytes::from(bytes.clone())));
+    }
+    // The manifest last: a run folder with a manifest is complete, and writing it refreshes
+    // the run's modification time, which `gc --min-age` respects.
+    files.push((MANIFEST_FILE, Bytes::from(json)));
+    write_files(&run, &files).await?;
+
+    let latest_before = match latest_run_id(publish).await {
+        Ok(id) => Some(id),
+        Err(Error::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let not_promoted_because = match promote {
+        Promote::Always => None,
+        Promote::Never => Some("--no-promote was given".to_string()),
+        Promote::Auto => match &latest_before {
+            Some(latest) if *latest != manifest.run_id => {
+                newer_latest(publish, latest, &manifest.as_of).await?
+            }
+            _ => None,
+        },
+    };
+    let promoted = not_promoted_because.is_none();
+    if promoted {
+        for attempt in 0.. {
+            publish
+                .join(LATEST)
+                .write(format!("{}\n", manifest.run_id).into_bytes())
+                .await?;
+            // LATEST names a complete run now: a check that can't be made (the store
+            // failing) is a warning, not a failed publish.
+            match run_is_whole(&run, &files).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(run = %manifest.run_id, "published, but the run could not be checked again afterwards: {e}");
+                    break;
+                }
+            }
+            if attempt == REWRITES {
+                return Err(Error::snapshot(
+                    &run.display,
+                    "the run was deleted while it was being published, again and again \
+                     (is a `cohort gc --min-age 0s` running?); LATEST may name it",
+                ));
+            }
+            tracing::warn!(run = %manifest.run_id, "run removed while publishing (concurrent gc?); writing it again");
+            write_files(&run, &files).await?;
+        }
+    }
+    Ok(Published {
+        manifest,
+        promoted,
+        latest_before,
+        not_promoted_because,
+    })
+}
+
+async fn write_files(run: &Location, files: &[(&str, Bytes)]) -> Result<()> {
+    for (name, bytes) in files {
+        run.join(name).write(bytes.clone()).await?;
+    }
+    Ok(())
+}
+
+/// Whether every file of the run is there with its size.
+async fn run_is_whole(run: &Location, files: &[(&str, Bytes)]) -> Result<bool> {
+    for (name, bytes) in files {
+        let file = run.join(name);
+        match file.store.head(&file.path).await {
+            Ok(meta) if meta.size == bytes.len() as u64 => {}
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(Error::storage(&file.display, e)),
+        }
+    }
+    Ok(true)
+}
+
+/// Why a run of `as_of` must not replace the run `latest`: `Some` when that run's `as_of`
+/// is newer (this run is a backfill). A `LATEST` run that cannot be read is replaced.
+async fn newer_latest(publish: &Location, latest: &str, as_of: &str) -> Result<Option<String>> {
+    let path = publish.join(&format!("runs/{latest}/{MANIFEST_FILE}"));
+    let Some(bytes) = path.read_if_exists().await? else {
+        return Ok(None);
+    };
+    let Ok(current) = serde_json::from_slice::<Manifest>(&bytes) else {
+        return Ok(None);
+    };
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    Ok(match (parse(&current.as_of), parse(as_of)) {
+        (Some(theirs), Some(ours)) if ours < theirs => Some(format!(
+            "its as_of {as_of} is older than {} of run {latest}, which LATEST names \
+             (a backfill; pass --promote to move LATEST anyway)",
+            current.as_of
+        )),
+        _ => None,
+    })
 }
 
 /// `<as_of as YYYYMMDDTHHMMSSZ>-<12 hex of the content hash>`: sorts by evaluation time,
@@ -127,6 +329,9 @@ fn run_id(manifest: &Manifest, blob: &[u8]) -> String {
     }
     for g in &manifest.groups {
         h.update(format!("{}|{}|{}", g.id, g.name, g.definition_hash).as_bytes());
+        if let (Some(from), Some(as_of)) = (&g.carried_from, &g.as_of) {
+            h.update(format!("|carried:{from}|{as_of}").as_bytes());
+        }
     }
     h.update(format!("{:?}", manifest.id_mapping).as_bytes());
     h.update(blob);

@@ -471,7 +471,7 @@ proptest! {
             let validated = pipeline::validate(&ctx, &settings).await?;
             let bar = indicatif::ProgressBar::hidden();
             let e = pipeline::evaluate(&ctx, &settings, &validated, &validated.groups, &[], &[], &bar).await?;
-            pipeline::publish(&settings, &e, &[]).await?;
+            pipeline::publish(&settings, &e, pipeline::PublishOptions::default()).await?;
             Snapshot::open(&settings.publish).await
         });
         let snapshot = published.unwrap_or_else(|e| {

@@ -1,8 +1,12 @@
 mod cli;
 mod differential;
 mod events;
+mod faults;
 mod harness;
+mod hostile;
+mod ids;
 mod operators;
+mod publishing;
 mod reference;
 mod serve;
 mod snapshots;

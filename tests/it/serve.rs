@@ -223,6 +223,10 @@ fn serve_reloads_new_runs_and_keeps_the_old_one_when_a_new_run_is_corrupt() {
     for file in ["manifest.json", "groups.bin", "ids.parquet"] {
         std::fs::copy(good.join(file), bad.join(file)).unwrap();
     }
+    // (A manifest must name its own folder: only the checksum is wrong here.)
+    let manifest = std::fs::read_to_string(bad.join("manifest.json")).unwrap();
+    let manifest = manifest.replace(second.as_str().unwrap(), "20261122T000000Z-badbadbadbad");
+    std::fs::write(bad.join("manifest.json"), manifest).unwrap();
     let mut bytes = std::fs::read(bad.join("groups.bin")).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;

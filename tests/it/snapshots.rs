@@ -376,7 +376,13 @@ fn gc_keeps_the_newest_runs_and_never_the_latest() {
     std::fs::write(p.path("snapshots/LATEST"), format!("{oldest}\n")).unwrap();
 
     let dry = p
-        .cohort(&["gc", "--keep=1", "--dry-run", "--format=json"])
+        .cohort(&[
+            "gc",
+            "--keep=1",
+            "--min-age=0s",
+            "--dry-run",
+            "--format=json",
+        ])
         .ok()
         .json();
     assert_eq!(dry["deleted"].as_array().unwrap().len(), 2);
@@ -388,7 +394,10 @@ fn gc_keeps_the_newest_runs_and_never_the_latest() {
         4
     );
 
-    let gc = p.cohort(&["gc", "--keep=1", "--format=json"]).ok().json();
+    let gc = p
+        .cohort(&["gc", "--keep=1", "--min-age=0s", "--format=json"])
+        .ok()
+        .json();
     let kept: BTreeSet<&str> = gc["kept"]
         .as_array()
         .unwrap()
@@ -397,7 +406,10 @@ fn gc_keeps_the_newest_runs_and_never_the_latest() {
         .collect();
     assert_eq!(kept, BTreeSet::from([ids[0].as_str(), oldest.as_str()]));
     p.cohort(&["check", "vip", "7"]).ok();
-    let gc = p.cohort(&["gc", "--keep=0", "--format=json"]).ok().json();
+    let gc = p
+        .cohort(&["gc", "--keep=0", "--min-age=0s", "--format=json"])
+        .ok()
+        .json();
     assert_eq!(gc["kept"], serde_json::json!([oldest]));
     p.cohort(&["check", "vip", "7"]).ok();
 }

@@ -137,7 +137,7 @@ fn storage_suite(target: &Target) {
     let diff = cohort(&["diff", &publish, "--format=json"]).ok().json();
     assert_eq!(diff["from"], first["run_id"]);
     assert_eq!(diff["to"], second["run_id"]);
-    let gc = cohort(&["gc", "--keep=1", &publish, "--format=json"])
+    let gc = cohort(&["gc", "--keep=1", "--min-age=0s", &publish, "--format=json"])
         .ok()
         .json();
     assert_eq!(gc["deleted"], serde_json::json!([run_id]));
