@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::DFSchema;
-use datafusion::logical_expr::{lit, Expr, ExprSchemable, Volatility};
+use datafusion::logical_expr::{lit, Expr, ExprSchemable, Operator, Volatility};
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr as SqlExpr};
@@ -283,13 +283,14 @@ fn built_size(name: &str, args: &[Expr]) -> Result<(), String> {
 
 /// Evaluates `expr` once on a one-row batch of the customers schema, every column null:
 /// what fails there (a literal division by zero, a bad cast or regex literal) would fail
-/// the scan.
+/// the scan. AND, OR and CASE skip operands that cannot change the answer, and on nulls
+/// they often can't, so each of their operands, and each part of the expression that
+/// reads no column, is evaluated on its own as well.
 fn evaluate_on_nulls(
     ctx: &SessionContext,
     expr: &Expr,
     schema: &DFSchema,
 ) -> datafusion::error::Result<()> {
-    let physical = ctx.create_physical_expr(expr.clone(), schema)?;
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -300,8 +301,56 @@ fn evaluate_on_nulls(
         .map(|f| new_null_array(f.data_type(), 1))
         .collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    physical.evaluate(&batch)?;
+    for part in std::iter::once(expr).chain(evaluated_apart(expr)) {
+        ctx.create_physical_expr(part.clone(), schema)?
+            .evaluate(&batch)?;
+    }
     Ok(())
+}
+
+/// The operands of AND / OR / NOT / CASE, down to what is none of those, and the
+/// largest parts that read no column (other than literals).
+fn evaluated_apart(expr: &Expr) -> Vec<&Expr> {
+    let mut parts = Vec::new();
+    let mut pending = vec![expr];
+    while let Some(e) = pending.pop() {
+        match e {
+            Expr::Literal(..) => {}
+            _ if !e.any_column_refs() => parts.push(e),
+            Expr::BinaryExpr(b) if matches!(b.op, Operator::And | Operator::Or) => {
+                pending.push(&b.left);
+                pending.push(&b.right);
+            }
+            Expr::Not(inner) => pending.push(inner),
+            Expr::Case(case) => {
+                pending.extend(case.expr.as_deref());
+                for (when, then) in &case.when_then_expr {
+                    pending.push(when);
+                    pending.push(then);
+                }
+                pending.extend(case.else_expr.as_deref());
+            }
+            other => {
+                parts.push(other);
+                // Column-free parts inside it (`x > 1 / 0`) may be skipped too.
+                other
+                    .apply_children(|child| {
+                        child.apply(|c| {
+                            if matches!(c, Expr::Literal(..)) {
+                                return Ok(TreeNodeRecursion::Jump);
+                            }
+                            if !c.any_column_refs() {
+                                parts.push(c);
+                                return Ok(TreeNodeRecursion::Jump);
+                            }
+                            Ok(TreeNodeRecursion::Continue)
+                        })
+                    })
+                    .expect("the closure never fails");
+            }
+        }
+    }
+    parts
 }
 
 #[cfg(test)]
@@ -354,6 +403,10 @@ mod tests {
         let cases = [
             ("uuid() = email", "calls 'uuid()', which is not deterministic"),
             ("age > 1 / 0", "cannot be evaluated"),
+            ("age IS NULL OR 1 / 0 = 1", "cannot be evaluated"),
+            ("age IS NOT NULL AND age > CAST('x' AS INT)", "cannot be evaluated"),
+            ("age IS NULL OR email ~ '('", "cannot be evaluated"),
+            ("CASE WHEN age > 1 THEN regexp_like(email, '[') END", "cannot be evaluated"),
             ("age = CAST('abc' AS INT)", "cannot be evaluated"),
             ("email ~ '(unclosed'", "cannot be evaluated"),
             ("regexp_like(email, '[')", "cannot be evaluated"),
