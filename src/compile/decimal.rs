@@ -65,14 +65,15 @@ impl Exact {
             let v = 10i128
                 .checked_pow(shift as u32)
                 .and_then(|p| self.mantissa.checked_mul(p))
-                .unwrap_or(if self.mantissa < 0 { i128::MIN } else { i128::MAX });
+                .unwrap_or(if self.mantissa < 0 {
+                    i128::MIN
+                } else {
+                    i128::MAX
+                });
             return (v, v);
         }
         match 10i128.checked_pow((-shift) as u32) {
-            Some(d) => (
-                self.mantissa.div_euclid(d),
-                -(-self.mantissa).div_euclid(d),
-            ),
+            Some(d) => (self.mantissa.div_euclid(d), -(-self.mantissa).div_euclid(d)),
             // |mantissa| < 10^39 < d: the value lies strictly between -1 and 1 units.
             None => (
                 if self.mantissa < 0 { -1 } else { 0 },
@@ -212,14 +213,23 @@ mod tests {
         let cases = [
             (Literal::Float(0.155), 2, 15, 16),
             (Literal::Float(-0.155), 2, -16, -15),
-            (Literal::Float(0.15), 14, 15_000_000_000_000, 15_000_000_000_000),
+            (
+                Literal::Float(0.15),
+                14,
+                15_000_000_000_000,
+                15_000_000_000_000,
+            ),
             (Literal::Int(3), 0, 3, 3),
             (Literal::Int(-3), -1, -1, 0),
             (Literal::Float(1e-300), 2, 0, 1),
         ];
         for (literal, scale, floor, ceil) in cases {
             let exact = Exact::of(&literal).unwrap();
-            assert_eq!(exact.units(scale), (floor, ceil), "{literal} at scale {scale}");
+            assert_eq!(
+                exact.units(scale),
+                (floor, ceil),
+                "{literal} at scale {scale}"
+            );
         }
     }
 }

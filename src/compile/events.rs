@@ -14,8 +14,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{cast, lit, when, Expr, JoinType};
-use datafusion::scalar::ScalarValue;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::scalar::ScalarValue;
 
 use super::attribute::{self, ColumnKind, ConditionError};
 use crate::config::EventConfig;
@@ -249,7 +249,10 @@ pub fn compile(
                 Aggregate::Sum | Aggregate::Avg if numeric => {
                     let input = exact_input(&data_type);
                     let output = exact_output(aggregate, &input).map_err(|e| {
-                        (format!("aggregate '{aggregate}' cannot apply to '{c}': {e}"), None)
+                        (
+                            format!("aggregate '{aggregate}' cannot apply to '{c}': {e}"),
+                            None,
+                        )
                     })?;
                     (Some(input), output)
                 }

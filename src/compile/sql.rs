@@ -123,7 +123,10 @@ fn balance(expr: &mut SqlExpr) {
     match expr {
         SqlExpr::BinaryOp { op, .. } if matches!(op, BinaryOperator::And | BinaryOperator::Or) => {
             let op = op.clone();
-            let owned = std::mem::replace(expr, SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null));
+            let owned = std::mem::replace(
+                expr,
+                SqlExpr::value(datafusion::sql::sqlparser::ast::Value::Null),
+            );
             let mut terms = flatten(owned, &op);
             terms.iter_mut().for_each(balance);
             *expr = tree::balanced(terms, |left, right| SqlExpr::BinaryOp {
@@ -370,16 +373,24 @@ mod tests {
         "2026-11-22T06:30:00Z".parse().unwrap()
     }
 
+    /// Whether a literal is the one wanted, given as_of in nanoseconds.
+    type LiteralCheck = fn(&ScalarValue, i64) -> bool;
+
     #[test]
     fn clock_functions_mean_as_of() {
         let nanos = as_of().timestamp_nanos_opt().unwrap();
         // (sql, the literal it must hold instead of the clock)
-        let cases: [(&str, fn(&ScalarValue, i64) -> bool); 4] = [
-            ("seen = current_date()", |v, _| *v == ScalarValue::Date32(Some(20_779))),
-            ("seen = today()", |v, _| *v == ScalarValue::Date32(Some(20_779))),
-            ("now() > to_timestamp('2026-01-01')", |v, n| {
-                matches!(v, ScalarValue::TimestampNanosecond(Some(t), _) if *t == n)
+        let cases: [(&str, LiteralCheck); 4] = [
+            ("seen = current_date()", |v, _| {
+                *v == ScalarValue::Date32(Some(20_779))
             }),
+            ("seen = today()", |v, _| {
+                *v == ScalarValue::Date32(Some(20_779))
+            }),
+            (
+                "now() > to_timestamp('2026-01-01')",
+                |v, n| matches!(v, ScalarValue::TimestampNanosecond(Some(t), _) if *t == n),
+            ),
             ("current_time() > '06:00:00'", |v, _| {
                 *v == ScalarValue::Time64Nanosecond(Some(23_400_000_000_000))
             }),
@@ -401,28 +412,62 @@ mod tests {
     fn problems_are_caught_at_validation() {
         // (sql, words the problem must contain)
         let cases = [
-            ("uuid() = email", "calls 'uuid()', which is not deterministic"),
+            (
+                "uuid() = email",
+                "calls 'uuid()', which is not deterministic",
+            ),
             ("age > 1 / 0", "cannot be evaluated"),
             ("age IS NULL OR 1 / 0 = 1", "cannot be evaluated"),
-            ("age IS NOT NULL AND age > CAST('x' AS INT)", "cannot be evaluated"),
+            (
+                "age IS NOT NULL AND age > CAST('x' AS INT)",
+                "cannot be evaluated",
+            ),
             ("age IS NULL OR email ~ '('", "cannot be evaluated"),
-            ("CASE WHEN age > 1 THEN regexp_like(email, '[') END", "cannot be evaluated"),
+            (
+                "CASE WHEN age > 1 THEN regexp_like(email, '[') END",
+                "cannot be evaluated",
+            ),
             ("age = CAST('abc' AS INT)", "cannot be evaluated"),
             ("email ~ '(unclosed'", "cannot be evaluated"),
             ("regexp_like(email, '[')", "cannot be evaluated"),
-            ("repeat(email, age) = 'x'", "'repeat()' with a count that is not an integer literal"),
-            ("lpad(email, 100000000) = 'x'", "building 100000000 elements"),
-            ("array_length(range(1, 1000000000)) > 1", "'range()' building 999999999"),
-            ("cardinality(generate_series(1, age)) > 1", "not an integer literal"),
-            ("array_length(array_repeat(1, 5000)) > 1", "'array_repeat()' building 5000"),
+            (
+                "repeat(email, age) = 'x'",
+                "'repeat()' with a count that is not an integer literal",
+            ),
+            (
+                "lpad(email, 100000000) = 'x'",
+                "building 100000000 elements",
+            ),
+            (
+                "array_length(range(1, 1000000000)) > 1",
+                "'range()' building 999999999",
+            ),
+            (
+                "cardinality(generate_series(1, age)) > 1",
+                "not an integer literal",
+            ),
+            (
+                "array_length(array_repeat(1, 5000)) > 1",
+                "'array_repeat()' building 5000",
+            ),
             ("age + 1", "not boolean"),
         ];
         for (sql, wanted) in cases {
             let (message, _) = compile(sql, &schema(), as_of()).unwrap_err();
-            assert!(message.contains(wanted), "{sql}: '{message}' lacks '{wanted}'");
-            assert!(message.contains(sql), "{sql}: '{message}' does not quote it");
+            assert!(
+                message.contains(wanted),
+                "{sql}: '{message}' lacks '{wanted}'"
+            );
+            assert!(
+                message.contains(sql),
+                "{sql}: '{message}' does not quote it"
+            );
         }
-        for fine in ["repeat(email, 3) = 'x'", "cardinality(range(1, 10)) = 9", "age / 0 > 1"] {
+        for fine in [
+            "repeat(email, 3) = 'x'",
+            "cardinality(range(1, 10)) = 9",
+            "age / 0 > 1",
+        ] {
             compile(fine, &schema(), as_of()).unwrap_or_else(|e| panic!("{fine}: {e:?}"));
         }
     }
@@ -434,6 +479,10 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" OR ");
         let expr = compile(&sql, &schema(), as_of()).unwrap();
-        assert!(tree::boolean_depth(&expr) <= 14, "{}", tree::boolean_depth(&expr));
+        assert!(
+            tree::boolean_depth(&expr) <= 14,
+            "{}",
+            tree::boolean_depth(&expr)
+        );
     }
 }

@@ -100,9 +100,12 @@ fn project(files: usize) -> Project {
         let props = WriterProperties::builder()
             .set_max_row_group_row_count(Some(37))
             .build();
-        let mut writer =
-            ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), Some(props))
-                .unwrap();
+        let mut writer = ArrowWriter::try_new(
+            std::fs::File::create(path).unwrap(),
+            batch.schema(),
+            Some(props),
+        )
+        .unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
     }
@@ -115,29 +118,65 @@ type Case = (&'static str, Value, fn(&[i64]) -> bool);
 fn cases() -> Vec<Case> {
     vec![
         // 0.10 + 0.20 averages to exactly 0.15: the bound is included.
-        ("avg_from_015", json!({"aggregate": "avg", "column": "amount", "op": "between", "values": [0.15, 1000]}),
-            |a| a.iter().sum::<i64>() * 100 >= 15 * 100 * a.len() as i64 && a.iter().sum::<i64>() <= 100_000 * a.len() as i64),
-        ("sum_is_03", json!({"aggregate": "sum", "column": "amount", "op": "=", "value": 0.3}),
-            |a| a.iter().sum::<i64>() == 30),
-        ("sum_is_06", json!({"aggregate": "sum", "column": "amount", "op": "=", "value": 0.6}),
-            |a| a.iter().sum::<i64>() == 60),
-        ("sum_is_1", json!({"aggregate": "sum", "column": "amount", "op": "=", "value": 1}),
-            |a| a.iter().sum::<i64>() == 100),
-        ("avg_is_02", json!({"aggregate": "avg", "column": "amount", "op": "=", "value": 0.2}),
-            |a| a.iter().sum::<i64>() == 20 * a.len() as i64),
-        ("avg_over_0333", json!({"aggregate": "avg", "column": "amount", "op": ">", "value": 0.33}),
-            |a| a.iter().sum::<i64>() > 33 * a.len() as i64),
-        ("sum_over_150", json!({"aggregate": "sum", "column": "amount", "op": ">=", "value": 150.5}),
-            |a| a.iter().sum::<i64>() >= 15_050),
-        ("avg_under_125", json!({"aggregate": "avg", "column": "amount", "op": "<=", "value": 125.25}),
-            |a| a.iter().sum::<i64>() <= 12_525 * a.len() as i64),
+        (
+            "avg_from_015",
+            json!({"aggregate": "avg", "column": "amount", "op": "between", "values": [0.15, 1000]}),
+            |a| {
+                a.iter().sum::<i64>() * 100 >= 15 * 100 * a.len() as i64
+                    && a.iter().sum::<i64>() <= 100_000 * a.len() as i64
+            },
+        ),
+        (
+            "sum_is_03",
+            json!({"aggregate": "sum", "column": "amount", "op": "=", "value": 0.3}),
+            |a| a.iter().sum::<i64>() == 30,
+        ),
+        (
+            "sum_is_06",
+            json!({"aggregate": "sum", "column": "amount", "op": "=", "value": 0.6}),
+            |a| a.iter().sum::<i64>() == 60,
+        ),
+        (
+            "sum_is_1",
+            json!({"aggregate": "sum", "column": "amount", "op": "=", "value": 1}),
+            |a| a.iter().sum::<i64>() == 100,
+        ),
+        (
+            "avg_is_02",
+            json!({"aggregate": "avg", "column": "amount", "op": "=", "value": 0.2}),
+            |a| a.iter().sum::<i64>() == 20 * a.len() as i64,
+        ),
+        (
+            "avg_over_0333",
+            json!({"aggregate": "avg", "column": "amount", "op": ">", "value": 0.33}),
+            |a| a.iter().sum::<i64>() > 33 * a.len() as i64,
+        ),
+        (
+            "sum_over_150",
+            json!({"aggregate": "sum", "column": "amount", "op": ">=", "value": 150.5}),
+            |a| a.iter().sum::<i64>() >= 15_050,
+        ),
+        (
+            "avg_under_125",
+            json!({"aggregate": "avg", "column": "amount", "op": "<=", "value": 125.25}),
+            |a| a.iter().sum::<i64>() <= 12_525 * a.len() as i64,
+        ),
         // The decimal column compares exactly too, never through a float.
-        ("price_sum_is_03", json!({"aggregate": "sum", "column": "price", "op": "=", "value": 0.3}),
-            |a| a.iter().sum::<i64>() == 30),
-        ("price_avg_from_015", json!({"aggregate": "avg", "column": "price", "op": ">=", "value": 0.15}),
-            |a| a.iter().sum::<i64>() >= 15 * a.len() as i64),
-        ("price_max_over_0335", json!({"aggregate": "max", "column": "price", "op": ">", "value": 0.335}),
-            |a| a.iter().max().is_some_and(|m| *m > 33)),
+        (
+            "price_sum_is_03",
+            json!({"aggregate": "sum", "column": "price", "op": "=", "value": 0.3}),
+            |a| a.iter().sum::<i64>() == 30,
+        ),
+        (
+            "price_avg_from_015",
+            json!({"aggregate": "avg", "column": "price", "op": ">=", "value": 0.15}),
+            |a| a.iter().sum::<i64>() >= 15 * a.len() as i64,
+        ),
+        (
+            "price_max_over_0335",
+            json!({"aggregate": "max", "column": "price", "op": ">", "value": 0.335}),
+            |a| a.iter().max().is_some_and(|m| *m > 33),
+        ),
     ]
 }
 
@@ -188,8 +227,11 @@ fn float_aggregates_do_not_depend_on_partitions_batches_or_files() {
                     .with_target_partitions(partitions)
                     .with_batch_size(batch_size);
                 let ctx = cohort::evaluate::session_with(config);
-                let got: BTreeMap<String, Vec<IdKey>> =
-                    rt.block_on(p.members_in(&ctx)).unwrap().into_iter().collect();
+                let got: BTreeMap<String, Vec<IdKey>> = rt
+                    .block_on(p.members_in(&ctx))
+                    .unwrap()
+                    .into_iter()
+                    .collect();
                 assert_eq!(
                     got, expected,
                     "{files} files, {partitions} partitions, batches of {batch_size}"
@@ -211,13 +253,21 @@ fn clock_project() -> Project {
         (
             "seen",
             Arc::new(
-                TimestampMicrosecondArray::from(vec![Some(t - HOUR_US), Some(t + 24 * HOUR_US), None])
-                    .with_timezone("UTC"),
+                TimestampMicrosecondArray::from(vec![
+                    Some(t - HOUR_US),
+                    Some(t + 24 * HOUR_US),
+                    None,
+                ])
+                .with_timezone("UTC"),
             ) as ArrayRef,
         ),
         (
             "email",
-            Arc::new(StringArray::from(vec![Some("a@x.com"), Some("b@y.com"), None])) as ArrayRef,
+            Arc::new(StringArray::from(vec![
+                Some("a@x.com"),
+                Some("b@y.com"),
+                None,
+            ])) as ArrayRef,
         ),
     ])
     .unwrap();
@@ -230,7 +280,10 @@ fn sql_clock_functions_mean_as_of() {
     // (sql, members at AS_OF, whatever day the test runs)
     let cases: &[(&str, &[i64])] = &[
         ("seen <= now()", &[1]),
-        ("seen > now() - INTERVAL '2 hours' AND seen <= current_timestamp", &[1]),
+        (
+            "seen > now() - INTERVAL '2 hours' AND seen <= current_timestamp",
+            &[1],
+        ),
         ("CAST(seen AS DATE) < current_date()", &[1]),
         ("CAST(seen AS DATE) > current_date()", &[2]),
         ("current_time() = '00:00:00'", &[1, 2, 3]),
@@ -252,12 +305,28 @@ fn sql_clock_functions_mean_as_of() {
 fn sql_that_cannot_run_the_same_way_every_time_is_refused_at_validation() {
     let p = clock_project();
     let bad = [
-        ("volatile", "uuid() = email", "calls 'uuid()', which is not deterministic"),
-        ("division", "seen IS NULL OR 1 / 0 = 1", "cannot be evaluated"),
+        (
+            "volatile",
+            "uuid() = email",
+            "calls 'uuid()', which is not deterministic",
+        ),
+        (
+            "division",
+            "seen IS NULL OR 1 / 0 = 1",
+            "cannot be evaluated",
+        ),
         ("cast", "CAST('abc' AS INT) = 1", "cannot be evaluated"),
         ("regex", "email ~ '(unclosed'", "cannot be evaluated"),
-        ("repeat", "repeat(email, 100000000) = 'x'", "building 100000000 elements"),
-        ("series", "cardinality(range(0, 1000000000)) > 0", "'range()' building 1000000000"),
+        (
+            "repeat",
+            "repeat(email, 100000000) = 'x'",
+            "building 100000000 elements",
+        ),
+        (
+            "series",
+            "cardinality(range(0, 1000000000)) > 0",
+            "'range()' building 1000000000",
+        ),
     ];
     for (id, sql, _) in bad {
         p.write(
@@ -279,7 +348,9 @@ fn sql_that_cannot_run_the_same_way_every_time_is_refused_at_validation() {
 }
 
 /// Runs `f` in a thread with the default 2 MiB test stack, and its runtime's workers too.
-fn on_small_stacks<T: Send + 'static>(f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static) -> T {
+fn on_small_stacks<T: Send + 'static>(
+    f: impl FnOnce(&tokio::runtime::Runtime) -> T + Send + 'static,
+) -> T {
     std::thread::Builder::new()
         .stack_size(2 << 20)
         .spawn(move || {
@@ -302,7 +373,10 @@ fn long_value_lists_and_sql_or_chains_do_not_overflow_the_stack() {
     let ids: Vec<i64> = (0..50).collect();
     let emails: Vec<String> = ids.iter().map(|i| format!("user{i}@d{i}.com")).collect();
     let customers = RecordBatch::try_from_iter(vec![
-        ("customer_id", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
+        (
+            "customer_id",
+            Arc::new(Int64Array::from(ids.clone())) as ArrayRef,
+        ),
         ("email", Arc::new(StringArray::from(emails)) as ArrayRef),
     ])
     .unwrap();
@@ -310,12 +384,30 @@ fn long_value_lists_and_sql_or_chains_do_not_overflow_the_stack() {
     // 5,000 values each; customer i matches value i (i < 50) only.
     let values = |f: fn(usize) -> String| (0..5000).map(f).collect::<Vec<_>>();
     let groups = [
-        ("ends", json!({"attribute": "email", "op": "ends_with", "values": values(|i| format!("@d{i}.com"))})),
-        ("contains", json!({"attribute": "email", "op": "contains", "values": values(|i| format!("r{i}@"))})),
-        ("starts", json!({"attribute": "email", "op": "starts_with", "values": values(|i| format!("user{i}@"))})),
-        ("not_contains", json!({"attribute": "email", "op": "not_contains", "values": values(|i| format!("r{}@", i + 10))})),
-        ("sql_or", json!({"sql": (0..3000).map(|i| format!("customer_id = {}", i * 2)).collect::<Vec<_>>().join(" OR ")})),
-        ("sql_and", json!({"sql": (0..3000).map(|i| format!("customer_id <> {}", i * 2 + 1)).collect::<Vec<_>>().join(" AND ")})),
+        (
+            "ends",
+            json!({"attribute": "email", "op": "ends_with", "values": values(|i| format!("@d{i}.com"))}),
+        ),
+        (
+            "contains",
+            json!({"attribute": "email", "op": "contains", "values": values(|i| format!("r{i}@"))}),
+        ),
+        (
+            "starts",
+            json!({"attribute": "email", "op": "starts_with", "values": values(|i| format!("user{i}@"))}),
+        ),
+        (
+            "not_contains",
+            json!({"attribute": "email", "op": "not_contains", "values": values(|i| format!("r{}@", i + 10))}),
+        ),
+        (
+            "sql_or",
+            json!({"sql": (0..3000).map(|i| format!("customer_id = {}", i * 2)).collect::<Vec<_>>().join(" OR ")}),
+        ),
+        (
+            "sql_and",
+            json!({"sql": (0..3000).map(|i| format!("customer_id <> {}", i * 2 + 1)).collect::<Vec<_>>().join(" AND ")}),
+        ),
     ];
     for (id, condition) in &groups {
         p.write(
@@ -333,7 +425,10 @@ fn long_value_lists_and_sql_or_chains_do_not_overflow_the_stack() {
     assert_eq!(members["ends"], int_ids(&ids));
     assert_eq!(members["contains"], int_ids(&ids));
     assert_eq!(members["starts"], int_ids(&ids));
-    assert_eq!(members["not_contains"], int_ids(&(0..10).collect::<Vec<_>>()));
+    assert_eq!(
+        members["not_contains"],
+        int_ids(&(0..10).collect::<Vec<_>>())
+    );
     assert_eq!(members["sql_or"], int_ids(&evens));
     assert_eq!(members["sql_and"], int_ids(&evens));
 }

@@ -151,7 +151,10 @@ fn event(customers: usize) -> impl Strategy<Value = Event> {
     (
         0..customers + 2,
         -400i64..60,
-        proptest::option::weighted(0.8, proptest::sample::select(&[-5.0, 0.0, 0.1, 0.2, 2.5, 10.0][..])),
+        proptest::option::weighted(
+            0.8,
+            proptest::sample::select(&[-5.0, 0.0, 0.1, 0.2, 2.5, 10.0][..]),
+        ),
         proptest::option::weighted(0.8, proptest::sample::select(CATEGORIES)),
     )
         .prop_map(|(customer, hours, amount, category)| Event {
