@@ -209,7 +209,7 @@ pub fn compile(
         }
         ColumnKind::Float if DecimalColumn::of(column.clone(), data_type).is_some() => {
             let decimal = DecimalColumn::of(column, data_type).expect("checked above");
-            decimal::compile(&decimal, op, values, wrong_type)
+            decimal::compile(&decimal, attribute, op, values, wrong_type)
         }
         ColumnKind::Integer | ColumnKind::Float => {
             let lits = values

@@ -155,13 +155,20 @@ impl DecimalColumn {
 /// Compiles `op` with `values` over a decimal column.
 pub fn compile(
     column: &DecimalColumn,
+    attribute: &str,
     op: Op,
     values: &[Literal],
     wrong_type: impl Fn(&Literal) -> ConditionError,
 ) -> Result<Expr, ConditionError> {
     let exact = values
         .iter()
-        .map(|v| Exact::of(v).ok_or_else(|| wrong_type(v)))
+        .map(|v| match v {
+            Literal::Float(x) if !x.is_finite() => Err((
+                format!("value {v} cannot be compared with '{attribute}', a decimal"),
+                Some("decimals hold finite numbers only".into()),
+            )),
+            _ => Exact::of(v).ok_or_else(|| wrong_type(v)),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let present = column.present();
     let equal = |v: Exact| column.compare(Op::Equals, v);
@@ -231,5 +238,48 @@ mod tests {
                 "{literal} at scale {scale}"
             );
         }
+    }
+
+    #[test]
+    fn decimal_columns_compare_exactly_in_their_own_type() {
+        let column = || {
+            DecimalColumn::of(
+                Expr::Column(datafusion::prelude::Column::new_unqualified("x")),
+                &DataType::Decimal128(4, 2),
+            )
+            .unwrap()
+        };
+        // (op, values, compiled)
+        let cases: &[(Op, &[Literal], &str)] = &[
+            (Op::Gt, &[Literal::Float(0.155)], "x > Decimal128(0.15,4,2)"),
+            (
+                Op::Gte,
+                &[Literal::Float(0.155)],
+                "x >= Decimal128(0.16,4,2)",
+            ),
+            (Op::Lt, &[Literal::Float(0.3)], "x < Decimal128(0.30,4,2)"),
+            (
+                Op::Equals,
+                &[Literal::Float(0.3)],
+                "x = Decimal128(0.30,4,2)",
+            ),
+            (Op::Equals, &[Literal::Float(0.155)], "Boolean(false)"),
+            (Op::Lte, &[Literal::Int(100)], "x IS NOT NULL"),
+            (Op::Gt, &[Literal::Int(-100)], "x IS NOT NULL"),
+            (Op::Gt, &[Literal::Int(100)], "Boolean(false)"),
+        ];
+        for (op, values, wanted) in cases {
+            let expr = compile(&column(), "x", *op, values, |_| unreachable!()).unwrap();
+            assert_eq!(expr.to_string(), *wanted, "{op} {values:?}");
+        }
+        let (message, _) = compile(
+            &column(),
+            "x",
+            Op::Gt,
+            &[Literal::Float(f64::NAN)],
+            |_| unreachable!(),
+        )
+        .unwrap_err();
+        assert!(message.contains("cannot be compared with 'x'"), "{message}");
     }
 }
