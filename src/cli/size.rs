@@ -42,7 +42,11 @@ pub async fn run(settings: &Settings, args: SizeArgs) -> Result<()> {
     output::print_warnings(&validated.warnings);
     let groups = compile::with_dependencies(&validated.groups, &args.groups)?;
     let adhoc = match &args.where_sql {
-        Some(sql) => vec![compile::compile_where(sql, &validated.schema)?],
+        Some(sql) => vec![compile::compile_where(
+            sql,
+            &validated.schema,
+            settings.as_of,
+        )?],
         None => Vec::new(),
     };
     let extra = match &args.by {

@@ -13,6 +13,8 @@ use datafusion::logical_expr::{lit, Expr};
 use datafusion::prelude::Column;
 use datafusion::scalar::ScalarValue;
 
+use super::decimal::{self, DecimalColumn};
+use super::tree;
 use crate::definition::{AttributeCondition, Literal, Op};
 
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
@@ -205,6 +207,10 @@ pub fn compile(
             let lits: Vec<Expr> = strings.into_iter().map(lit).collect();
             Ok(scalar(column, op, lits))
         }
+        ColumnKind::Float if DecimalColumn::of(column.clone(), data_type).is_some() => {
+            let decimal = DecimalColumn::of(column, data_type).expect("checked above");
+            decimal::compile(&decimal, attribute, op, values, wrong_type)
+        }
         ColumnKind::Integer | ColumnKind::Float => {
             let lits = values
                 .iter()
@@ -249,11 +255,9 @@ fn first_non_string(values: &[Literal]) -> &Literal {
 
 /// Operators over plain scalar literals (strings, numbers, booleans).
 fn scalar(column: Expr, op: Op, lits: Vec<Expr>) -> Expr {
+    // Balanced: a list of 5,000 suffixes must not be 5,000 levels deep.
     let any = |f: &dyn Fn(Expr, Expr) -> Expr| {
-        lits.iter()
-            .map(|l| f(column.clone(), l.clone()))
-            .reduce(Expr::or)
-            .unwrap_or(lit(false))
+        tree::any(lits.iter().map(|l| f(column.clone(), l.clone())).collect()).unwrap_or(lit(false))
     };
     match op {
         Op::Equals => column.eq(lits[0].clone()),
@@ -389,15 +393,22 @@ fn temporal(
         Op::Equals => t.compare(Op::Equals, instants()?[0]),
         // NOT(x = t) is NULL for a missing x, which IS TRUE turns into false.
         Op::NotEquals => present.and(t.compare(Op::Equals, instants()?[0]).not()),
-        Op::In => instants()?
-            .into_iter()
-            .map(|i| t.compare(Op::Equals, i))
-            .reduce(Expr::or)
-            .unwrap_or(lit(false)),
-        Op::NotIn => instants()?
-            .into_iter()
-            .map(|i| t.compare(Op::Equals, i).not())
-            .fold(present, Expr::and),
+        Op::In => tree::any(
+            instants()?
+                .into_iter()
+                .map(|i| t.compare(Op::Equals, i))
+                .collect(),
+        )
+        .unwrap_or(lit(false)),
+        Op::NotIn => {
+            let mut terms = vec![present];
+            terms.extend(
+                instants()?
+                    .into_iter()
+                    .map(|i| t.compare(Op::Equals, i).not()),
+            );
+            tree::all(terms).expect("one term at least")
+        }
         other => unreachable!("{other} is not a temporal operator"),
     })
 }

@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{cast, lit, when, Expr, JoinType};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::scalar::ScalarValue;
 
 use super::attribute::{self, ColumnKind, ConditionError};
 use crate::config::EventConfig;
@@ -49,6 +50,8 @@ pub struct EventAggregate {
     pub aggregate: Aggregate,
     /// The aggregated expression's input column (the time column for first / last).
     pub column: Option<String>,
+    /// The type `column` is cast to before aggregating (sum and avg), if any.
+    pub input: Option<DataType>,
     /// Which events count: `where` and the window, never NULL.
     pub filter: Option<Expr>,
     /// The type of the per-customer value.
@@ -213,8 +216,8 @@ pub fn compile(
     let filter = filters.into_iter().reduce(Expr::and);
 
     let aggregate = condition.aggregate;
-    let (column, output) = match aggregate {
-        Aggregate::Count => (None, DataType::Int64),
+    let (column, input, output) = match aggregate {
+        Aggregate::Count => (None, None, DataType::Int64),
         Aggregate::First | Aggregate::Last => {
             if let Some(c) = &condition.column {
                 if *c != time_column {
@@ -226,22 +229,38 @@ pub fn compile(
                     ));
                 }
             }
-            (Some(time_column.clone()), time_type.clone())
+            (Some(time_column.clone()), None, time_type.clone())
         }
         _ => {
             let c = condition.column.clone().unwrap_or_default();
             let data_type = field_type(&c)?;
             let kind = ColumnKind::of(&data_type);
             let numeric = matches!(kind, ColumnKind::Integer | ColumnKind::Float);
-            let output = match aggregate {
-                Aggregate::CountDistinct => DataType::Int64,
-                Aggregate::Sum if kind == ColumnKind::Integer => DataType::Int64,
-                Aggregate::Sum | Aggregate::Avg if numeric => DataType::Float64,
+            let (input, output) = match aggregate {
+                Aggregate::CountDistinct => (None, DataType::Int64),
+                Aggregate::Sum if kind == ColumnKind::Integer => {
+                    (Some(DataType::Int64), DataType::Int64)
+                }
+                // A sum of integers is exact in f64 up to 2^53, so the mean is one
+                // correctly rounded division, whatever the order.
+                Aggregate::Avg if kind == ColumnKind::Integer => {
+                    (Some(DataType::Float64), DataType::Float64)
+                }
+                Aggregate::Sum | Aggregate::Avg if numeric => {
+                    let input = exact_input(&data_type);
+                    let output = exact_output(aggregate, &input).map_err(|e| {
+                        (
+                            format!("aggregate '{aggregate}' cannot apply to '{c}': {e}"),
+                            None,
+                        )
+                    })?;
+                    (Some(input), output)
+                }
                 Aggregate::Min | Aggregate::Max
                     if numeric
                         || matches!(kind, ColumnKind::String | ColumnKind::Temporal { .. }) =>
                 {
-                    data_type.clone()
+                    (None, data_type.clone())
                 }
                 _ => {
                     return Err((
@@ -255,7 +274,7 @@ pub fn compile(
                     ))
                 }
             };
-            (Some(c), output)
+            (Some(c), input, output)
         }
     };
     let mut comparison = condition.comparison.clone();
@@ -267,11 +286,36 @@ pub fn compile(
             table: table.name.clone(),
             aggregate,
             column,
+            input,
             filter,
             output,
         },
         comparison,
     ))
+}
+
+/// Floats are summed as this fixed-point decimal: each value rounded to 10 decimal
+/// places, then integer additions, which give the same bits in any order (a float sum
+/// depends on the order of its additions, hence on partitions, batches and threads).
+/// |value| < 10^18; the sum, Decimal128(38, 10), cannot overflow below 1.7 × 10^10
+/// such values per customer. See docs/decisions.md.
+pub const FLOAT_SUM_TYPE: DataType = DataType::Decimal128(28, 10);
+
+/// The type a float or decimal column is summed in: decimals as they are.
+fn exact_input(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => data_type.clone(),
+        _ => FLOAT_SUM_TYPE,
+    }
+}
+
+/// What DataFusion's sum / avg return for an exact (decimal) input.
+fn exact_output(aggregate: Aggregate, input: &DataType) -> Result<DataType> {
+    let udaf = match aggregate {
+        Aggregate::Avg => datafusion::functions_aggregate::average::avg_udaf(),
+        _ => datafusion::functions_aggregate::sum::sum_udaf(),
+    };
+    Ok(udaf.return_type(std::slice::from_ref(input))?)
 }
 
 impl EventAggregate {
@@ -281,8 +325,10 @@ impl EventAggregate {
     fn expr(&self, filter: Option<Expr>) -> Result<Expr> {
         let input = match (&self.aggregate, &self.column) {
             (Aggregate::Count, _) | (_, None) => lit(1i64),
-            (Aggregate::Sum | Aggregate::Avg, Some(c)) => cast(col_exact(c), self.output.clone()),
-            (_, Some(c)) => col_exact(c),
+            (_, Some(c)) => match &self.input {
+                Some(t) => cast(col_exact(c), t.clone()),
+                None => col_exact(c),
+            },
         };
         let input = match filter {
             None => input,
@@ -299,11 +345,11 @@ impl EventAggregate {
     }
 
     /// The value of a customer without matching events.
-    fn when_empty(&self) -> Option<Expr> {
-        self.aggregate.zero_when_empty().then(|| match self.output {
-            DataType::Float64 => lit(0f64),
-            _ => lit(0i64),
-        })
+    fn when_empty(&self) -> Result<Option<Expr>> {
+        if !self.aggregate.zero_when_empty() {
+            return Ok(None);
+        }
+        Ok(Some(lit(ScalarValue::new_zero(&self.output)?)))
     }
 }
 
@@ -399,7 +445,7 @@ pub async fn attach(
         customers = customers.join(per_customer, JoinType::Left, &[customers_id], &[&key], None)?;
         for (i, a) in &mine {
             let raw = col_exact(&format!("{}_raw", alias(*i)));
-            let value = match a.when_empty() {
+            let value = match a.when_empty()? {
                 Some(zero) => datafusion::functions::expr_fn::coalesce(vec![raw, zero]),
                 None => raw,
             };

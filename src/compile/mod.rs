@@ -5,8 +5,10 @@
 //! every group comes after the groups it references.
 
 pub mod attribute;
+mod decimal;
 pub mod events;
 mod sql;
+pub mod tree;
 
 use std::collections::HashMap;
 
@@ -138,9 +140,9 @@ pub fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Proble
 }
 
 /// Compiles one ad-hoc SQL predicate (`cohort size --where`).
-pub fn compile_where(sql: &str, schema: &Schema) -> crate::Result<Expr> {
+pub fn compile_where(sql: &str, schema: &Schema, as_of: DateTime<Utc>) -> crate::Result<Expr> {
     let df_schema = DFSchema::try_from(schema.clone())?;
-    sql::compile(sql, &df_schema)
+    sql::compile(sql, &df_schema, as_of)
         .map(Expr::is_true)
         .map_err(|(msg, hint)| {
             let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
@@ -207,7 +209,7 @@ impl Compiler<'_> {
                 };
                 attribute::compile(a, field.data_type(), self.as_of)?
             }
-            ConditionSpec::Sql(text) => sql::compile(text, self.df_schema)?,
+            ConditionSpec::Sql(text) => sql::compile(text, self.df_schema, self.as_of)?,
             ConditionSpec::Events(e) => {
                 let (aggregate, mut comparison) =
                     events::compile(e, self.event_tables, self.id_type.as_ref(), self.as_of)?;

@@ -286,6 +286,12 @@ pub fn session() -> SessionContext {
         // 32768 6.6 s, 65536 6.3 s, 131072 6.3 s; fewer, larger masks to turn into bitmaps.
         config = config.with_batch_size(DEFAULT_BATCH_SIZE);
     }
+    session_with(config)
+}
+
+/// A session with `config` (partitions, batch size, ...) and the settings Cohort's plans
+/// need. Tests use it to run the same definitions under different partitionings.
+pub fn session_with(mut config: datafusion::prelude::SessionConfig) -> SessionContext {
     // DataFusion 55 can derive a nullable physical type for a boolean filter column the
     // logical plan knows is never NULL (`... IS TRUE`), and then refuses the event
     // aggregate plan over it. The types agree in everything but that flag.

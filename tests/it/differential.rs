@@ -151,7 +151,10 @@ fn event(customers: usize) -> impl Strategy<Value = Event> {
     (
         0..customers + 2,
         -400i64..60,
-        proptest::option::weighted(0.8, proptest::sample::select(&[-5.0, 0.0, 2.5, 10.0][..])),
+        proptest::option::weighted(
+            0.8,
+            proptest::sample::select(&[-5.0, 0.0, 0.1, 0.2, 2.5, 10.0][..]),
+        ),
         proptest::option::weighted(0.8, proptest::sample::select(CATEGORIES)),
     )
         .prop_map(|(customer, hours, amount, category)| Event {
@@ -191,6 +194,9 @@ fn event_condition() -> impl Strategy<Value = Value> {
                 };
                 json!({"aggregate": aggregate, "column": column, "op": op, "value": v})
             }),
+        // Sums and means that land exactly on decimal bounds (0.1 + 0.2 = 0.3).
+        (proptest::sample::select(&["sum", "avg"][..]), number_ops_exact(), proptest::sample::select(&[0.1, 0.15, 0.3, 0.2, 2.6, -4.9][..]))
+            .prop_map(|(aggregate, op, v)| json!({"aggregate": aggregate, "column": "amount", "op": op, "value": v})),
         (proptest::sample::select(&["first", "last"][..]), any::<bool>(), window_value(), date_value(), any::<bool>())
             .prop_map(|(aggregate, relative, w, d, flip)| {
                 if relative {
@@ -215,6 +221,10 @@ fn event_condition() -> impl Strategy<Value = Value> {
         }
         Value::Object(c)
     })
+}
+
+fn number_ops_exact() -> impl Strategy<Value = &'static str> {
+    proptest::sample::select(&["equals", "not_equals", "gt", "gte", "lt", "lte"][..])
 }
 
 fn window_value() -> impl Strategy<Value = Value> {

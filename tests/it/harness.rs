@@ -88,8 +88,16 @@ impl Project {
 
     /// Evaluates every group of the project through the library; members as sorted ids.
     pub async fn members(&self) -> Result<Vec<(String, Vec<IdKey>)>, cohort::Error> {
+        self.members_in(&evaluate::session()).await
+    }
+
+    /// Like [`Project::members`], in a session of the caller's (partitions, batch size).
+    pub async fn members_in(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+    ) -> Result<Vec<(String, Vec<IdKey>)>, cohort::Error> {
+        let ctx = ctx.clone();
         let settings = self.settings();
-        let ctx = evaluate::session();
         let validated = pipeline::validate(&ctx, &settings).await?;
         let progress = indicatif::ProgressBar::hidden();
         let e = pipeline::evaluate(

@@ -1,4 +1,5 @@
 mod cli;
+mod determinism;
 mod differential;
 mod events;
 mod faults;

@@ -22,6 +22,32 @@ pub enum Cell {
     /// Microseconds since the epoch, UTC.
     Ts(i64),
     List(Vec<String>),
+    /// An exact rational `numerator / denominator` (denominator > 0): a float sum or mean.
+    Exact(i128, i128),
+}
+
+/// Float values are summed at this many decimal places (SPEC §1: sums must not depend
+/// on the order of additions; docs/decisions.md).
+const SUM_SCALE: u32 = 10;
+
+/// A number as the exact decimal its shortest form is written as: (mantissa, 10^digits).
+fn exact(x: f64) -> (i128, i128) {
+    let text = format!("{x}");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let mantissa: i128 = format!("{whole}{fraction}").parse().unwrap();
+    (mantissa, 10i128.pow(fraction.len() as u32))
+}
+
+/// `x` in units of 10^-SUM_SCALE, rounded half away from zero.
+fn sum_units(x: f64) -> i128 {
+    let (m, d) = exact(x);
+    let scaled = m * 10i128.pow(SUM_SCALE);
+    let (q, r) = (scaled / d, scaled % d);
+    if 2 * r.abs() >= d {
+        q + scaled.signum()
+    } else {
+        q
+    }
 }
 
 /// A customer: id plus named cells.
@@ -151,6 +177,7 @@ pub fn condition(
         Cell::Str(s) => string_op(op, s, &values, ignore_case),
         Cell::Int(i) => number_op(op, *i as f64, &values),
         Cell::Float(x) => number_op(op, *x, &values),
+        Cell::Exact(n, d) => exact_op(op, *n, *d, &values),
         Cell::Bool(b) => match op {
             Op::IsTrue => *b,
             Op::IsFalse => !*b,
@@ -238,7 +265,16 @@ fn event_condition(
             distinct.dedup();
             Cell::Int(distinct.len() as i64)
         }
-        "sum" => Cell::Float(values.iter().map(|c| number(c)).sum()),
+        "sum" | "avg" if values.iter().any(|c| matches!(c, Cell::Float(_))) => {
+            let total: i128 = values.iter().map(|c| sum_units(number(c))).sum();
+            let scale = 10i128.pow(SUM_SCALE);
+            match cond["aggregate"].as_str() {
+                Some("sum") => Cell::Exact(total, scale),
+                _ => Cell::Exact(total, scale * values.len() as i128),
+            }
+        }
+        "sum" if values.is_empty() => Cell::Int(0),
+        "sum" => Cell::Int(values.iter().map(|c| number(c) as i64).sum()),
         "avg" if values.is_empty() => Cell::Null,
         "avg" => Cell::Float(values.iter().map(|c| number(c)).sum::<f64>() / values.len() as f64),
         "min" | "first" => values
@@ -295,6 +331,27 @@ fn string_op(op: Op, s: &str, values: &[Value], ignore_case: bool) -> bool {
         Op::Lte => s.as_bytes() <= vs[0].as_bytes(),
         Op::Between => s.as_bytes() >= vs[0].as_bytes() && s.as_bytes() <= vs[1].as_bytes(),
         _ => panic!("{op} on string"),
+    }
+}
+
+/// `n / d <op> values`, exactly: the literal is the decimal it is written as.
+fn exact_op(op: Op, n: i128, d: i128, values: &[Value]) -> bool {
+    let cmp = |v: &Value| {
+        let (m, k) = exact(v.as_f64().unwrap());
+        (n * k).cmp(&(m * d))
+    };
+    use std::cmp::Ordering::*;
+    match op {
+        Op::Equals => cmp(&values[0]) == Equal,
+        Op::NotEquals => cmp(&values[0]) != Equal,
+        Op::In => values.iter().any(|v| cmp(v) == Equal),
+        Op::NotIn => !values.iter().any(|v| cmp(v) == Equal),
+        Op::Gt => cmp(&values[0]) == Greater,
+        Op::Gte => cmp(&values[0]) != Less,
+        Op::Lt => cmp(&values[0]) == Less,
+        Op::Lte => cmp(&values[0]) != Greater,
+        Op::Between => cmp(&values[0]) != Less && cmp(&values[1]) != Greater,
+        _ => panic!("{op} on an exact number"),
     }
 }
 
