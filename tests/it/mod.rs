@@ -5,5 +5,6 @@ mod harness;
 mod operators;
 mod reference;
 mod serve;
+mod serve_load;
 mod snapshots;
 mod storage;
