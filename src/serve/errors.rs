@@ -29,6 +29,7 @@ pub fn rejection(status: StatusCode, text: String) -> Response {
 /// the timeout layer's 408, a plain-text rejection) gets a JSON body saying the same.
 pub async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
+    let path = request.uri().path().to_string();
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response
@@ -46,13 +47,9 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty());
     let message = match (status, text) {
+        // The router adds the `Allow` header after this layer has run.
         (StatusCode::METHOD_NOT_ALLOWED, _) => {
-            let allowed = parts
-                .headers
-                .get(header::ALLOW)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("another method");
-            format!("method '{method}' is not allowed here; use {allowed}")
+            format!("method '{method}' is not allowed on '{path}' (see the Allow header)")
         }
         (StatusCode::REQUEST_TIMEOUT, _) => "the request was not completed in time".into(),
         (_, Some(text)) => lowercase_first(&text),

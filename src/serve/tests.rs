@@ -69,7 +69,7 @@ async fn every_error_is_json() {
     let cases: &[(Method, &str, u16, &str)] = &[
         (Method::GET, "/nope", 404, "'/nope'"),
         (Method::POST, "/ok", 405, "'POST'"),
-        (Method::DELETE, "/post", 405, "use POST"),
+        (Method::DELETE, "/post", 405, "'/post'"),
         (Method::GET, "/panic", 500, "internal error"),
         (Method::GET, "/slow", 408, "in time"),
         (Method::GET, "/teapot", 418, "short and stout"),

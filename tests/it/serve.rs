@@ -379,6 +379,9 @@ fn serve_answers_every_error_as_json() {
         }
         .unwrap();
         let status = response.status().as_u16();
+        if status == 405 {
+            assert!(response.headers().contains_key("allow"), "{method} {path}");
+        }
         let text = response.body_mut().read_to_string().unwrap();
         assert_eq!(status, *expected, "{method} {path}: {text}");
         let value: Value = serde_json::from_str(&text)
