@@ -99,7 +99,10 @@ fn read_token(path: &Path) -> Result<String> {
             path.display()
         )));
     }
-    let token = std::fs::read_to_string(path).map_err(io)?.trim().to_string();
+    let token = std::fs::read_to_string(path)
+        .map_err(io)?
+        .trim()
+        .to_string();
     if token.is_empty() {
         return Err(Error::Usage(format!(
             "token file '{}' is empty",
@@ -167,7 +170,10 @@ mod tests {
         for broken in ["", "  \n"] {
             std::fs::write(&path, broken).unwrap();
             age(&tokens);
-            assert!(admits("second"), "an empty file keeps the token: {broken:?}");
+            assert!(
+                admits("second"),
+                "an empty file keeps the token: {broken:?}"
+            );
         }
         std::fs::remove_file(&path).unwrap();
         age(&tokens);

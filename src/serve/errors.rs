@@ -53,10 +53,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         }
         (StatusCode::REQUEST_TIMEOUT, _) => "the request was not completed in time".into(),
         (_, Some(text)) => lowercase_first(&text),
-        (status, None) => status
-            .canonical_reason()
-            .unwrap_or("error")
-            .to_lowercase(),
+        (status, None) => status.canonical_reason().unwrap_or("error").to_lowercase(),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts.headers.insert(

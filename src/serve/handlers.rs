@@ -34,7 +34,9 @@ pub async fn check_member(
     };
     let snapshot = state.snapshot();
     match snapshot.contains(&group, &customer_id) {
-        Ok(member) => Json(json!({ "member": member, "run_id": snapshot.run_id() })).into_response(),
+        Ok(member) => {
+            Json(json!({ "member": member, "run_id": snapshot.run_id() })).into_response()
+        }
         Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
     }
 }

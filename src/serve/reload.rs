@@ -134,7 +134,9 @@ async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
     match receiver.await {
         Ok(result) => result,
         // The thread panicked (the panic has been printed): report it as a failed load.
-        Err(_) => Err(Error::Data("loading the run panicked (see the server log)".into())),
+        Err(_) => Err(Error::Data(
+            "loading the run panicked (see the server log)".into(),
+        )),
     }
 }
 
@@ -239,7 +241,10 @@ mod tests {
             let got = reloader.poll(now).await;
             assert_eq!(outcome(&got), "failed");
             if let Poll::Failed(e) = got {
-                assert_eq!(public_message(&e), "no LATEST file under the publish location");
+                assert_eq!(
+                    public_message(&e),
+                    "no LATEST file under the publish location"
+                );
             }
             assert_eq!(outcome(&reloader.poll(now).await), "backing off");
             let wait = reloader.backoff(now).unwrap();

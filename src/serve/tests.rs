@@ -60,7 +60,11 @@ async fn call(method: Method, uri: &str) -> (StatusCode, Option<String>, String)
     let body = axum::body::to_bytes(response.into_body(), 1 << 16)
         .await
         .unwrap();
-    (status, content_type, String::from_utf8(body.to_vec()).unwrap())
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
 }
 
 #[tokio::test]

@@ -365,8 +365,20 @@ fn serve_answers_every_error_as_json() {
         ("GET", "/v1/groups/vip/members/%C3%28", "", "", 400),
         ("POST", "/v1/check", "text/plain", r#"{"checks": []}"#, 415),
         ("POST", "/v1/check", "application/json", "{not json", 400),
-        ("POST", "/v1/check", "application/json", r#"{"checks": 3}"#, 422),
-        ("POST", "/v1/check", "application/json", r#"{"checks": [{"group": "vip", "customer_id": []}]}"#, 400),
+        (
+            "POST",
+            "/v1/check",
+            "application/json",
+            r#"{"checks": 3}"#,
+            422,
+        ),
+        (
+            "POST",
+            "/v1/check",
+            "application/json",
+            r#"{"checks": [{"group": "vip", "customer_id": []}]}"#,
+            400,
+        ),
     ];
     for (method, path, content_type, body, expected) in cases {
         let mut response = match *method {
@@ -403,7 +415,11 @@ fn serve_answers_every_error_as_json() {
         assert_eq!(response.status().as_u16(), 413, "{text}");
         assert!(serde_json::from_str::<Value>(&text).unwrap()["error"].is_string());
     }
-    let (status, body) = server.post_as("/v1/check", "application/json; charset=utf-8", r#"{"checks": []}"#);
+    let (status, body) = server.post_as(
+        "/v1/check",
+        "application/json; charset=utf-8",
+        r#"{"checks": []}"#,
+    );
     assert_eq!((status, body["results"].clone()), (200, json!([])));
 }
 
@@ -414,13 +430,19 @@ fn serve_closes_slow_clients_and_stops_within_the_grace_period() {
         let server = Server::start(&p, &["--read-timeout", "1s"]);
         // A client that never finishes its request is cut off after the read timeout.
         let mut slow = TcpStream::connect(server.address()).unwrap();
-        slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
         let started = Instant::now();
         let mut rest = Vec::new();
         let closed = slow.read_to_end(&mut rest);
         assert!(closed.is_ok(), "a slow client is cut off: {closed:?}");
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     let mut server = Server::start(&p, &["--read-timeout", "60s", "--shutdown-grace", "2s"]);
@@ -428,10 +450,15 @@ fn serve_closes_slow_clients_and_stops_within_the_grace_period() {
     // Open at shutdown: an idle keep-alive connection, a half-sent request and a request
     // whose body never comes.
     let mut idle = TcpStream::connect(server.address()).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let n = idle.read(&mut buf).unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let mut half = TcpStream::connect(server.address()).unwrap();
     half.write_all(b"GET /healthz HT").unwrap();
     let mut bodiless = TcpStream::connect(server.address()).unwrap();
@@ -441,7 +468,10 @@ fn serve_closes_slow_clients_and_stops_within_the_grace_period() {
     std::thread::sleep(Duration::from_millis(200));
     let (took, success) = server.terminate();
     assert!(success, "exit status after SIGTERM");
-    assert!(took < Duration::from_secs(4), "stopped {took:?} after SIGTERM (grace 2 s)");
+    assert!(
+        took < Duration::from_secs(4),
+        "stopped {took:?} after SIGTERM (grace 2 s)"
+    );
 }
 
 #[test]
@@ -451,7 +481,10 @@ fn serve_shuts_down_gracefully_on_sigterm() {
     assert_eq!(server.get("/healthz").0, 200);
     let (took, success) = server.terminate();
     assert!(success, "exit status after SIGTERM");
-    assert!(took < Duration::from_secs(10), "stopped {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped {took:?} after SIGTERM"
+    );
 }
 
 #[test]

@@ -61,7 +61,8 @@ impl Report {
 
     /// A markdown table: per kind, requests, p50, p99, max.
     fn table(&self) -> String {
-        let mut out = String::from("| request | n | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n");
+        let mut out =
+            String::from("| request | n | p50 | p99 | max |\n|---|---:|---:|---:|---:|\n");
         for (kind, latencies) in &self.latencies {
             let mut sorted = latencies.clone();
             sorted.sort();
@@ -124,7 +125,12 @@ fn oracle(p: &Project, runs: &[String]) -> Oracle {
     let rt = runtime();
     let runs: HashMap<String, Snapshot> = runs
         .iter()
-        .map(|r| (r.clone(), rt.block_on(Snapshot::open_run(&publish, r)).unwrap()))
+        .map(|r| {
+            (
+                r.clone(),
+                rt.block_on(Snapshot::open_run(&publish, r)).unwrap(),
+            )
+        })
         .collect();
     let any = runs.values().next().unwrap();
     let groups = any.groups().iter().map(|g| g.id.clone()).collect();
@@ -149,7 +155,13 @@ impl Rng {
 
 /// One client: until `deadline` or `max_requests`, 6 single checks, 3 groups-of and one
 /// 1,000-check batch out of every 10 requests, on one keep-alive connection.
-fn client(base: &str, oracle: &Oracle, seed: u64, deadline: Instant, max_requests: usize) -> Report {
+fn client(
+    base: &str,
+    oracle: &Oracle,
+    seed: u64,
+    deadline: Instant,
+    max_requests: usize,
+) -> Report {
     let agent = http();
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let pick_id = |rng: &mut Rng| oracle.ids[rng.below(oracle.ids.len())].clone();
@@ -166,13 +178,19 @@ fn client(base: &str, oracle: &Oracle, seed: u64, deadline: Instant, max_request
         };
         let (id, group) = (pick_id(&mut rng), pick_group(&mut rng));
         let checks: Vec<(String, String)> = match kind {
-            Kind::Batch => (0..1000).map(|_| (pick_group(&mut rng), pick_id(&mut rng))).collect(),
+            Kind::Batch => (0..1000)
+                .map(|_| (pick_group(&mut rng), pick_id(&mut rng)))
+                .collect(),
             _ => Vec::new(),
         };
         let started = Instant::now();
         let response = match kind {
-            Kind::Single => agent.get(&format!("{base}/v1/groups/{group}/members/{id}")).call(),
-            Kind::GroupsOf => agent.get(&format!("{base}/v1/customers/{id}/groups")).call(),
+            Kind::Single => agent
+                .get(&format!("{base}/v1/groups/{group}/members/{id}"))
+                .call(),
+            Kind::GroupsOf => agent
+                .get(&format!("{base}/v1/customers/{id}/groups"))
+                .call(),
             Kind::Batch => {
                 let checks: Vec<Value> = checks
                     .iter()
@@ -189,7 +207,11 @@ fn client(base: &str, oracle: &Oracle, seed: u64, deadline: Instant, max_request
             let body = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
             Ok((status, body))
         });
-        report.latencies.entry(kind).or_default().push(started.elapsed());
+        report
+            .latencies
+            .entry(kind)
+            .or_default()
+            .push(started.elapsed());
         report.checks += checks.len().max(1) as u64;
         let (status, body) = match answer {
             Ok(answer) => answer,
@@ -200,13 +222,17 @@ fn client(base: &str, oracle: &Oracle, seed: u64, deadline: Instant, max_request
         };
         *report.statuses.entry(status).or_default() += 1;
         if status != 200 {
-            report.wrong.push(format!("{kind:?}: status {status}: {body}"));
+            report
+                .wrong
+                .push(format!("{kind:?}: status {status}: {body}"));
             continue;
         }
         let value: Value = serde_json::from_str(&body).unwrap();
         let run_id = value["run_id"].as_str().unwrap_or_default().to_string();
         let Some(run) = oracle.runs.get(&run_id) else {
-            report.wrong.push(format!("{kind:?}: answered from unknown run {run_id:?}"));
+            report
+                .wrong
+                .push(format!("{kind:?}: answered from unknown run {run_id:?}"));
             continue;
         };
         report.runs_seen.insert(run_id);
@@ -214,8 +240,10 @@ fn client(base: &str, oracle: &Oracle, seed: u64, deadline: Instant, max_request
             Kind::Single => json!(run.contains(&group, &id).unwrap()),
             Kind::GroupsOf => json!(run.groups_of(&id)),
             Kind::Batch => {
-                let pairs: Vec<(&str, &str)> =
-                    checks.iter().map(|(g, id)| (g.as_str(), id.as_str())).collect();
+                let pairs: Vec<(&str, &str)> = checks
+                    .iter()
+                    .map(|(g, id)| (g.as_str(), id.as_str()))
+                    .collect();
                 json!(run.contains_many(&pairs).unwrap())
             }
         };
@@ -262,7 +290,15 @@ fn load(
         let clients: Vec<_> = (0..threads)
             .map(|t| {
                 let base = server.base.clone();
-                scope.spawn(move || client(&base, oracle, t as u64 + 1, deadline, max_requests / threads))
+                scope.spawn(move || {
+                    client(
+                        &base,
+                        oracle,
+                        t as u64 + 1,
+                        deadline,
+                        max_requests / threads,
+                    )
+                })
             })
             .collect();
         let mut report = Report::default();
@@ -290,16 +326,25 @@ fn serve_under_load_answers_right_while_runs_are_reloaded() {
         &oracle,
         &p.path("snapshots"),
         &cycle,
-        Duration::from_millis(400),
+        Duration::from_millis(250),
         4,
-        Duration::from_secs(5),
-        4000,
+        Duration::from_secs(3),
+        12_000,
     );
     eprintln!("{}", report.table());
-    assert!(report.wrong.is_empty(), "{} wrong answers, first: {:#?}", report.wrong.len(), &report.wrong[..report.wrong.len().min(5)]);
+    assert!(
+        report.wrong.is_empty(),
+        "{} wrong answers, first: {:#?}",
+        report.wrong.len(),
+        &report.wrong[..report.wrong.len().min(5)]
+    );
     assert_eq!(report.statuses.keys().collect::<Vec<_>>(), [&200]);
     assert!(report.requests() >= 200, "{} requests", report.requests());
-    assert!(report.runs_seen.len() >= 2, "answers came from {:?}", report.runs_seen);
+    assert!(
+        report.runs_seen.len() >= 2,
+        "answers came from {:?}",
+        report.runs_seen
+    );
     let metrics = server.get("/metrics").1;
     let failures = metrics
         .lines()
@@ -314,7 +359,10 @@ fn serve_under_load_answers_right_while_runs_are_reloaded() {
 #[ignore = "prints latency figures; run by hand"]
 fn serve_load_figures() {
     let env = |name: &str, default: u64| {
-        std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let customers = env("COHORT_LOAD_CUSTOMERS", 100_000);
     let seconds = env("COHORT_LOAD_SECONDS", 10);
@@ -336,5 +384,9 @@ fn serve_load_figures() {
     );
     println!("{customers} string-id customers, {} groups, {threads} client threads, LATEST moved every 2 s:\n", oracle.groups.len());
     println!("{}", report.table());
-    assert!(report.wrong.is_empty(), "{:#?}", &report.wrong[..report.wrong.len().min(5)]);
+    assert!(
+        report.wrong.is_empty(),
+        "{:#?}",
+        &report.wrong[..report.wrong.len().min(5)]
+    );
 }
