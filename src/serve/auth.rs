@@ -17,13 +17,21 @@ const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
 /// The token `/v1` requests must present. Only its SHA-256 is kept: comparing digests
 /// in constant time reveals neither the token's bytes nor its length.
-#[derive(Debug)]
 pub struct Tokens {
     file: Option<PathBuf>,
     digest: RwLock<[u8; 32]>,
     /// When the file was last read, and what it held then; locked only by the request
     /// that re-reads it (others keep using the current token meanwhile).
     checked: Mutex<(Instant, String)>,
+}
+
+/// Never prints the token (nor its digest).
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("file", &self.file)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tokens {
@@ -181,6 +189,12 @@ mod tests {
         std::fs::write(&path, "third").unwrap();
         age(&tokens);
         assert!(admits("third"));
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let shown = format!("{:?}", Tokens::fixed("s3cret"));
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

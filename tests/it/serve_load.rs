@@ -262,18 +262,30 @@ fn client(
     report
 }
 
-/// Runs `threads` clients against the server while a publisher moves LATEST through
-/// `cycle` every `every`; returns the merged report.
-fn load(
-    server: &Server,
-    oracle: &Oracle,
-    publish: &Path,
-    cycle: &[String],
+/// A load: how many clients for how long, and how `LATEST` moves meanwhile.
+struct Plan<'a> {
+    /// The publish folder whose `LATEST` is moved.
+    publish: &'a Path,
+    /// The runs `LATEST` names in turn, one every `every`.
+    cycle: &'a [String],
     every: Duration,
     threads: usize,
     duration: Duration,
+    /// Requests of all clients together, at most.
     max_requests: usize,
-) -> Report {
+}
+
+/// Runs the plan's clients against the server while a publisher moves LATEST; returns
+/// the merged report.
+fn load(server: &Server, oracle: &Oracle, plan: Plan<'_>) -> Report {
+    let Plan {
+        publish,
+        cycle,
+        every,
+        threads,
+        duration,
+        max_requests,
+    } = plan;
     let deadline = Instant::now() + duration;
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -321,16 +333,16 @@ fn serve_under_load_answers_right_while_runs_are_reloaded() {
     let server = Server::start(&p, &["--poll-interval", "100ms"]);
     // LATEST: the second run, the corrupt one, the third, back to the first, ...
     let cycle = [runs[1].clone(), bad, runs[2].clone(), runs[0].clone()];
-    let report = load(
-        &server,
-        &oracle,
-        &p.path("snapshots"),
-        &cycle,
-        Duration::from_millis(250),
-        4,
-        Duration::from_secs(3),
-        12_000,
-    );
+    let publish = p.path("snapshots");
+    let plan = Plan {
+        publish: &publish,
+        cycle: &cycle,
+        every: Duration::from_millis(250),
+        threads: 4,
+        duration: Duration::from_secs(3),
+        max_requests: 12_000,
+    };
+    let report = load(&server, &oracle, plan);
     eprintln!("{}", report.table());
     assert!(
         report.wrong.is_empty(),
@@ -372,16 +384,16 @@ fn serve_load_figures() {
     let oracle = oracle(&p, &runs);
     let server = Server::start(&p, &["--poll-interval", "1s"]);
     let cycle = [runs[1].clone(), bad, runs[2].clone(), runs[0].clone()];
-    let report = load(
-        &server,
-        &oracle,
-        &p.path("snapshots"),
-        &cycle,
-        Duration::from_secs(2),
+    let publish = p.path("snapshots");
+    let plan = Plan {
+        publish: &publish,
+        cycle: &cycle,
+        every: Duration::from_secs(2),
         threads,
-        Duration::from_secs(seconds),
-        usize::MAX,
-    );
+        duration: Duration::from_secs(seconds),
+        max_requests: usize::MAX,
+    };
+    let report = load(&server, &oracle, plan);
     println!("{customers} string-id customers, {} groups, {threads} client threads, LATEST moved every 2 s:\n", oracle.groups.len());
     println!("{}", report.table());
     assert!(
