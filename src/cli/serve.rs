@@ -1,13 +1,14 @@
 //! `cohort serve`: flags → [`crate::serve`], bound to a real listener, stopped by SIGTERM.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::config::Settings;
-use crate::serve::{self, ServeOptions};
-use crate::{Error, Result};
+use crate::serve::{self, ServeOptions, Tokens};
+use crate::{storage, Error, Result};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -23,27 +24,26 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     max_body_bytes: usize,
+    /// Longest a client may take to send a request's headers, and then the whole request
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    read_timeout: Duration,
+    /// How long requests in flight may still take after SIGTERM
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    shutdown_grace: Duration,
 }
 
 pub async fn run(settings: &Settings, args: ServeArgs) -> Result<()> {
-    let token = match &args.token_file {
+    let tokens = match &args.token_file {
         None => None,
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
-            let token = text.trim().to_string();
-            if token.is_empty() {
-                return Err(Error::Usage(format!(
-                    "token file '{}' is empty",
-                    path.display()
-                )));
-            }
-            Some(token)
-        }
+        Some(path) => Some(Arc::new(Tokens::from_file(path)?)),
     };
-    let mut options = ServeOptions::new(settings.publish.clone());
+    // Resolved once: every poll of LATEST reuses this store's client.
+    let mut options = ServeOptions::new(storage::resolve(&settings.publish)?);
     options.poll_interval = args.poll_interval.max(Duration::from_millis(100));
-    options.token = token;
+    options.tokens = tokens;
     options.max_body_bytes = args.max_body_bytes;
+    options.read_timeout = args.read_timeout.max(Duration::from_millis(100));
+    options.shutdown_grace = args.shutdown_grace;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::io(args.listen, e))?;

@@ -2,54 +2,72 @@
 //!
 //! The served run sits behind an `Arc` swapped atomically: a request sees one whole run,
 //! and a new run is swapped in only after it has been loaded and verified in full.
+//! Concerns live beside this file: [`auth`] (bearer tokens), [`reload`] (polling and
+//! backoff), [`errors`] (every error as JSON), [`server`] (connections and shutdown),
+//! [`handlers`] (the endpoints) and [`metrics`].
 
+mod auth;
+mod errors;
+mod handlers;
 mod metrics;
+mod reload;
+mod server;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, StatusCode, Uri};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use axum::Router;
 use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
-use crate::snapshot::reader::latest_run_id;
 use crate::snapshot::Snapshot;
-use crate::{storage, Error, Result};
+use crate::storage::Location;
+use crate::Result;
 
+pub use auth::Tokens;
 pub use metrics::Metrics;
+pub use reload::MAX_BACKOFF;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// The publish URL whose `LATEST` run is served.
-    pub publish: String,
+    /// The publish location whose `LATEST` run is served (resolved once, reused by
+    /// every poll).
+    pub publish: Location,
     /// How often `LATEST` is polled for a new run.
     pub poll_interval: Duration,
-    /// Bearer token `/v1/*` requests must carry, if any.
-    pub token: Option<String>,
+    /// The bearer token `/v1/*` requests must carry, if any.
+    pub tokens: Option<Arc<Tokens>>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Most checks accepted in one `POST /v1/check`.
     pub max_batch: usize,
+    /// Longest a client may take to send a request's headers, and then the rest of the
+    /// request (body included) until it is answered.
+    pub read_timeout: Duration,
+    /// How long requests in flight may still take once shutdown begins.
+    pub shutdown_grace: Duration,
 }
 
 impl ServeOptions {
-    /// Defaults for everything but the publish URL.
-    pub fn new(publish: impl Into<String>) -> ServeOptions {
+    /// Defaults for everything but the publish location.
+    pub fn new(publish: Location) -> ServeOptions {
         ServeOptions {
-            publish: publish.into(),
+            publish,
             poll_interval: Duration::from_secs(30),
-            token: None,
+            tokens: None,
             max_body_bytes: 1 << 20,
             max_batch: 10_000,
+            read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -64,8 +82,9 @@ struct Served {
 #[derive(Debug)]
 struct AppState {
     served: RwLock<Served>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     options: ServeOptions,
+    /// The last reload's error as clients may see it (no paths, no URLs).
     last_reload_error: RwLock<Option<String>>,
 }
 
@@ -77,37 +96,47 @@ impl AppState {
             .snapshot
             .clone()
     }
+
+    fn set_reload_error(&self, message: Option<String>) {
+        *self
+            .last_reload_error
+            .write()
+            .expect("lock is never poisoned") = message;
+    }
 }
 
 /// Loads the current run, then serves it on `listener` until `shutdown` resolves,
-/// finishing the requests in flight.
+/// finishing the requests in flight within the grace period.
 pub async fn serve(
     options: ServeOptions,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let snapshot = Snapshot::open(&options.publish).await?;
+    let snapshot = Snapshot::open_in(&options.publish).await?;
     tracing::info!(run_id = snapshot.run_id(), "serving");
+    let reloader = reload::Reloader::new(
+        options.publish.clone(),
+        options.poll_interval,
+        snapshot.run_id(),
+    );
+    let (read_timeout, grace) = (options.read_timeout, options.shutdown_grace);
     let state = Arc::new(AppState {
         served: RwLock::new(Served {
             snapshot: Arc::new(snapshot),
             loaded_at: chrono::Utc::now().timestamp(),
         }),
-        metrics: Metrics::default(),
+        metrics: Arc::default(),
         options,
         last_reload_error: RwLock::new(None),
     });
-    let reloader = tokio::spawn(reload_loop(state.clone()));
-    let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("listener", e));
-    reloader.abort();
-    result
+    let reloading = tokio::spawn(reload_loop(state.clone(), reloader));
+    server::run(listener, router(state), read_timeout, grace, shutdown).await;
+    reloading.abort();
+    Ok(())
 }
 
 fn router(state: Arc<AppState>) -> Router {
+    use handlers::*;
     let api = Router::new()
         .route("/v1/groups", get(list_groups))
         .route(
@@ -117,75 +146,76 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/v1/customers/{customer_id}/groups", get(customer_groups))
         .route("/v1/check", post(check_batch))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
-    Router::new()
+    let routes = Router::new()
         .merge(api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .fallback(no_such_endpoint)
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
-        .with_state(state)
+        .with_state(state.clone());
+    layered(routes, state.metrics.clone(), state.options.read_timeout)
 }
 
-/// Polls `LATEST`; a new run is loaded and verified in full before it replaces the old
-/// one. A run that fails to load is reported and the old run keeps being served.
-async fn reload_loop(state: Arc<AppState>) {
+/// The layers every route and the fallback run in, outermost first: tracing, JSON
+/// errors, metrics, panic catching, the request timeout.
+fn layered(routes: Router, metrics: Arc<Metrics>, request_timeout: Duration) -> Router {
+    routes
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(errors::panicked))
+        .layer(middleware::from_fn_with_state(metrics, observe))
+        .layer(middleware::from_fn(errors::json_errors))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn no_such_endpoint(uri: Uri) -> Response {
+    errors::error(
+        StatusCode::NOT_FOUND,
+        format!("no endpoint at '{}'", uri.path()),
+    )
+}
+
+/// Polls for new runs until the service stops; see [`reload::Reloader`].
+async fn reload_loop(state: Arc<AppState>, mut reloader: reload::Reloader) {
     let mut ticker = tokio::time::interval(state.options.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
         let current = state.snapshot().run_id().to_string();
-        let latest = match storage::resolve(&state.options.publish) {
-            Ok(publish) => latest_run_id(&publish).await,
-            Err(e) => Err(e),
-        };
-        let outcome = match latest {
-            Ok(id) if id == current => continue,
-            Ok(id) => Snapshot::open_run(&state.options.publish, &id).await,
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok(snapshot) => {
+        match reloader.poll(Instant::now()).await {
+            reload::Poll::BackingOff => {}
+            reload::Poll::Unchanged => state.set_reload_error(None),
+            reload::Poll::Loaded(snapshot) => {
                 tracing::info!(from = %current, to = snapshot.run_id(), "reloaded");
                 *state.served.write().expect("served lock is never poisoned") = Served {
-                    snapshot: Arc::new(snapshot),
+                    snapshot: Arc::from(snapshot),
                     loaded_at: chrono::Utc::now().timestamp(),
                 };
-                *state
-                    .last_reload_error
-                    .write()
-                    .expect("lock is never poisoned") = None;
+                state.set_reload_error(None);
                 state.metrics.reloaded(true);
             }
-            Err(e) => {
-                tracing::error!(error = %e, "reload failed; still serving run {current}");
-                *state
-                    .last_reload_error
-                    .write()
-                    .expect("lock is never poisoned") = Some(e.to_string());
+            reload::Poll::Failed(e) => {
+                let retry = reloader.backoff(Instant::now()).unwrap_or_default();
+                tracing::error!(
+                    error = %e,
+                    "reload failed; still serving run {current}; next attempt at the same run in {retry:?}"
+                );
+                state.set_reload_error(Some(reload::public_message(&e)));
                 state.metrics.reloaded(false);
             }
         }
     }
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
-
 async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &state.options.token {
-        let presented = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_str()) {
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong bearer token".into(),
-            );
+    if let Some(tokens) = &state.options.tokens {
+        let presented = request.headers().get(header::AUTHORIZATION);
+        if !tokens.admits(presented.map(|v| v.as_bytes())) {
+            let mut response =
+                errors::error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
@@ -195,7 +225,7 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     next.run(request).await
 }
 
-async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+async fn observe(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -203,134 +233,9 @@ async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Nex
         .to_string();
     let started = Instant::now();
     let response = next.run(request).await;
-    state
-        .metrics
-        .observe(&route, response.status().as_u16(), started.elapsed());
+    metrics.observe(&route, response.status().as_u16(), started.elapsed());
     response
 }
 
-async fn list_groups(State(state): State<Arc<AppState>>) -> Response {
-    let snapshot = state.snapshot();
-    let groups: Vec<Value> = snapshot
-        .groups()
-        .iter()
-        .map(|g| json!({ "id": g.id, "name": g.name, "members": g.members }))
-        .collect();
-    Json(json!({ "run_id": snapshot.run_id(), "groups": groups })).into_response()
-}
-
-async fn check_member(
-    State(state): State<Arc<AppState>>,
-    Path((group, customer_id)): Path<(String, String)>,
-) -> Response {
-    match state.snapshot().contains(&group, &customer_id) {
-        Ok(member) => Json(json!({ "member": member })).into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, e.to_string()),
-    }
-}
-
-async fn customer_groups(
-    State(state): State<Arc<AppState>>,
-    Path(customer_id): Path<String>,
-) -> Response {
-    let snapshot = state.snapshot();
-    Json(json!({ "groups": snapshot.groups_of(&customer_id) })).into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct Batch {
-    checks: Vec<BatchCheck>,
-}
-
-#[derive(Debug, Deserialize)]
-struct BatchCheck {
-    group: String,
-    customer_id: Value,
-}
-
-async fn check_batch(
-    State(state): State<Arc<AppState>>,
-    body: std::result::Result<Json<Batch>, JsonRejection>,
-) -> Response {
-    let Json(batch) = match body {
-        Ok(batch) => batch,
-        Err(rejection) => return error(rejection.status(), rejection.body_text()),
-    };
-    if batch.checks.len() > state.options.max_batch {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{} checks in one request; at most {} are accepted",
-                batch.checks.len(),
-                state.options.max_batch
-            ),
-        );
-    }
-    let mut ids = Vec::with_capacity(batch.checks.len());
-    for (i, check) in batch.checks.iter().enumerate() {
-        ids.push(match &check.customer_id {
-            Value::String(s) => s.clone(),
-            Value::Number(n) => n.to_string(),
-            other => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    format!("checks[{i}].customer_id must be a string or a number, not {other}"),
-                )
-            }
-        });
-    }
-    let snapshot = state.snapshot();
-    let checks: Vec<(&str, &str)> = batch
-        .checks
-        .iter()
-        .zip(&ids)
-        .map(|(check, id)| (check.group.as_str(), id.as_str()))
-        .collect();
-    match snapshot.contains_many(&checks) {
-        Ok(results) => Json(json!({ "results": results })).into_response(),
-        Err(e) => {
-            let i = checks
-                .iter()
-                .position(|(group, _)| snapshot.cardinality(group).is_none())
-                .unwrap_or_default();
-            error(StatusCode::NOT_FOUND, format!("checks[{i}]: {e}"))
-        }
-    }
-}
-
-async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let snapshot = state.snapshot();
-    let last_error = state
-        .last_reload_error
-        .read()
-        .expect("lock is never poisoned")
-        .clone();
-    Json(json!({
-        "status": "ok",
-        "run_id": snapshot.run_id(),
-        "groups": snapshot.groups().len(),
-        "last_reload_error": last_error,
-    }))
-    .into_response()
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let (snapshot, loaded_at) = {
-        let served = state.served.read().expect("served lock is never poisoned");
-        (served.snapshot.clone(), served.loaded_at)
-    };
-    let text = state.metrics.render(&metrics::Served {
-        run_id: snapshot.run_id(),
-        groups: snapshot.groups().len(),
-        customers: snapshot.manifest().customers,
-        loaded_at,
-    });
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
-}
+#[cfg(test)]
+mod tests;

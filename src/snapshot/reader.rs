@@ -44,9 +44,7 @@ impl Snapshot {
     /// # Ok(()) }
     /// ```
     pub async fn open(url: &str) -> Result<Snapshot> {
-        let publish = storage::resolve(url)?;
-        let run_id = latest_run_id(&publish).await?;
-        Snapshot::open_run(url, &run_id).await
+        Snapshot::open_in(&storage::resolve(url)?).await
     }
 
     /// Opens a specific run under the publish URL.
@@ -54,7 +52,14 @@ impl Snapshot {
         Snapshot::open_run_in(&storage::resolve(url)?, run_id).await
     }
 
-    /// Opens a specific run under a publish location.
+    /// [`Snapshot::open`] on a publish location already resolved, so a caller that opens
+    /// runs again and again (the service's reloads) reuses one object store client.
+    pub async fn open_in(publish: &Location) -> Result<Snapshot> {
+        let run_id = latest_run_id(publish).await?;
+        Snapshot::open_run_in(publish, &run_id).await
+    }
+
+    /// [`Snapshot::open_run`] on a publish location already resolved.
     pub async fn open_run_in(publish: &Location, run_id: &str) -> Result<Snapshot> {
         let run = publish.join(&format!("runs/{run_id}"));
         let manifest_bytes = run

@@ -131,13 +131,18 @@ impl Project {
 
 /// A project with generated customers and the repository's example queries and lists.
 pub fn sample_project(id_type: &str) -> Project {
+    sample_project_of(id_type, 3000)
+}
+
+/// [`sample_project`] with `customers` customers (and five orders each).
+pub fn sample_project_of(id_type: &str, customers: u64) -> Project {
     let p = Project::new();
     p.cohort(&[
         "gen",
         "--customers",
-        "3000",
+        &customers.to_string(),
         "--orders",
-        "15000",
+        &(customers * 5).to_string(),
         "--id-type",
         id_type,
         "--seed",

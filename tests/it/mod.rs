@@ -10,5 +10,6 @@ mod operators;
 mod publishing;
 mod reference;
 mod serve;
+mod serve_load;
 mod snapshots;
 mod storage;
