@@ -178,6 +178,7 @@ mod tests {
             path: StorePath::from("publish"),
             display: "memory:///publish".into(),
             root: url::Url::parse("memory:///").unwrap(),
+            local: None,
         };
         (store, location)
     }

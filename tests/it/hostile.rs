@@ -149,7 +149,10 @@ fn usage_mistakes_say_what_to_do() {
         ),
         (&["runs", AS_OF_FLAG], "unexpected argument '--as-of'"),
         (&["serve", "--listen=nowhere"], "--listen"),
-        (&["serve", "--token-file=nope.txt"], "token file 'nope.txt' does not exist"),
+        (
+            &["serve", "--token-file=nope.txt"],
+            "token file 'nope.txt' does not exist",
+        ),
     ];
     for (args, want) in cases {
         let (code, stderr) = run(args);
