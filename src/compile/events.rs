@@ -323,17 +323,7 @@ impl EventAggregate {
     /// this aggregate's filter (`CASE WHEN filter` lets one pass per table serve
     /// aggregates with different filters).
     fn expr(&self, filter: Option<Expr>) -> Result<Expr> {
-        let input = match (&self.aggregate, &self.column) {
-            (Aggregate::Count, _) | (_, None) => lit(1i64),
-            (_, Some(c)) => match &self.input {
-                Some(t) => cast(col_exact(c), t.clone()),
-                None => col_exact(c),
-            },
-        };
-        let input = match filter {
-            None => input,
-            Some(f) => when(f, input).end()?,
-        };
+        let input = self.input_value(filter)?;
         Ok(match self.aggregate {
             Aggregate::Count => count(input),
             Aggregate::CountDistinct => count_distinct(input),
@@ -341,6 +331,22 @@ impl EventAggregate {
             Aggregate::Avg => avg(input),
             Aggregate::Min | Aggregate::First => min(input),
             Aggregate::Max | Aggregate::Last => max(input),
+        })
+    }
+
+    /// What the aggregate reads of each event row: its column (cast as summed), or 1 to
+    /// count, null where `filter` does not hold.
+    fn input_value(&self, filter: Option<Expr>) -> Result<Expr> {
+        let input = match (&self.aggregate, &self.column) {
+            (Aggregate::Count, _) | (_, None) => lit(1i64),
+            (_, Some(c)) => match &self.input {
+                Some(t) => cast(col_exact(c), t.clone()),
+                None => col_exact(c),
+            },
+        };
+        Ok(match filter {
+            None => input,
+            Some(f) => when(f, input).end()?,
         })
     }
 
@@ -427,22 +433,55 @@ pub async fn attach(
                 }
             }
         }
-        let mut aggregate_exprs = Vec::with_capacity(mine.len());
-        for (i, a) in &mine {
-            let filter = a.filter.as_ref().map(|f| {
+        let filter_of = |a: &EventAggregate| {
+            a.filter.as_ref().map(|f| {
                 let (_, name) = filter_columns
                     .iter()
                     .find(|(g, _)| *g == f)
                     .expect("every filter was projected");
                 col_exact(name)
-            });
-            aggregate_exprs.push(a.expr(filter)?.alias(format!("{}_raw", alias(*i))));
+            })
+        };
+        let projected = events.clone().select(projection)?;
+        let mut aggregate_exprs = Vec::with_capacity(mine.len());
+        for (i, a) in &mine {
+            if a.aggregate == Aggregate::CountDistinct {
+                // `count(DISTINCT x) GROUP BY customer` keeps a hash set per customer
+                // (7.7 GB for 200k customers × 2M orders of a 5-value column); distinct
+                // (customer, value) pairs, then a count per customer, keep one table.
+                let key_i = format!("{key}_distinct_{i}");
+                let value = a.input_value(filter_of(a))?;
+                let per_customer = projected
+                    .clone()
+                    .select(vec![
+                        col_exact(&key).alias(&key_i),
+                        value.alias("__distinct_value"),
+                    ])?
+                    .filter(col_exact("__distinct_value").is_not_null())?
+                    .aggregate(
+                        vec![col_exact(&key_i), col_exact("__distinct_value")],
+                        vec![],
+                    )?
+                    .aggregate(
+                        vec![col_exact(&key_i)],
+                        vec![count(lit(1i64)).alias(format!("{}_raw", alias(*i)))],
+                    )?;
+                customers = customers.join(
+                    per_customer,
+                    JoinType::Left,
+                    &[customers_id],
+                    &[&key_i],
+                    None,
+                )?;
+                continue;
+            }
+            aggregate_exprs.push(a.expr(filter_of(a))?.alias(format!("{}_raw", alias(*i))));
         }
-        let per_customer = events
-            .clone()
-            .select(projection)?
-            .aggregate(vec![col_exact(&key)], aggregate_exprs)?;
-        customers = customers.join(per_customer, JoinType::Left, &[customers_id], &[&key], None)?;
+        if !aggregate_exprs.is_empty() {
+            let per_customer = projected.aggregate(vec![col_exact(&key)], aggregate_exprs)?;
+            customers =
+                customers.join(per_customer, JoinType::Left, &[customers_id], &[&key], None)?;
+        }
         for (i, a) in &mine {
             let raw = col_exact(&format!("{}_raw", alias(*i)));
             let value = match a.when_empty()? {
