@@ -313,3 +313,211 @@ fn a_fault_at_any_request_of_a_publish_or_a_load_is_retried_or_fails_cleanly() {
         assert!(out.stderr.contains("s3://faults/snap"), "{}", out.stderr);
     }
 }
+
+/// The same faults one level down, on local disk: an `ObjectStore` wrapper that fails its
+/// `n`th call of any kind (put, get, head, list, delete) from then on. Local disk has no
+/// transient faults to retry; a permanent one must fail the publish or the load clearly,
+/// leave `LATEST` unchanged and nothing half-visible.
+#[derive(Debug)]
+struct FailingStore {
+    inner: Arc<dyn object_store::ObjectStore>,
+    calls: AtomicUsize,
+    fail_from: usize,
+    log: Mutex<Vec<String>>,
+}
+
+impl FailingStore {
+    fn call(&self, what: String) -> object_store::Result<()> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        self.log.lock().unwrap().push(what.clone());
+        if n >= self.fail_from {
+            return Err(object_store::Error::Generic {
+                store: "failing",
+                source: format!("injected fault at call {n}: {what}").into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for FailingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FailingStore({})", self.inner)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for FailingStore {
+    async fn put_opts(
+        &self,
+        location: &StorePath,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.call(format!("put {location}"))?;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &StorePath,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.call(format!("put multipart {location}"))?;
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(
+        &self,
+        location: &StorePath,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.call(format!("get {location}"))?;
+        self.inner.get_opts(location, options).await
+    }
+
+    fn delete_stream(
+        &self,
+        locations: futures::stream::BoxStream<'static, object_store::Result<StorePath>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<StorePath>> {
+        if let Err(e) = self.call("delete".into()) {
+            return Box::pin(futures::stream::once(async move { Err(e) }));
+        }
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        if let Err(e) = self.call(format!("list {prefix:?}")) {
+            return Box::pin(futures::stream::once(async move { Err(e) }));
+        }
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&StorePath>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.call(format!("list/ {prefix:?}"))?;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(
+        &self,
+        from: &StorePath,
+        to: &StorePath,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.call(format!("copy {from}"))?;
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// A publish location on local disk through a `FailingStore` that fails from call `n` on.
+fn failing_location(
+    dir: &std::path::Path,
+    fail_from: usize,
+) -> (cohort::storage::Location, Arc<FailingStore>) {
+    let store = Arc::new(FailingStore {
+        inner: Arc::new(object_store::local::LocalFileSystem::new()),
+        calls: AtomicUsize::new(0),
+        fail_from,
+        log: Mutex::new(Vec::new()),
+    });
+    let plain = cohort::storage::resolve(&dir.display().to_string()).unwrap();
+    let location = cohort::storage::Location {
+        store: store.clone(),
+        local: None, // every write through the store, so every write can fail
+        ..plain
+    };
+    (location, store)
+}
+
+fn publish_through(
+    location: &cohort::storage::Location,
+    members: &[u32],
+    day: u32,
+) -> cohort::Result<String> {
+    use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
+    use cohort::snapshot::writer::{publish, Bits, EncodedIds, Promote, PublishedGroup};
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: String::new(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+        as_of: format!("2026-11-{day:02}T00:00:00Z"),
+        tool_version: "test".into(),
+        sources: Vec::new(),
+        customers: 100,
+        null_ids: 0,
+        id_column: "customer_id".into(),
+        id_type: "int64".into(),
+        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
+        warnings: Vec::new(),
+        groups: Vec::new(),
+    };
+    let groups = vec![PublishedGroup {
+        id: "g".into(),
+        name: "g".into(),
+        definition_hash: "sha256:test".into(),
+        bits: Bits::Bitmap(members.iter().copied().collect()),
+        carried: None,
+    }];
+    let ids = EncodedIds::new("customer_id", None, None)?;
+    let published =
+        runtime().block_on(publish(location, manifest, &groups, &ids, Promote::Auto))?;
+    Ok(published.manifest.run_id)
+}
+
+#[test]
+fn a_permanent_fault_at_any_call_of_a_local_publish_or_load_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let publish_dir = dir.path().join("snap");
+    let (clean, _) = failing_location(&publish_dir, usize::MAX);
+    let first = publish_through(&clean, &[1, 2, 3], 1).unwrap();
+    // Count the calls of an undisturbed publish, then fail each one in turn.
+    let (counting, store) = failing_location(&publish_dir, usize::MAX);
+    publish_through(&counting, &[4, 5], 2).unwrap();
+    let calls = store.log.lock().unwrap().clone();
+    assert!(calls.len() >= 5, "{calls:?}");
+    let latest = || std::fs::read_to_string(publish_dir.join("LATEST")).unwrap();
+    for (n, call) in calls.iter().enumerate() {
+        let before = latest();
+        let (failing, _) = failing_location(&publish_dir, n);
+        let result = publish_through(&failing, &[6, 7, 8 + n as u32], 3 + n as u32);
+        let after = latest();
+        match result {
+            // Past the write of LATEST only the check afterwards can fail: a warning.
+            Ok(run) => assert_eq!(after.trim(), run, "call {n} ({call})"),
+            Err(e) => {
+                assert_eq!(
+                    after, before,
+                    "a publish failing at call {n} ({call}) moved LATEST"
+                );
+                assert!(e.to_string().contains("injected fault"), "{e}");
+            }
+        }
+        // Whatever happened, LATEST names a complete run that loads.
+        let url = publish_dir.display().to_string();
+        runtime()
+            .block_on(cohort::Snapshot::open(&url))
+            .unwrap_or_else(|e| {
+                panic!("after a fault at call {n} ({call}), LATEST does not load: {e}")
+            });
+    }
+    // Loads: a fault at any call is an error, never a panic or a half-loaded run.
+    let (counting, store) = failing_location(&publish_dir, usize::MAX);
+    runtime()
+        .block_on(cohort::Snapshot::open_in(&counting))
+        .unwrap();
+    let loads = store.log.lock().unwrap().len();
+    for n in 0..loads {
+        let (failing, _) = failing_location(&publish_dir, n);
+        let e = runtime()
+            .block_on(cohort::Snapshot::open_in(&failing))
+            .unwrap_err();
+        assert!(e.to_string().contains("injected fault"), "call {n}: {e}");
+    }
+    let _ = first;
+}
