@@ -363,7 +363,7 @@ fn temporal(
                         format!(
                             "value {v} for '{attribute}' is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"
                         ),
-                        None,
+                        Some("dates between 1677-09-22 and 2262-04-11 can be compared".into()),
                     )
                 })
             })
