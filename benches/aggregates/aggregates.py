@@ -85,6 +85,7 @@ DUCKDB = """
 import duckdb, sys
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
+con.execute("SET enable_progress_bar = false")
 n = con.execute('''
   WITH o AS (
     SELECT customer_id, {aggregate} AS v FROM read_parquet('{orders}')
@@ -135,7 +136,7 @@ def main():
             condition=where.format(as_of=AS_OF), as_of=AS_OF,
         )
         out, d_wall, _, d_rss = measured([sys.executable, "-c", script])
-        theirs = int(out.strip())
+        theirs = int(out.strip().splitlines()[-1])
         if theirs != members:
             sys.exit(f"{kind}: cohort {members} members, duckdb {theirs}")
         print(f"| {kind} | {members:,} | {c_wall:.2f} | {c_cpu:.2f} | {c_rss:.0f} | "
