@@ -249,3 +249,97 @@ conditions = [
     }
     assert!(!p.path("snapshots").exists());
 }
+
+/// `count_distinct` has two plans: a bit per value for columns of few distinct values (at
+/// most 63), distinct (customer, value) pairs otherwise. Both count the same, with a
+/// `where` filter, nulls ignored and customers without events at 0.
+#[test]
+fn count_distinct_counts_alike_over_few_and_many_distinct_values() {
+    let p = Project::new();
+    let customers = RecordBatch::try_from_iter(vec![(
+        "customer_id",
+        Arc::new(Int64Array::from(vec![1, 2, 3, 4])) as ArrayRef,
+    )])
+    .unwrap();
+    p.write_parquet("customers.parquet", &customers);
+    // Customer 1: 100 orders, 100 distinct skus, 3 categories; customer 2: 2 orders of one
+    // sku (and a null sku); customer 3: one order; customer 4: none.
+    let mut ids = vec![1i64; 100];
+    let mut skus: Vec<Option<i64>> = (0..100).map(Some).collect();
+    let mut categories: Vec<Option<&str>> =
+        (0..100).map(|i| Some(["a", "b", "c"][i % 3])).collect();
+    ids.extend([2, 2, 2, 3]);
+    skus.extend([Some(7), Some(7), None, Some(1)]);
+    categories.extend([Some("a"), None, Some("b"), Some("a")]);
+    let times = vec![as_of_us() - DAY_US; ids.len()];
+    let orders = RecordBatch::try_from_iter(vec![
+        ("customer_id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        (
+            "ordered_at",
+            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")) as ArrayRef,
+        ),
+        ("sku", Arc::new(Int64Array::from(skus)) as ArrayRef),
+        (
+            "category",
+            Arc::new(StringArray::from(categories)) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    p.write_parquet("orders.parquet", &orders);
+    let cases: &[(&str, serde_json::Value, &[i64])] = &[
+        (
+            "skus_many",
+            json!({"column": "sku", "op": ">=", "value": 2}),
+            &[1],
+        ),
+        (
+            "skus_one",
+            json!({"column": "sku", "op": "=", "value": 1}),
+            &[2, 3],
+        ),
+        (
+            "skus_none",
+            json!({"column": "sku", "op": "=", "value": 0}),
+            &[4],
+        ),
+        (
+            "cats_three",
+            json!({"column": "category", "op": "=", "value": 3}),
+            &[1],
+        ),
+        (
+            "cats_one",
+            json!({"column": "category", "op": "=", "value": 1}),
+            &[3],
+        ),
+        (
+            "cats_two",
+            json!({"column": "category", "op": "=", "value": 2}),
+            &[2],
+        ),
+        (
+            "skus_where",
+            json!({"column": "sku", "where": [{"attribute": "category", "op": "=", "value": "a"}], "op": "=", "value": 34}),
+            &[1],
+        ),
+        (
+            "cats_where",
+            json!({"column": "category", "where": [{"attribute": "sku", "op": "<", "value": 3}], "op": "=", "value": 3}),
+            &[1],
+        ),
+    ];
+    for (name, condition, _) in cases {
+        let mut condition = condition.clone();
+        condition["events"] = json!("orders");
+        condition["aggregate"] = json!("count_distinct");
+        p.write(
+            &format!("queries/{name}.json"),
+            &json!({"include": [{"conditions": [condition]}]}).to_string(),
+        );
+    }
+    let members = runtime().block_on(p.members()).unwrap();
+    for (name, _, want) in cases {
+        let got = &members.iter().find(|(g, _)| g == name).unwrap().1;
+        assert_eq!(got, &int_ids(want), "{name}");
+    }
+}
