@@ -62,13 +62,7 @@ impl Snapshot {
     /// [`Snapshot::open_run`] on a publish location already resolved.
     pub async fn open_run_in(publish: &Location, run_id: &str) -> Result<Snapshot> {
         let run = publish.join(&format!("runs/{run_id}"));
-        let manifest_bytes = run
-            .join("manifest.json")
-            .read_if_exists()
-            .await?
-            .ok_or_else(|| {
-                Error::snapshot(&run.display, format!("run '{run_id}' has no manifest.json"))
-            })?;
+        let manifest_bytes = manifest_bytes(&run, run_id).await?;
         load(&run, run_id, &manifest_bytes).await
     }
 
@@ -227,15 +221,19 @@ pub async fn latest_manifest(publish: &Location) -> Result<Option<(String, Manif
         Err(e) => return Err(e),
     };
     let run = publish.join(&format!("runs/{run_id}"));
-    let bytes = run
-        .join("manifest.json")
+    let bytes = manifest_bytes(&run, &run_id).await?;
+    let manifest = parse_manifest(&run_id, &bytes).map_err(|e| Error::snapshot(&run.display, e))?;
+    Ok(Some((run_id, manifest)))
+}
+
+/// A run's `manifest.json`; a run without one is an error naming it.
+async fn manifest_bytes(run: &Location, run_id: &str) -> Result<Bytes> {
+    run.join(super::writer::MANIFEST_FILE)
         .read_if_exists()
         .await?
         .ok_or_else(|| {
             Error::snapshot(&run.display, format!("run '{run_id}' has no manifest.json"))
-        })?;
-    let manifest = parse_manifest(&run_id, &bytes).map_err(|e| Error::snapshot(&run.display, e))?;
-    Ok(Some((run_id, manifest)))
+        })
 }
 
 /// One group's portable bytes from a published run, range-read and checked against the
