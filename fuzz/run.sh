@@ -9,7 +9,7 @@ seconds="${1:-60}"
 export RUSTC_BOOTSTRAP=1
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/cohort-target}"
 targets=$(cargo fuzz list)
-cargo fuzz build --sanitizer none $targets >/dev/null 2>&1 || cargo fuzz build --sanitizer none
+cargo fuzz build --sanitizer none
 for target in $targets; do
     mkdir -p "corpus/$target"
     log="$(mktemp)"
