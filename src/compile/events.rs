@@ -409,7 +409,8 @@ async fn few_distinct_values(
             values.push(ScalarValue::try_from_array(batch.column(0), row)?);
         }
     }
-    if values.len() > MASK_VALUES {
+    // (No values at all: a CASE without a branch has no type; the pairs plan counts 0.)
+    if values.is_empty() || values.len() > MASK_VALUES {
         return Ok(None);
     }
     // Sorted, so the plan is the same whatever order the distinct values arrived in.

@@ -6,6 +6,7 @@ pub mod index;
 pub mod manifest;
 pub mod memory;
 pub mod perfect_hash;
+pub mod portable;
 pub mod reader;
 pub mod writer;
 

@@ -272,6 +272,7 @@ fn count_distinct_counts_alike_over_few_and_many_distinct_values() {
     skus.extend([Some(7), Some(7), None, Some(1)]);
     categories.extend([Some("a"), None, Some("b"), Some("a")]);
     let times = vec![as_of_us() - DAY_US; ids.len()];
+    let notes: Vec<Option<&str>> = vec![None; ids.len()];
     let orders = RecordBatch::try_from_iter(vec![
         ("customer_id", Arc::new(Int64Array::from(ids)) as ArrayRef),
         (
@@ -283,6 +284,7 @@ fn count_distinct_counts_alike_over_few_and_many_distinct_values() {
             "category",
             Arc::new(StringArray::from(categories)) as ArrayRef,
         ),
+        ("note", Arc::new(StringArray::from(notes)) as ArrayRef),
     ])
     .unwrap();
     p.write_parquet("orders.parquet", &orders);
@@ -316,6 +318,13 @@ fn count_distinct_counts_alike_over_few_and_many_distinct_values() {
             "cats_two",
             json!({"column": "category", "op": "=", "value": 2}),
             &[2],
+        ),
+        // Regression: a column without any value made a CASE with no branch (a planning
+        // error), found by the differential proptest.
+        (
+            "notes_all_null",
+            json!({"column": "note", "op": "=", "value": 0}),
+            &[1, 2, 3, 4],
         ),
         (
             "skus_where",
