@@ -1,0 +1,110 @@
+//! Definition problems: what is wrong, where it was written, and "did you mean".
+
+use std::fmt;
+
+/// Where something was written: file, line (TOML only), and its path inside the group.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Location {
+    /// The definition file.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The group id.
+    pub group: String,
+    /// e.g. `include[0].conditions[1]`.
+    pub path: String,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ", {}", self.path)?;
+        }
+        Ok(())
+    }
+}
+
+/// Error or lint warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// Refuses the run (exit 2).
+    Error,
+    /// Reported, exit 0.
+    Warning,
+}
+
+/// A definition problem: what is wrong, where, and a hint when there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// Lowercase, quoting the input: `unknown attribute 'agee'`.
+    pub message: String,
+    /// Where.
+    pub at: Location,
+    /// e.g. `did you mean 'age'?`
+    pub hint: Option<String>,
+}
+
+impl Problem {
+    /// An error at a location.
+    pub fn error(at: &Location, message: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Error,
+            message: message.into(),
+            at: at.clone(),
+            hint: None,
+        }
+    }
+
+    /// A lint warning at a location.
+    pub fn warning(at: &Location, message: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Warning,
+            ..Problem::error(at, message)
+        }
+    }
+
+    /// Adds a hint.
+    pub fn with_hint(mut self, hint: Option<String>) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// Whether this problem refuses the run.
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.message)?;
+        if !self.at.group.is_empty() {
+            write!(f, " in group '{}'", self.at.group)?;
+        }
+        write!(f, " ({})", self.at)?;
+        if let Some(hint) = &self.hint {
+            write!(f, "; {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The closest candidate to `word`, formatted as a hint, if any is close enough.
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    let word_lower = word.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(&word_lower, &c.to_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!("did you mean '{c}'?"))
+}

@@ -1,0 +1,304 @@
+//! Typing a condition's shape (which keys, how many values), once, into the model.
+
+use super::raw::RawClause;
+use super::*;
+
+pub(super) fn type_clauses(
+    clauses: Vec<RawClause<(RawCondition, Option<usize>)>>,
+    kind: &str,
+    file_at: &Location,
+    problems: &mut Vec<Problem>,
+) -> Vec<Clause> {
+    let mut typed = Vec::new();
+    for (i, clause) in clauses.into_iter().enumerate() {
+        let clause_at = Location {
+            path: format!("{kind}[{i}]"),
+            line: clause.conditions.first().and_then(|c| c.1),
+            ..file_at.clone()
+        };
+        let mode = match clause.mode.as_deref().map(|m| m.trim().to_lowercase()) {
+            None => Match::All,
+            Some(m) if m == "all" => Match::All,
+            Some(m) if m == "any" => Match::Any,
+            Some(m) => {
+                problems.push(Problem::error(
+                    &clause_at,
+                    format!("invalid match '{m}': expected 'all' or 'any'"),
+                ));
+                Match::All
+            }
+        };
+        let mut conditions = Vec::new();
+        for (j, (raw, line)) in clause.conditions.into_iter().enumerate() {
+            let at = Location {
+                line,
+                path: format!("{kind}[{i}].conditions[{j}]"),
+                ..file_at.clone()
+            };
+            match type_condition(raw, &at) {
+                Ok(spec) => conditions.push(Condition { spec, at }),
+                Err(p) => problems.push(*p),
+            }
+        }
+        typed.push(Clause {
+            mode,
+            conditions,
+            at: clause_at,
+        });
+    }
+    typed
+}
+
+/// A value no condition can mean: a float that is not a number (`nan`, `inf`), or text
+/// with control characters (invisible in every message and table that would show it).
+fn hostile_value(raw: &RawCondition) -> Option<String> {
+    let literals = raw
+        .value
+        .iter()
+        .chain(raw.values.iter().flatten())
+        .chain(raw.before.iter())
+        .chain(raw.after.iter());
+    let texts = [
+        &raw.attribute,
+        &raw.op,
+        &raw.sql,
+        &raw.events,
+        &raw.aggregate,
+        &raw.column,
+        &raw.within_last,
+    ]
+    .into_iter()
+    .flatten();
+    for literal in literals {
+        match literal {
+            Literal::Float(x) if !x.is_finite() => {
+                return Some(format!(
+                    "value {x} is not a number a condition can compare with"
+                ))
+            }
+            Literal::Str(s) => {
+                if let Some(c) = s.chars().find(|c| c.is_control()) {
+                    return Some(format!(
+                        "value {s:?} contains the control character U+{:04X}",
+                        c as u32
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    for text in texts {
+        if let Some(c) = text
+            .chars()
+            .find(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+        {
+            return Some(format!(
+                "{text:?} contains the control character U+{:04X}",
+                c as u32
+            ));
+        }
+    }
+    None
+}
+
+/// Types a condition's shape (which keys, how many values); schema checks come later.
+pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec, Box<Problem>> {
+    let err = |msg: String| Box::new(Problem::error(at, msg));
+    if let Some(problem) = hostile_value(&raw) {
+        return Err(err(problem));
+    }
+    if raw.events.is_some() {
+        return type_event_condition(raw, at).map(|e| ConditionSpec::Events(Box::new(e)));
+    }
+    let event_only = [
+        ("aggregate", raw.aggregate.is_some()),
+        ("column", raw.column.is_some()),
+        ("within_last", raw.within_last.is_some()),
+        ("before", raw.before.is_some()),
+        ("after", raw.after.is_some()),
+        ("where", raw.where_.is_some()),
+    ];
+    if let Some((key, _)) = event_only.iter().find(|(_, given)| *given) {
+        return Err(err(format!(
+            "'{key}' belongs to behavioural conditions; add 'events = \"<table>\"'"
+        )));
+    }
+    if let Some(sql) = raw.sql {
+        if raw.attribute.is_some()
+            || raw.op.is_some()
+            || raw.value.is_some()
+            || raw.values.is_some()
+        {
+            return Err(err(
+                "a 'sql' condition takes no attribute, op or value".into()
+            ));
+        }
+        return Ok(ConditionSpec::Sql(sql));
+    }
+    let Some(op_text) = raw.op else {
+        return Err(err("condition has no 'op'".into()));
+    };
+    let Some(op) = Op::parse(&op_text) else {
+        let problem = Problem::error(at, format!("unknown operator '{op_text}'"));
+        return Err(Box::new(
+            problem.with_hint(did_you_mean(&op_text, Op::all_spellings())),
+        ));
+    };
+    let values = match (raw.value, raw.values) {
+        (Some(_), Some(_)) => return Err(err("give either 'value' or 'values', not both".into())),
+        (Some(v), None) => vec![v],
+        (None, Some(vs)) => vs,
+        (None, None) => Vec::new(),
+    };
+    if matches!(op, Op::InGroup | Op::NotInGroup) {
+        return match values.as_slice() {
+            [Literal::Str(group)] => Ok(ConditionSpec::GroupRef {
+                group: group.clone(),
+                negated: op == Op::NotInGroup,
+            }),
+            _ => Err(err(format!(
+                "'{op}' takes one group id as a string 'value'"
+            ))),
+        };
+    }
+    let Some(attribute) = raw.attribute else {
+        return Err(err(format!("condition with op '{op}' has no 'attribute'")));
+    };
+    let arity_ok = match op.arity() {
+        Arity::None => values.is_empty(),
+        Arity::One => values.len() == 1,
+        Arity::Two => values.len() == 2,
+        Arity::List => true,
+    };
+    if !arity_ok {
+        let wanted = match op.arity() {
+            Arity::None => "no value",
+            Arity::One => "exactly one value",
+            Arity::Two => "two values [low, high]",
+            Arity::List => "a list of values",
+        };
+        return Err(err(format!(
+            "'{attribute} {op}' takes {wanted}, got {}",
+            values.len()
+        )));
+    }
+    let ignore_case = raw.ignore_case.unwrap_or(false);
+    if ignore_case && !op.accepts_ignore_case() {
+        return Err(err(format!("ignore_case does not apply to '{op}'")));
+    }
+    Ok(ConditionSpec::Attribute(AttributeCondition {
+        attribute,
+        op,
+        values,
+        ignore_case,
+    }))
+}
+
+/// Types `{ events = ..., aggregate = ..., ... }`; tables and columns are checked in
+/// `compile`, against the event tables' schemas.
+fn type_event_condition(raw: RawCondition, at: &Location) -> Result<EventCondition, Box<Problem>> {
+    let err = |msg: String| Box::new(Problem::error(at, msg));
+    let table = raw.events.clone().unwrap_or_default();
+    if raw.attribute.is_some() || raw.sql.is_some() {
+        return Err(err(format!(
+            "a condition on events '{table}' takes no 'attribute' or 'sql'; aggregate a 'column' instead"
+        )));
+    }
+    let Some(aggregate_text) = raw.aggregate.as_deref() else {
+        return Err(Box::new(
+            Problem::error(
+                at,
+                format!("condition on events '{table}' has no 'aggregate'"),
+            )
+            .with_hint(Some("add e.g. aggregate = \"count\"".into())),
+        ));
+    };
+    let Some(aggregate) = Aggregate::parse(aggregate_text) else {
+        return Err(Box::new(
+            Problem::error(at, format!("unknown aggregate '{aggregate_text}'")).with_hint(
+                did_you_mean(aggregate_text, Aggregate::ALL.iter().map(|(_, n)| *n)),
+            ),
+        ));
+    };
+    if aggregate.needs_column() && raw.column.is_none() {
+        return Err(err(format!(
+            "aggregate '{aggregate}' on events '{table}' needs a 'column'"
+        )));
+    }
+    if aggregate == Aggregate::Count && raw.column.is_some() {
+        return Err(Box::new(
+            Problem::error(
+                at,
+                "aggregate 'count' counts events and takes no 'column'".to_string(),
+            )
+            .with_hint(Some("use 'count_distinct' to count distinct values".into())),
+        ));
+    }
+    if let Some(window) = &raw.within_last {
+        if crate::compile::attribute::parse_window(window).is_none() {
+            return Err(Box::new(
+                Problem::error(at, format!("bad window within_last = '{window}'")).with_hint(Some(
+                    "write a whole number followed by h, d or w, e.g. '90d'".into(),
+                )),
+            ));
+        }
+    }
+    for (key, bound) in [("before", &raw.before), ("after", &raw.after)] {
+        if let Some(value) = bound {
+            if crate::compile::attribute::parse_instant(value).is_none() {
+                return Err(Box::new(
+                    Problem::error(at, format!("bad {key} = {value}: not a date or timestamp"))
+                        .with_hint(Some("write e.g. 2026-01-31 or 2026-01-31T12:00:00Z".into())),
+                ));
+            }
+        }
+    }
+    let mut filters = Vec::new();
+    for (i, condition) in raw
+        .where_
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+    {
+        let mut filter_at = at.clone();
+        filter_at.path = format!("{}.where[{i}]", at.path);
+        match type_condition(condition, &filter_at)? {
+            ConditionSpec::Attribute(a) => filters.push(a),
+            other => {
+                return Err(Box::new(Problem::error(
+                    &filter_at,
+                    format!(
+                        "'where' of events '{table}' takes attribute conditions only, not {other}"
+                    ),
+                )))
+            }
+        }
+    }
+    let comparison = type_condition(
+        RawCondition {
+            attribute: Some(aggregate.name().to_string()),
+            op: raw.op,
+            value: raw.value,
+            values: raw.values,
+            ignore_case: raw.ignore_case,
+            ..Default::default()
+        },
+        at,
+    )?;
+    let ConditionSpec::Attribute(comparison) = comparison else {
+        return Err(err(format!(
+            "compare the aggregate with an operator such as '>=', not {comparison}"
+        )));
+    };
+    Ok(EventCondition {
+        table,
+        aggregate,
+        column: raw.column,
+        filters,
+        within_last: raw.within_last,
+        before: raw.before,
+        after: raw.after,
+        comparison,
+    })
+}
