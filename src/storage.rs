@@ -123,9 +123,8 @@ impl Location {
     }
 
     /// Deletes every object below this location, `first` before the others (so a reader
-    /// or a crash never sees it without them); on local disk the folder goes too, with any
-    /// temp files a killed writer left. Returns whether anything was there. A folder that a
-    /// writer is filling at the same time is left to it (`Ok(false)`).
+    /// or a crash never sees it without them). Returns whether anything was there. (Local
+    /// folders are removed whole through [`Location::set_aside`] instead.)
     pub async fn delete_all(&self, first: &str) -> Result<bool> {
         use futures::TryStreamExt;
         let first = self.join(first);
@@ -134,17 +133,6 @@ impl Location {
             Err(object_store::Error::NotFound { .. }) => false,
             Err(e) => return Err(Error::storage(&first.display, e)),
         };
-        if let Some(dir) = self.local.clone() {
-            return match std::fs::remove_dir_all(&dir) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(had_first),
-                Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
-                    tracing::warn!(folder = %dir.display(), "not deleted: something is writing into it");
-                    Ok(false)
-                }
-                Err(e) => Err(Error::io(dir.display(), e)),
-            };
-        }
         let objects: Vec<_> = self
             .store
             .list(Some(&self.path))

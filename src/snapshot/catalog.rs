@@ -167,6 +167,8 @@ pub async fn gc(publish: &Location, policy: GcPolicy) -> Result<GcReport> {
                     true
                 }
             }
+            // Gone already: someone else deleted it.
+            None if folder.local.is_some() => false,
             // An object store: the manifest first, then the rest.
             None => folder.delete_all(MANIFEST_FILE).await?,
         };
