@@ -8,10 +8,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cohort::bitmap::IdMapping;
+use cohort::ids::IdMapping;
 use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
 use cohort::snapshot::writer::{publish, Bits, EncodedIds, Promote, PublishedGroup};
-use cohort::{storage, Snapshot};
+use cohort::Snapshot;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use datafusion::arrow::array::{ArrayRef, StringArray};
 use rand::{Rng, RngCore, SeedableRng};
@@ -94,7 +94,7 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime
         .block_on(publish(
-            &storage::resolve(&url).unwrap(),
+            &cohort::snapshot::location::resolve(&url).unwrap(),
             manifest,
             &groups,
             &ids,

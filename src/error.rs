@@ -28,16 +28,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// An object store (local disk, S3, GCS, Azure) request failed.
-    #[error("storage error at '{url}': {hint}{source}")]
-    Storage {
-        /// The URL being accessed.
-        url: String,
-        /// What to do about it, when the cause is known (ends with ": ").
-        hint: String,
-        /// The underlying error.
-        source: object_store::Error,
-    },
+    /// Reading, writing or looking up a snapshot, or an object store request, failed.
+    #[error(transparent)]
+    Snapshot(#[from] cohort_snapshot::Error),
 
     /// The query engine failed (bad Parquet, type mismatch at run time, ...).
     #[error("query engine: {0}")]
@@ -46,15 +39,6 @@ pub enum Error {
     /// The data violates a contract: duplicate customer ids, unsupported id column, ...
     #[error("{0}")]
     Data(String),
-
-    /// A published snapshot is missing, corrupt, truncated or foreign.
-    #[error("invalid snapshot at '{url}': {reason}")]
-    Snapshot {
-        /// Where the snapshot (or the file inside it) lives.
-        url: String,
-        /// What check failed.
-        reason: String,
-    },
 
     /// Something the caller asked for does not exist (unknown group in a snapshot, ...).
     #[error("{0}")]
@@ -66,11 +50,13 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Definitions(_) | Error::Usage(_) | Error::NotFound(_) => 2,
+            Error::Snapshot(e) if e.is_usage() => 2,
             _ => 1,
         }
     }
 
-    pub(crate) fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
+    /// A local file at `path` could not be read or written.
+    pub fn io(path: impl fmt::Display, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_string(),
             source,
@@ -78,29 +64,7 @@ impl Error {
     }
 
     pub(crate) fn storage(url: impl fmt::Display, source: object_store::Error) -> Self {
-        let url = url.to_string();
-        // Without credentials in the environment the S3 client asks the instance-metadata
-        // endpoint, and its refusal (a 403, or no answer) says nothing useful off EC2.
-        let text = source.to_string();
-        let no_credentials = url.starts_with("s3")
-            && ["169.254.169.254", "latest/api/token", "meta-data/iam"]
-                .iter()
-                .any(|imds| text.contains(imds));
-        let hint = if no_credentials {
-            "no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or \
-             AWS_PROFILE / a web identity token, or run where instance metadata provides them): "
-                .to_string()
-        } else {
-            String::new()
-        };
-        Error::Storage { url, hint, source }
-    }
-
-    pub(crate) fn snapshot(url: impl fmt::Display, reason: impl fmt::Display) -> Self {
-        Error::Snapshot {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        }
+        Error::Snapshot(cohort_snapshot::Error::storage(url, source))
     }
 }
 

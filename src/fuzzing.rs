@@ -25,7 +25,7 @@ pub fn portable_bitmap(data: &[u8]) {
 
 /// `ids.phf`.
 pub fn ids_phf(data: &[u8]) {
-    if let Ok(hash) = crate::snapshot::perfect_hash::PerfectHash::from_bytes(data) {
+    if let Ok(hash) = crate::ids::perfect_hash::PerfectHash::from_bytes(data) {
         for key in [&b"C1"[..], b"", &data[..data.len().min(16)]] {
             assert!(hash.row(key) < hash.keys(), "every key lands on a row");
         }
@@ -42,11 +42,9 @@ pub fn id_dictionary(data: &[u8]) {
     let split = data.first().map_or(0, |b| *b as usize).min(data.len());
     let (hash, dictionary) = data.split_at(split);
     let dictionary = Bytes::copy_from_slice(dictionary);
-    let _ = crate::snapshot::dictionary::Dictionary::read(dictionary.clone(), None);
-    let _ = crate::snapshot::dictionary::Dictionary::read(
-        dictionary,
-        Some(Bytes::copy_from_slice(hash)),
-    );
+    let _ = crate::ids::dictionary::Dictionary::read(dictionary.clone(), None);
+    let _ =
+        crate::ids::dictionary::Dictionary::read(dictionary, Some(Bytes::copy_from_slice(hash)));
 }
 
 /// A group definition in TOML.
@@ -70,7 +68,7 @@ fn definition(data: &[u8], name: &str) {
 /// A time window.
 pub fn window(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Some(nanos) = crate::compile::attribute::parse_window(text) {
+        if let Some(nanos) = crate::definition::Window::parse(text).map(|w| w.nanos()) {
             assert!((0..=i64::MAX as i128).contains(&nanos));
         }
     }

@@ -2,25 +2,25 @@
 //! verified snapshots with constant-time membership lookups.
 //!
 //! The modules follow the pipeline: [`definition`] → [`compile`] → [`evaluate`] →
-//! [`bitmap`] → [`snapshot`] → [`serve`]; [`pipeline`] runs the stages in order, [`cli`] is the
-//! command line.
+//! [`bitmap`] → [`snapshot`] (the `cohort-snapshot` crate, with [`ids`] on its ground
+//! floor) → [`serve`]. [`Pipeline`] is the front door: it takes the world (object stores,
+//! clock, progress, engine) as arguments and runs the stages in order. The command line is
+//! the binary's, over this library.
 #![warn(missing_debug_implementations)]
+#![deny(unsafe_code)]
 
 pub mod bitmap;
-pub mod cli;
 pub mod compile;
-pub mod config;
 pub mod definition;
 mod error;
 pub mod evaluate;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod gen;
-pub mod ids;
 pub mod pipeline;
+pub mod progress;
 pub mod serve;
-pub mod snapshot;
-pub mod storage;
 
+pub use cohort_snapshot::{self as snapshot, ids, Snapshot, Stores};
 pub use error::{Error, Result};
-pub use snapshot::Snapshot;
+pub use evaluate::Engine;
+pub use pipeline::Pipeline;

@@ -1,5 +1,7 @@
 //! The `cohort` binary: parse flags, run, print the error, map it to an exit code.
 
+mod cli;
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -11,7 +13,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let cli = cohort::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

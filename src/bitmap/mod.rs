@@ -1,6 +1,4 @@
-//! Bitmap stage: group algebra over scan positions, and the id mapping used to publish.
+//! Bitmap stage: group algebra over scan positions (the id mapping used to publish is on
+//! the ground floor, `cohort_snapshot::ids`).
 
 pub mod algebra;
-pub mod ids;
-
-pub use ids::IdMapping;

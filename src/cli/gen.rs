@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::gen::{self, GenOptions, IdType};
-use crate::{Error, Result};
+use super::synthetic::{self as gen, GenOptions, IdType};
+use cohort::{Error, Result};
 
 #[derive(Debug, Args)]
 pub struct GenArgs {

@@ -3,11 +3,12 @@
 use clap::Args;
 use serde_json::json;
 
+use cohort::snapshot::Snapshot;
+use cohort::Result;
+
+use super::config::Project;
 use super::output;
 use super::Format;
-use crate::config::Settings;
-use crate::snapshot::Snapshot;
-use crate::Result;
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
@@ -29,8 +30,8 @@ pub struct GroupsOfArgs {
     format: Format,
 }
 
-pub async fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
-    let snapshot = Snapshot::open(&settings.publish).await?;
+pub async fn check(project: &Project, args: CheckArgs) -> Result<()> {
+    let snapshot = Snapshot::open_at(&project.publish()?).await?;
     let member = snapshot.contains(&args.group, &args.customer_id)?;
     match args.format {
         Format::Json => output::print_json(&json!({
@@ -50,8 +51,8 @@ pub async fn check(settings: &Settings, args: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn groups_of(settings: &Settings, args: GroupsOfArgs) -> Result<()> {
-    let snapshot = Snapshot::open(&settings.publish).await?;
+pub async fn groups_of(project: &Project, args: GroupsOfArgs) -> Result<()> {
+    let snapshot = Snapshot::open_at(&project.publish()?).await?;
     let groups = snapshot.groups_of(&args.customer_id);
     match args.format {
         Format::Json => output::print_json(&json!({

@@ -1,6 +1,7 @@
 //! The `cohort` command line: clap definitions (plain data) and dispatch to one file per
 //! subcommand. Nothing below this module sees a raw flag.
 
+mod config;
 mod explain;
 mod export;
 mod gen;
@@ -10,14 +11,12 @@ mod run;
 mod runs;
 mod serve;
 mod size;
+mod synthetic;
 mod validate;
 
-use std::path::PathBuf;
-
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use crate::config::{Overrides, Settings};
-use crate::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use cohort::Result;
+use config::{ConfigArg, Project, PublishArg, SourceArgs};
 
 /// Columnar batch segmentation: group definitions → DataFusion → roaring bitmaps → snapshots.
 #[derive(Debug, Parser)]
@@ -25,42 +24,6 @@ use crate::Result;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-/// `--config`, which every project command takes.
-#[derive(Debug, Args)]
-struct ConfigArg {
-    /// Project config file [default: ./cohort.toml if present]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-}
-
-/// Where the data and the definitions are: the commands that read them.
-#[derive(Debug, Args)]
-struct SourceArgs {
-    /// Customers table: a Parquet file or folder/prefix (path, file://, s3://, gs://, az://)
-    #[arg(long, value_name = "URL")]
-    customers: Option<String>,
-    /// Customer id column [default: customer_id]
-    #[arg(long, value_name = "NAME")]
-    id_column: Option<String>,
-    /// An event table, as name=url (repeatable)
-    #[arg(long, value_name = "NAME=URL")]
-    events: Vec<String>,
-    /// Group definitions folder [default: queries]
-    #[arg(long, value_name = "DIR")]
-    queries: Option<PathBuf>,
-    /// Evaluation time, RFC 3339 [default: now, UTC]
-    #[arg(long, value_name = "RFC3339")]
-    as_of: Option<String>,
-}
-
-/// Where runs are published: the commands that write or read them.
-#[derive(Debug, Args)]
-struct PublishArg {
-    /// Where runs are published and read from [default: snapshots]
-    #[arg(long, value_name = "URL")]
-    publish: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,30 +133,6 @@ enum Command {
     Gen(gen::GenArgs),
 }
 
-/// The project settings from the flags a command takes (absent ones from `cohort.toml`).
-fn settings(
-    config: ConfigArg,
-    source: Option<SourceArgs>,
-    publish: Option<PublishArg>,
-) -> Result<Settings> {
-    let source = source.unwrap_or(SourceArgs {
-        customers: None,
-        id_column: None,
-        events: Vec::new(),
-        queries: None,
-        as_of: None,
-    });
-    Settings::resolve(Overrides {
-        config: config.config,
-        customers: source.customers,
-        id_column: source.id_column,
-        queries: source.queries,
-        publish: publish.and_then(|p| p.publish),
-        as_of: source.as_of,
-        events: source.events,
-    })
-}
-
 /// Output format of read commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
 pub enum Format {
@@ -214,57 +153,57 @@ impl Cli {
                 source,
                 publish,
                 args,
-            } => run::run(&settings(config, Some(source), Some(publish))?, args).await,
+            } => run::run(&Project::load(config, Some(source), Some(publish))?, args).await,
             C::Size {
                 config,
                 source,
                 args,
-            } => size::run(&settings(config, Some(source), None)?, args).await,
+            } => size::run(&Project::load(config, Some(source), None)?, args).await,
             C::Validate {
                 config,
                 source,
                 args,
-            } => validate::run(&settings(config, Some(source), None)?, args).await,
+            } => validate::run(&Project::load(config, Some(source), None)?, args).await,
             C::Explain {
                 config,
                 source,
                 args,
-            } => explain::run(&settings(config, Some(source), None)?, args).await,
+            } => explain::run(&Project::load(config, Some(source), None)?, args).await,
             C::Check {
                 config,
                 publish,
                 args,
-            } => lookup::check(&settings(config, None, Some(publish))?, args).await,
+            } => lookup::check(&Project::load(config, None, Some(publish))?, args).await,
             C::GroupsOf {
                 config,
                 publish,
                 args,
-            } => lookup::groups_of(&settings(config, None, Some(publish))?, args).await,
+            } => lookup::groups_of(&Project::load(config, None, Some(publish))?, args).await,
             C::Export {
                 config,
                 publish,
                 args,
-            } => export::run(&settings(config, None, Some(publish))?, args).await,
+            } => export::run(&Project::load(config, None, Some(publish))?, args).await,
             C::Diff {
                 config,
                 publish,
                 args,
-            } => runs::diff(&settings(config, None, Some(publish))?, args).await,
+            } => runs::diff(&Project::load(config, None, Some(publish))?, args).await,
             C::Serve {
                 config,
                 publish,
                 args,
-            } => serve::run(&settings(config, None, Some(publish))?, args).await,
+            } => serve::run(&Project::load(config, None, Some(publish))?, args).await,
             C::Runs {
                 config,
                 publish,
                 args,
-            } => runs::runs(&settings(config, None, Some(publish))?, args).await,
+            } => runs::runs(&Project::load(config, None, Some(publish))?, args).await,
             C::Gc {
                 config,
                 publish,
                 args,
-            } => runs::gc(&settings(config, None, Some(publish))?, args).await,
+            } => runs::gc(&Project::load(config, None, Some(publish))?, args).await,
             // `gen` needs no project settings.
             C::Gen(args) => gen::run(args),
         }

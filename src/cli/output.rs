@@ -2,12 +2,12 @@
 
 use std::io::{IsTerminal, Write};
 
+use cohort::definition::Problem;
+use cohort::progress::{Phase, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::definition::Problem;
-
 /// Prints a value as pretty JSON on stdout.
-pub fn print_json(value: &serde_json::Value) {
+pub fn print_json(value: &impl serde::Serialize) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
@@ -73,20 +73,54 @@ pub fn print_run_warnings(warnings: &[String]) {
     }
 }
 
-/// A row-counting spinner on stderr when it is a terminal; hidden otherwise.
-pub fn progress() -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// The progress display on stderr when it is a terminal (hidden otherwise): the phase, and
+/// for the scan a bar with percentage and ETA when the row count is known.
+#[derive(Debug)]
+pub struct Bar {
+    bar: ProgressBar,
+}
+
+impl Bar {
+    pub fn new() -> Bar {
+        let bar = if std::io::stderr().is_terminal() {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        Bar { bar }
     }
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} scanning customers: {human_pos} rows ({per_sec}, {elapsed})",
-        )
-        .expect("valid template"),
-    );
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    bar
+}
+
+impl Progress for Bar {
+    fn start(&self, phase: Phase, total: Option<u64>) {
+        let template = match total {
+            Some(_) => {
+                "{spinner} {msg}: {percent}% ({human_pos}/{human_len} rows, {elapsed}, ETA {eta})"
+            }
+            None if phase == Phase::ScanningCustomers => {
+                "{spinner} {msg}: {human_pos} rows ({elapsed})"
+            }
+            None => "{spinner} {msg} ({elapsed})",
+        };
+        self.bar
+            .set_style(ProgressStyle::with_template(template).expect("valid template"));
+        self.bar.set_message(phase.to_string());
+        self.bar.set_position(0);
+        match total {
+            Some(n) => self.bar.set_length(n),
+            None => self.bar.unset_length(),
+        }
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+    }
+
+    fn advance(&self, amount: u64) {
+        self.bar.inc(amount);
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// `12.3%` of a total (or `-` when the total is zero).

@@ -3,12 +3,13 @@
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
+use cohort::snapshot::catalog::{self, GroupDiff};
+use cohort::snapshot::Snapshot;
+use cohort::{Error, Result};
+
+use super::config::Project;
 use super::output;
 use super::Format;
-use crate::config::Settings;
-use crate::snapshot::catalog::{self, GroupDiff};
-use crate::snapshot::Snapshot;
-use crate::{storage, Error, Result};
 
 #[derive(Debug, Args)]
 pub struct RunsArgs {
@@ -62,8 +63,8 @@ pub enum Change {
     Unchanged,
 }
 
-pub async fn runs(settings: &Settings, args: RunsArgs) -> Result<()> {
-    let publish = storage::resolve(&settings.publish)?;
+pub async fn runs(project: &Project, args: RunsArgs) -> Result<()> {
+    let publish = project.publish()?;
     let runs = catalog::list_runs(&publish).await?;
     match args.format {
         Format::Json => output::print_json(&json!({ "runs": runs })),
@@ -97,8 +98,8 @@ pub async fn runs(settings: &Settings, args: RunsArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn gc(settings: &Settings, args: GcArgs) -> Result<()> {
-    let publish = storage::resolve(&settings.publish)?;
+pub async fn gc(project: &Project, args: GcArgs) -> Result<()> {
+    let publish = project.publish()?;
     let min_age = chrono::Duration::from_std(args.min_age)
         .map_err(|_| Error::Usage(format!("--min-age {:?} is too long", args.min_age)))?;
     let policy = catalog::GcPolicy {
@@ -136,8 +137,8 @@ pub async fn gc(settings: &Settings, args: GcArgs) -> Result<()> {
     Ok(())
 }
 
-pub async fn diff(settings: &Settings, args: DiffArgs) -> Result<()> {
-    let publish = storage::resolve(&settings.publish)?;
+pub async fn diff(project: &Project, args: DiffArgs) -> Result<()> {
+    let publish = project.publish()?;
     let (a, b) = match (args.run_a, args.run_b) {
         (Some(a), Some(b)) => (a, b),
         (None, None) => catalog::default_pair(&publish).await?,
@@ -156,8 +157,8 @@ pub async fn diff(settings: &Settings, args: DiffArgs) -> Result<()> {
             )));
         }
     }
-    let old = Snapshot::open_run_in(&publish, &a).await?;
-    let new = Snapshot::open_run_in(&publish, &b).await?;
+    let old = Snapshot::open_run_at(&publish, &a).await?;
+    let new = Snapshot::open_run_at(&publish, &b).await?;
     let mut diffs = catalog::diff(&old, &new);
     if let Some(group) = &args.group {
         diffs.retain(|d| &d.group == group);

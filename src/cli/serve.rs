@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::config::Settings;
-use crate::serve::{self, ServeOptions, Tokens};
-use crate::{storage, Error, Result};
+use cohort::serve::{self, ServeOptions, Tokens};
+use cohort::{Error, Result};
+
+use super::config::Project;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -32,13 +33,13 @@ pub struct ServeArgs {
     shutdown_grace: Duration,
 }
 
-pub async fn run(settings: &Settings, args: ServeArgs) -> Result<()> {
+pub async fn run(project: &Project, args: ServeArgs) -> Result<()> {
     let tokens = match &args.token_file {
         None => None,
         Some(path) => Some(Arc::new(Tokens::from_file(path)?)),
     };
     // Resolved once: every poll of LATEST reuses this store's client.
-    let mut options = ServeOptions::new(storage::resolve(&settings.publish)?);
+    let mut options = ServeOptions::new(project.publish()?);
     options.poll_interval = args.poll_interval.max(Duration::from_millis(100));
     options.tokens = tokens;
     options.max_body_bytes = args.max_body_bytes;

@@ -3,10 +3,11 @@
 use clap::Args;
 use serde_json::json;
 
+use cohort::{Error, Result};
+
+use super::config::Project;
 use super::output;
 use super::Format;
-use crate::config::Settings;
-use crate::{evaluate, pipeline, Error, Result};
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
@@ -15,9 +16,8 @@ pub struct ValidateArgs {
     format: Format,
 }
 
-pub async fn run(settings: &Settings, args: ValidateArgs) -> Result<()> {
-    let ctx = evaluate::session();
-    let result = pipeline::validate(&ctx, settings).await;
+pub async fn run(project: &Project, args: ValidateArgs) -> Result<()> {
+    let result = project.pipeline()?.validate().await;
     let (groups, problems) = match &result {
         Ok(v) => (v.groups.len(), v.warnings.clone()),
         Err(Error::Definitions(problems)) => (0, problems.clone()),
@@ -35,7 +35,7 @@ pub async fn run(settings: &Settings, args: ValidateArgs) -> Result<()> {
             if result.is_ok() {
                 println!(
                     "ok: {groups} group(s) valid in {}",
-                    settings.queries.display()
+                    project.queries().display()
                 );
             }
         }

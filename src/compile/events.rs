@@ -18,10 +18,32 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use super::attribute::{self, ColumnKind, ConditionError};
-use crate::config::EventConfig;
 use crate::definition::{did_you_mean, Aggregate, AttributeCondition, EventCondition, Literal, Op};
 use crate::evaluate::col_exact;
-use crate::{storage, Error, Result};
+use crate::{Error, Result};
+
+/// Where an event table is: `[events.<name>]` in `cohort.toml`, `--events name=url`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventConfig {
+    /// Table URL.
+    pub url: String,
+    /// Customer id column (default: the customers' id column name).
+    pub id_column: Option<String>,
+    /// Time column (default: the table's only timestamp column).
+    pub time_column: Option<String>,
+}
+
+/// Why an event table has no time column of its own choosing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoTimeColumn {
+    /// No timestamp column at all.
+    #[error("has no timestamp column; set time_column")]
+    None,
+    /// More than one: which one is meant must be said.
+    #[error("has {} timestamp columns ({}); set time_column", .0.len(), .0.join(", "))]
+    Many(Vec<String>),
+}
 
 /// An event table, resolved: where it is, its schema, and its id and time columns.
 #[derive(Debug, Clone)]
@@ -35,7 +57,7 @@ pub struct EventTable {
     /// The customer id column.
     pub id_column: String,
     /// The time column, or why there is none.
-    pub time_column: std::result::Result<String, String>,
+    pub time_column: std::result::Result<String, NoTimeColumn>,
 }
 
 /// Event tables by name.
@@ -88,11 +110,9 @@ pub async fn resolve(
                     .collect();
                 match temporal.as_slice() {
                     [one] => Ok(one.to_string()),
-                    [] => Err("has no timestamp column; set time_column".to_string()),
-                    many => Err(format!(
-                        "has {} timestamp columns ({}); set time_column",
-                        many.len(),
-                        many.join(", ")
+                    [] => Err(NoTimeColumn::None),
+                    many => Err(NoTimeColumn::Many(
+                        many.iter().map(|c| c.to_string()).collect(),
                     )),
                 }
             }
@@ -115,7 +135,6 @@ pub async fn resolve(
 }
 
 async fn open(ctx: &SessionContext, name: &str, url: &str) -> Result<DataFrame> {
-    storage::register(ctx, url)?;
     ctx.read_parquet(url, ParquetReadOptions::default())
         .await
         .map_err(|e| match e {
@@ -205,7 +224,7 @@ pub fn compile(
         Ok(attribute::compile(&window, &time_type, as_of)?.is_true())
     };
     if let Some(w) = &condition.within_last {
-        filters.push(on_time(Op::WithinLast, Literal::Str(w.clone()))?);
+        filters.push(on_time(Op::WithinLast, Literal::Str(w.to_string()))?);
     }
     if let Some(b) = &condition.before {
         filters.push(on_time(Op::Before, b.clone())?);

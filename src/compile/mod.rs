@@ -71,6 +71,136 @@ impl Compiled {
     pub fn group_index(&self, id: &str) -> Option<usize> {
         self.groups.iter().position(|g| g.group.id == id)
     }
+
+    /// The groups named in `wanted` and every group they reference, with just the
+    /// conditions and event aggregates those use: what `run --only` and `size` evaluate,
+    /// taken from the one compilation of every group. Unknown names are an error with a
+    /// suggestion.
+    pub fn select(&self, wanted: &[String]) -> crate::Result<Compiled> {
+        let mut keep = vec![false; self.groups.len()];
+        let mut todo = Vec::new();
+        for id in wanted {
+            let Some(i) = self.group_index(id) else {
+                let hint = did_you_mean(id, self.groups.iter().map(|g| g.group.id.as_str()))
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
+                return Err(crate::Error::NotFound(format!(
+                    "unknown group '{id}'{hint}"
+                )));
+            };
+            todo.push(i);
+        }
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut keep[i], true) {
+                continue;
+            }
+            for t in self.groups[i].formulas().flat_map(|f| &f.terms) {
+                if let Term::Group { index, .. } = *t {
+                    todo.push(index);
+                }
+            }
+        }
+        // New numbers of the kept groups, conditions and aggregates (old order kept).
+        let group_number: Vec<Option<usize>> = keep
+            .iter()
+            .scan(0, |next, &k| {
+                Some(k.then(|| std::mem::replace(next, *next + 1)))
+            })
+            .collect();
+        let mut used = vec![false; self.conditions.len()];
+        for (g, _) in self.groups.iter().zip(&keep).filter(|(_, k)| **k) {
+            for t in g.formulas().flat_map(|f| &f.terms) {
+                if let Term::Condition(c) = *t {
+                    used[c] = true;
+                }
+            }
+        }
+        let condition_number: Vec<Option<usize>> = used
+            .iter()
+            .scan(0, |next, &u| {
+                Some(u.then(|| std::mem::replace(next, *next + 1)))
+            })
+            .collect();
+        let aliases: HashMap<String, usize> = (0..self.events.len())
+            .map(|i| (events::alias(i), i))
+            .collect();
+        let mut event_used = vec![false; self.events.len()];
+        for (c, _) in self.conditions.iter().zip(&used).filter(|(_, u)| **u) {
+            for column in c.column_refs() {
+                if let Some(&e) = aliases.get(&column.name) {
+                    event_used[e] = true;
+                }
+            }
+        }
+        let event_number: Vec<Option<usize>> = event_used
+            .iter()
+            .scan(0, |next, &u| {
+                Some(u.then(|| std::mem::replace(next, *next + 1)))
+            })
+            .collect();
+        let renumber_events = |expr: &Expr| -> Expr {
+            use datafusion::common::tree_node::{Transformed, TreeNode};
+            expr.clone()
+                .transform(|e| match &e {
+                    Expr::Column(c) => match aliases.get(&c.name).and_then(|&i| event_number[i]) {
+                        Some(n) => Ok(Transformed::yes(Expr::Column(
+                            datafusion::prelude::Column::new_unqualified(events::alias(n)),
+                        ))),
+                        None => Ok(Transformed::no(e)),
+                    },
+                    _ => Ok(Transformed::no(e)),
+                })
+                .map(|t| t.data)
+                .unwrap_or_else(|_| expr.clone())
+        };
+        let renumber = |f: &Formula| Formula {
+            mode: f.mode,
+            terms: f
+                .terms
+                .iter()
+                .filter_map(|t| match *t {
+                    Term::Condition(c) => condition_number[c].map(Term::Condition),
+                    Term::Group { index, negated } => {
+                        group_number[index].map(|index| Term::Group { index, negated })
+                    }
+                })
+                .collect(),
+        };
+        Ok(Compiled {
+            conditions: self
+                .conditions
+                .iter()
+                .zip(&used)
+                .filter(|(_, u)| **u)
+                .map(|(c, _)| renumber_events(c))
+                .collect(),
+            events: self
+                .events
+                .iter()
+                .zip(&event_used)
+                .filter(|(_, u)| **u)
+                .map(|(e, _)| e.clone())
+                .collect(),
+            groups: self
+                .groups
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(g, _)| CompiledGroup {
+                    group: g.group.clone(),
+                    include: g.include.iter().map(renumber).collect(),
+                    exclude: g.exclude.iter().map(renumber).collect(),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl CompiledGroup {
+    /// Its include clauses, then its exclude clauses.
+    fn formulas(&self) -> impl Iterator<Item = &Formula> {
+        self.include.iter().chain(&self.exclude)
+    }
 }
 
 /// What definitions are checked against.
@@ -312,40 +442,4 @@ fn dependency_order(groups: &[Group], problems: &mut Vec<Problem>) -> Vec<usize>
         }
     }
     order
-}
-
-/// The groups named in `wanted` plus every group they reference, transitively, in file
-/// order. Unknown names are a usage error with a suggestion.
-pub fn with_dependencies(groups: &[Group], wanted: &[String]) -> crate::Result<Vec<Group>> {
-    let mut keep = vec![false; groups.len()];
-    let mut todo: Vec<String> = wanted.to_vec();
-    while let Some(id) = todo.pop() {
-        let Some(i) = groups.iter().position(|g| g.id == id) else {
-            let hint = did_you_mean(&id, groups.iter().map(|g| g.id.as_str()))
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            return Err(crate::Error::NotFound(format!(
-                "unknown group '{id}'{hint}"
-            )));
-        };
-        if std::mem::replace(&mut keep[i], true) {
-            continue;
-        }
-        for c in groups[i]
-            .include
-            .iter()
-            .chain(&groups[i].exclude)
-            .flat_map(|c| &c.conditions)
-        {
-            if let ConditionSpec::GroupRef { group, .. } = &c.spec {
-                todo.push(group.clone());
-            }
-        }
-    }
-    Ok(groups
-        .iter()
-        .zip(keep)
-        .filter(|(_, k)| *k)
-        .map(|(g, _)| g.clone())
-        .collect())
 }

@@ -245,8 +245,19 @@ fn check_functions(expr: &Expr, text: &str) -> Result<(), ConditionError> {
     problem.map_or(Ok(()), Err)
 }
 
+/// Why a function that builds values by count is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unbounded {
+    #[error("with an argument that is not an integer literal")]
+    NonLiteralArgument,
+    #[error("with a count that is not an integer literal")]
+    NonLiteralCount,
+    #[error("building {0} elements or characters per row (at most {MAX_BUILT_PER_ROW})")]
+    TooLarge(i128),
+}
+
 /// Checks the size a function builds per row, if it is one that builds by count.
-fn built_size(name: &str, args: &[Expr]) -> Result<(), String> {
+fn built_size(name: &str, args: &[Expr]) -> Result<(), Unbounded> {
     let integer = |e: &Expr| match e {
         Expr::Literal(v, _) => match v.cast_to(&DataType::Int64) {
             Ok(ScalarValue::Int64(Some(i))) if !v.data_type().is_floating() => Some(i as i128),
@@ -258,7 +269,7 @@ fn built_size(name: &str, args: &[Expr]) -> Result<(), String> {
         "range" | "generate_series" => {
             let values: Option<Vec<i128>> = args.iter().map(integer).collect();
             let Some(values) = values else {
-                return Err("with an argument that is not an integer literal".into());
+                return Err(Unbounded::NonLiteralArgument);
             };
             let inclusive = i128::from(name == "generate_series");
             match values.as_slice() {
@@ -271,15 +282,13 @@ fn built_size(name: &str, args: &[Expr]) -> Result<(), String> {
         _ => match SIZED_BY_ARGUMENT.iter().find(|(n, _)| *n == name) {
             Some((_, index)) => match args.get(*index).map(integer) {
                 Some(Some(count)) => count,
-                _ => return Err("with a count that is not an integer literal".into()),
+                _ => return Err(Unbounded::NonLiteralCount),
             },
             None => return Ok(()),
         },
     };
     if size > MAX_BUILT_PER_ROW {
-        return Err(format!(
-            "building {size} elements or characters per row (at most {MAX_BUILT_PER_ROW})"
-        ));
+        return Err(Unbounded::TooLarge(size));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod ops;
 mod problems;
 pub mod raw;
 mod typing;
+mod window;
 
 pub use lint::lint;
 pub use load::{definition_files, is_valid_group_id, load_dir, parse_group};
@@ -17,6 +18,7 @@ pub use ops::{Arity, Op};
 pub use problems::{did_you_mean, Location, Problem, Severity};
 pub use raw::{IdLiteral, Literal, RawCondition};
 pub use typing::type_condition;
+pub use window::Window;
 
 #[cfg(test)]
 mod tests {

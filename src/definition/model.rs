@@ -158,8 +158,8 @@ pub struct EventCondition {
     pub column: Option<String>,
     /// Conditions on the event rows, all of which must hold.
     pub filters: Vec<AttributeCondition>,
-    /// `within_last` window, as written (validated).
-    pub within_last: Option<String>,
+    /// Only events within this window before `as_of`.
+    pub within_last: Option<super::Window>,
     /// Only events strictly before this instant.
     pub before: Option<Literal>,
     /// Only events strictly after this instant.

@@ -234,15 +234,16 @@ fn type_event_condition(raw: RawCondition, at: &Location) -> Result<EventConditi
             .with_hint(Some("use 'count_distinct' to count distinct values".into())),
         ));
     }
-    if let Some(window) = &raw.within_last {
-        if crate::compile::attribute::parse_window(window).is_none() {
-            return Err(Box::new(
-                Problem::error(at, format!("bad window within_last = '{window}'")).with_hint(Some(
+    let within_last = match &raw.within_last {
+        None => None,
+        Some(text) => Some(Window::parse(text).ok_or_else(|| {
+            Box::new(
+                Problem::error(at, format!("bad window within_last = '{text}'")).with_hint(Some(
                     "write a whole number followed by h, d or w, e.g. '90d'".into(),
                 )),
-            ));
-        }
-    }
+            )
+        })?),
+    };
     for (key, bound) in [("before", &raw.before), ("after", &raw.after)] {
         if let Some(value) = bound {
             if crate::compile::attribute::parse_instant(value).is_none() {
@@ -296,7 +297,7 @@ fn type_event_condition(raw: RawCondition, at: &Location) -> Result<EventConditi
         aggregate,
         column: raw.column,
         filters,
-        within_last: raw.within_last,
+        within_last,
         before: raw.before,
         after: raw.after,
         comparison,

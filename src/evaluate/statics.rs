@@ -4,64 +4,25 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use roaring::RoaringBitmap;
 
 use super::col_exact;
 use crate::definition::{Group, IdLiteral};
-use crate::{ids, Error, Result};
+use cohort_snapshot::Stores;
 
-/// A customer id in a form that compares across sources (inline, CSV, Parquet, the table).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum IdKey {
-    /// Integer id columns.
-    Int(i128),
-    /// String id columns.
-    Str(String),
-}
+use crate::ids::IdKey;
+use crate::{Error, Result};
 
-impl std::fmt::Display for IdKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IdKey::Int(i) => write!(f, "{i}"),
-            IdKey::Str(s) => f.write_str(s),
-        }
-    }
-}
-
-impl IdKey {
-    /// Interprets a written id for an id column of (normalized) type `id_type`.
-    /// `None` when it cannot be an id of that column (a non-numeric string for integer ids).
-    /// Integer ids must be written canonically (`123`, never `000123`, `+123` or `123.0`)
-    /// and lie in the column's range.
-    pub fn parse(text: &str, id_type: &DataType) -> Option<IdKey> {
-        match id_type {
-            DataType::Utf8 => Some(IdKey::Str(text.to_string())),
-            DataType::UInt64 => ids::canonical::<u64>(text).map(|i| IdKey::Int(i as i128)),
-            _ => ids::canonical::<i64>(text).map(|i| IdKey::Int(i as i128)),
-        }
-    }
-
-    fn from_literal(lit: &IdLiteral, id_type: &DataType) -> Option<IdKey> {
-        match lit {
-            IdLiteral::Int(i) if *id_type == DataType::Utf8 => Some(IdKey::Str(i.to_string())),
-            IdLiteral::Int(i) if *id_type == DataType::UInt64 && *i < 0 => None,
-            IdLiteral::Int(i) => Some(IdKey::Int(*i as i128)),
-            IdLiteral::Str(s) => IdKey::parse(s, id_type),
-        }
-    }
-
-    /// The key of row `i` of a normalized id array (Int64, UInt64 or Utf8); None for null.
-    pub fn of_row(ids: &ArrayRef, i: usize) -> Option<IdKey> {
-        if ids.is_null(i) {
-            return None;
-        }
-        Some(match ids.data_type() {
-            DataType::Int64 => IdKey::Int(ids.as_primitive::<Int64Type>().value(i) as i128),
-            DataType::UInt64 => IdKey::Int(ids.as_primitive::<UInt64Type>().value(i) as i128),
-            _ => IdKey::Str(ids.as_string::<i32>().value(i).to_string()),
-        })
+/// The key a static id written in a definition has for an id column of (normalized)
+/// type `id_type`; `None` when it can't be an id of that column.
+fn key_of_literal(lit: &IdLiteral, id_type: &DataType) -> Option<IdKey> {
+    match lit {
+        IdLiteral::Int(i) if *id_type == DataType::Utf8 => Some(IdKey::Str(i.to_string())),
+        IdLiteral::Int(i) if *id_type == DataType::UInt64 && *i < 0 => None,
+        IdLiteral::Int(i) => Some(IdKey::Int(*i as i128)),
+        IdLiteral::Str(s) => IdKey::parse(s, id_type),
     }
 }
 
@@ -88,6 +49,7 @@ pub struct Unparsable {
 /// Reads a group's static lists, including its `include_from` / `exclude_from` files.
 pub async fn read(
     ctx: &SessionContext,
+    stores: &Stores,
     group: &Group,
     id_column: &str,
     id_type: &DataType,
@@ -95,7 +57,7 @@ pub async fn read(
     let mut out = StaticIds::default();
     let add = |lits: &[IdLiteral], into_include: bool, out: &mut StaticIds| {
         for lit in lits {
-            match IdKey::from_literal(lit, id_type) {
+            match key_of_literal(lit, id_type) {
                 Some(k) if into_include => out.include.push(k),
                 Some(k) => out.exclude.push(k),
                 None => out.unparsable.push(Unparsable {
@@ -117,7 +79,7 @@ pub async fn read(
         (&group.statics.exclude_from, false),
     ] {
         let Some(url) = file else { continue };
-        let texts = read_id_file(ctx, url, id_column).await?;
+        let texts = read_id_file(ctx, stores, url, id_column).await?;
         for text in texts {
             match IdKey::parse(&text, id_type) {
                 Some(k) if into_include => out.include.push(k),
@@ -136,10 +98,15 @@ pub async fn read(
 /// as text, exactly as written: a CSV is never type-inferred (`000123` stays `000123`), and
 /// Parquet values are spelled as their type spells them (a float `5.0` stays `5.0`, which
 /// no integer id column accepts). Empty CSV cells and null values are no ids.
-pub async fn read_id_file(ctx: &SessionContext, url: &str, id_column: &str) -> Result<Vec<String>> {
+pub async fn read_id_file(
+    ctx: &SessionContext,
+    stores: &Stores,
+    url: &str,
+    id_column: &str,
+) -> Result<Vec<String>> {
     let lower = url.to_lowercase();
     if lower.ends_with(".csv") {
-        let bytes = crate::storage::resolve(url)?.read().await?;
+        let bytes = stores.location(url)?.read().await?;
         return csv_column(&bytes, url, id_column);
     }
     if !(lower.ends_with(".parquet") || lower.ends_with(".pq")) {
@@ -147,7 +114,6 @@ pub async fn read_id_file(ctx: &SessionContext, url: &str, id_column: &str) -> R
             "static id file '{url}' must be a .csv or .parquet file"
         )));
     }
-    crate::storage::register(ctx, url)?;
     let df = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
     if df.schema().field_with_unqualified_name(id_column).is_err() {
         return Err(Error::Data(format!(

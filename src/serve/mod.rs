@@ -28,8 +28,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::snapshot::Location;
 use crate::snapshot::Snapshot;
-use crate::storage::Location;
 use crate::Result;
 
 pub use auth::Tokens;
@@ -112,7 +112,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let snapshot = Snapshot::open_in(&options.publish).await?;
+    let snapshot = Snapshot::open_at(&options.publish).await?;
     tracing::info!(run_id = snapshot.run_id(), "serving");
     let reloader = reload::Reloader::new(
         options.publish.clone(),

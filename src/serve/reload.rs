@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::snapshot::reader::latest_run_id;
+use crate::snapshot::Location;
 use crate::snapshot::Snapshot;
-use crate::storage::Location;
 use crate::Error;
 
 /// The longest wait before a failed reload is tried again.
@@ -73,7 +73,7 @@ impl Reloader {
         }
         let latest = match latest_run_id(&self.publish).await {
             Ok(id) => id,
-            Err(e) => return self.failed(None, now, e),
+            Err(e) => return self.failed(None, now, e.into()),
         };
         if latest == self.current {
             self.failure = None;
@@ -125,14 +125,14 @@ async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
     let spawned = std::thread::Builder::new()
         .name("cohort-reload".into())
         .spawn(move || {
-            let result = handle.block_on(Snapshot::open_run_in(&publish, &run_id));
+            let result = handle.block_on(Snapshot::open_run_at(&publish, &run_id));
             let _ = sender.send(result);
         });
     if let Err(e) = spawned {
         return Err(Error::io("a reload thread", e));
     }
     match receiver.await {
-        Ok(result) => result,
+        Ok(result) => result.map_err(Error::from),
         // The thread panicked (the panic has been printed): report it as a failed load.
         Err(_) => Err(Error::Data(
             "loading the run panicked (see the server log)".into(),
@@ -143,10 +143,13 @@ async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
 /// A reload error as `/healthz` shows it: what went wrong, without the publish URL or
 /// any filesystem path (the full error goes to the log).
 pub fn public_message(error: &Error) -> String {
+    use cohort_snapshot::Error as E;
     match error {
-        Error::Snapshot { reason, .. } => reason.clone(),
-        Error::NotFound(_) => "no LATEST file under the publish location".into(),
-        Error::Storage { source, .. } => match source {
+        Error::Snapshot(E::Invalid { reason, .. }) => reason.clone(),
+        Error::Snapshot(E::NothingPublished { .. }) => {
+            "no LATEST file under the publish location".into()
+        }
+        Error::Snapshot(E::Storage { source, .. }) => match source {
             object_store::Error::NotFound { .. } => {
                 "the store has no such object (see the server log)".into()
             }
@@ -156,7 +159,9 @@ pub fn public_message(error: &Error) -> String {
             }
             _ => "the store request failed (see the server log)".into(),
         },
-        Error::Io { .. } => "a local file could not be read (see the server log)".into(),
+        Error::Io { .. } | Error::Snapshot(E::Io { .. }) => {
+            "a local file could not be read (see the server log)".into()
+        }
         _ => "the run could not be loaded (see the server log)".into(),
     }
 }
@@ -260,11 +265,14 @@ mod tests {
         let path = "/home/someone/secret/snapshots/runs/r1";
         let cases = [
             (
-                Error::snapshot(path, "group 'a': checksum mismatch in 'groups.bin'"),
+                Error::Snapshot(cohort_snapshot::Error::Invalid {
+                    url: path.into(),
+                    reason: "group 'a': checksum mismatch in 'groups.bin'".into(),
+                }),
                 "group 'a': checksum mismatch in 'groups.bin'",
             ),
             (
-                Error::NotFound(format!("no published run at '{path}'")),
+                Error::Snapshot(cohort_snapshot::Error::NothingPublished { url: path.into() }),
                 "no LATEST file under the publish location",
             ),
             (

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cohort::evaluate::statics::IdKey;
+use cohort::ids::IdKey;
 use datafusion::arrow::array::{
     ArrayRef, Decimal128Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
@@ -226,9 +226,9 @@ fn float_aggregates_do_not_depend_on_partitions_batches_or_files() {
                 let config = SessionConfig::new()
                     .with_target_partitions(partitions)
                     .with_batch_size(batch_size);
-                let ctx = cohort::evaluate::session_with(config);
+                let engine = cohort::Engine::local_with(config);
                 let got: BTreeMap<String, Vec<IdKey>> = rt
-                    .block_on(p.members_in(&ctx))
+                    .block_on(p.members_in(engine))
                     .unwrap()
                     .into_iter()
                     .collect();

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cohort::{pipeline, Snapshot};
+use cohort::pipeline::RunOptions;
+use cohort::Snapshot;
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, ListBuilder, StringArray,
     StringBuilder, TimestampMicrosecondArray,
@@ -475,14 +476,10 @@ proptest! {
         let as_of = reference::instant(&json!(harness::AS_OF));
         let want = reference::evaluate(&rows, &defs, as_of);
 
-        let settings = project.settings();
+        let pipeline = project.pipeline();
         let published = harness::runtime().block_on(async {
-            let ctx = cohort::evaluate::session();
-            let validated = pipeline::validate(&ctx, &settings).await?;
-            let bar = indicatif::ProgressBar::hidden();
-            let e = pipeline::evaluate(&ctx, &settings, &validated, &validated.groups, &[], &[], &bar).await?;
-            pipeline::publish(&settings, &e, pipeline::PublishOptions::default()).await?;
-            Snapshot::open(&settings.publish).await
+            pipeline.run(RunOptions::default()).await?;
+            Ok::<_, cohort::Error>(Snapshot::open(pipeline.publish_url()).await?)
         });
         let snapshot = published.unwrap_or_else(|e| {
             let defs: Vec<String> = defs.iter().map(|d| format!("{}: {}", d.id, d.json)).collect();

@@ -419,15 +419,15 @@ impl object_store::ObjectStore for FailingStore {
 fn failing_location(
     dir: &std::path::Path,
     fail_from: usize,
-) -> (cohort::storage::Location, Arc<FailingStore>) {
+) -> (cohort::snapshot::location::Location, Arc<FailingStore>) {
     let store = Arc::new(FailingStore {
         inner: Arc::new(object_store::local::LocalFileSystem::new()),
         calls: AtomicUsize::new(0),
         fail_from,
         log: Mutex::new(Vec::new()),
     });
-    let plain = cohort::storage::resolve(&dir.display().to_string()).unwrap();
-    let location = cohort::storage::Location {
+    let plain = cohort::snapshot::location::resolve(&dir.display().to_string()).unwrap();
+    let location = cohort::snapshot::location::Location {
         store: store.clone(),
         local: None, // every write through the store, so every write can fail
         ..plain
@@ -436,7 +436,7 @@ fn failing_location(
 }
 
 fn publish_through(
-    location: &cohort::storage::Location,
+    location: &cohort::snapshot::location::Location,
     members: &[u32],
     day: u32,
 ) -> cohort::Result<String> {
@@ -509,13 +509,13 @@ fn a_permanent_fault_at_any_call_of_a_local_publish_or_load_fails_cleanly() {
     // Loads: a fault at any call is an error, never a panic or a half-loaded run.
     let (counting, store) = failing_location(&publish_dir, usize::MAX);
     runtime()
-        .block_on(cohort::Snapshot::open_in(&counting))
+        .block_on(cohort::Snapshot::open_at(&counting))
         .unwrap();
     let loads = store.log.lock().unwrap().len();
     for n in 0..loads {
         let (failing, _) = failing_location(&publish_dir, n);
         let e = runtime()
-            .block_on(cohort::Snapshot::open_in(&failing))
+            .block_on(cohort::Snapshot::open_at(&failing))
             .unwrap_err();
         assert!(e.to_string().contains("injected fault"), "call {n}: {e}");
     }

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cohort::config::{Overrides, Settings};
-use cohort::evaluate::statics::IdKey;
-use cohort::{evaluate, pipeline};
+use cohort::compile::events::EventConfig;
+use cohort::ids::IdKey;
+use cohort::{Engine, Pipeline};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 
@@ -40,21 +40,33 @@ impl Project {
         write_parquet(&self.path(rel), batch);
     }
 
-    pub fn settings(&self) -> Settings {
-        Settings::resolve(Overrides {
-            config: Some(self.path("cohort.toml")),
-            customers: Some(self.path("customers.parquet").display().to_string()),
-            queries: Some(self.path("queries")),
-            publish: Some(self.path("snapshots").display().to_string()),
-            as_of: Some(AS_OF.into()),
-            events: if self.path("orders.parquet").exists() {
-                vec![format!("orders={}", self.path("orders.parquet").display())]
-            } else {
-                Vec::new()
-            },
-            ..Default::default()
-        })
-        .unwrap()
+    /// The project as the library's front door sees it: its customers, queries,
+    /// snapshots, `as_of`, and `orders.parquet` if there is one (with the time column its
+    /// `cohort.toml` names).
+    pub fn pipeline(&self) -> Pipeline {
+        let config: toml::Table =
+            toml::from_str(&std::fs::read_to_string(self.path("cohort.toml")).unwrap()).unwrap();
+        let time_column = config
+            .get("events")
+            .and_then(|e| e.get("orders"))
+            .and_then(|o| o.get("time_column"))
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
+        let mut pipeline = Pipeline::new(self.path("customers.parquet").display().to_string())
+            .with_definitions(self.path("queries"))
+            .with_publish(self.path("snapshots").display().to_string())
+            .with_as_of(chrono::DateTime::parse_from_rfc3339(AS_OF).unwrap().into());
+        if self.path("orders.parquet").exists() {
+            pipeline = pipeline.with_event_table(
+                "orders",
+                EventConfig {
+                    url: self.path("orders.parquet").display().to_string(),
+                    id_column: None,
+                    time_column,
+                },
+            );
+        }
+        pipeline
     }
 
     /// Runs the real binary in the project folder.
@@ -88,28 +100,17 @@ impl Project {
 
     /// Evaluates every group of the project through the library; members as sorted ids.
     pub async fn members(&self) -> Result<Vec<(String, Vec<IdKey>)>, cohort::Error> {
-        self.members_in(&evaluate::session()).await
+        self.members_in(Engine::local()).await
     }
 
     /// Like [`Project::members`], in a session of the caller's (partitions, batch size).
     pub async fn members_in(
         &self,
-        ctx: &datafusion::prelude::SessionContext,
+        engine: Engine,
     ) -> Result<Vec<(String, Vec<IdKey>)>, cohort::Error> {
-        let ctx = ctx.clone();
-        let settings = self.settings();
-        let validated = pipeline::validate(&ctx, &settings).await?;
-        let progress = indicatif::ProgressBar::hidden();
-        let e = pipeline::evaluate(
-            &ctx,
-            &settings,
-            &validated,
-            &validated.groups,
-            &[],
-            &[],
-            &progress,
-        )
-        .await?;
+        let pipeline = self.pipeline().with_engine(engine);
+        let validation = pipeline.validate().await?;
+        let e = pipeline.evaluate(&validation, None, &[], &[]).await?;
         let mut out: Vec<(String, Vec<IdKey>)> = e
             .compiled
             .groups

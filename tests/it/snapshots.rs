@@ -18,7 +18,7 @@ fn latest_run_dir(publish: &Path) -> PathBuf {
 }
 
 fn open(publish: &Path) -> cohort::Result<Snapshot> {
-    runtime().block_on(Snapshot::open(&publish.display().to_string()))
+    Ok(runtime().block_on(Snapshot::open(&publish.display().to_string()))?)
 }
 
 fn members(snapshot: &Snapshot, group: &str) -> BTreeSet<String> {

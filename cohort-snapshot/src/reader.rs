@@ -1,17 +1,19 @@
 //! Verified loading of a published run, and O(1) membership lookups by external id.
 
+use crate::Malformed;
 use bytes::Bytes;
 use hashbrown::HashMap;
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
-use super::dictionary::Dictionary;
-use super::index::{index_bytes, parse_group, parsed_bytes, MembershipIndex, ParsedGroup};
 use super::manifest::{checksum, GroupEntry, IdMappingEntry, Manifest, FORMAT_VERSION};
 use super::writer::LATEST;
+use crate::ids::dictionary::Dictionary;
+use crate::index::{index_bytes, MembershipIndex};
+use crate::portable::{parse_group, parsed_bytes, ParsedGroup};
 use object_store::ObjectStoreExt;
 
-use crate::storage::{self, Location};
+use crate::location::{self, Location};
 use crate::{Error, Result};
 
 /// A loaded, verified run.
@@ -36,31 +38,50 @@ impl Snapshot {
     /// Opens the run `LATEST` names under the publish URL, verifying everything.
     ///
     /// ```no_run
-    /// # async fn demo() -> cohort::Result<()> {
-    /// let snapshot = cohort::Snapshot::open("snapshots").await?;
+    /// # async fn demo() -> cohort_snapshot::Result<()> {
+    /// let snapshot = cohort_snapshot::Snapshot::open("snapshots").await?;
     /// if snapshot.contains("adults", "42")? {
     ///     println!("customer 42 is an adult");
     /// }
     /// # Ok(()) }
     /// ```
     pub async fn open(url: &str) -> Result<Snapshot> {
-        Snapshot::open_in(&storage::resolve(url)?).await
+        Snapshot::open_at(&location::resolve(url)?).await
     }
 
     /// Opens a specific run under the publish URL.
     pub async fn open_run(url: &str, run_id: &str) -> Result<Snapshot> {
-        Snapshot::open_run_in(&storage::resolve(url)?, run_id).await
+        Snapshot::open_run_at(&location::resolve(url)?, run_id).await
+    }
+
+    /// [`Snapshot::open`] on a store the caller gives: `path` is the publish folder inside
+    /// it (where `LATEST` is). An in-memory store, a request-counting wrapper, a store
+    /// configured by the service itself all work.
+    ///
+    /// ```
+    /// # async fn demo() -> cohort_snapshot::Result<()> {
+    /// use std::sync::Arc;
+    /// let store = Arc::new(object_store::memory::InMemory::new());
+    /// let missing = cohort_snapshot::Snapshot::open_in(store, "audiences").await;
+    /// assert!(matches!(missing, Err(cohort_snapshot::Error::NothingPublished { .. })));
+    /// # Ok(()) }
+    /// ```
+    pub async fn open_in(
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        path: &str,
+    ) -> Result<Snapshot> {
+        Snapshot::open_at(&Location::in_store(store, path)).await
     }
 
     /// [`Snapshot::open`] on a publish location already resolved, so a caller that opens
     /// runs again and again (the service's reloads) reuses one object store client.
-    pub async fn open_in(publish: &Location) -> Result<Snapshot> {
+    pub async fn open_at(publish: &Location) -> Result<Snapshot> {
         let run_id = latest_run_id(publish).await?;
-        Snapshot::open_run_in(publish, &run_id).await
+        Snapshot::open_run_at(publish, &run_id).await
     }
 
     /// [`Snapshot::open_run`] on a publish location already resolved.
-    pub async fn open_run_in(publish: &Location, run_id: &str) -> Result<Snapshot> {
+    pub async fn open_run_at(publish: &Location, run_id: &str) -> Result<Snapshot> {
         let run = publish.join(&format!("runs/{run_id}"));
         let manifest_bytes = manifest_bytes(&run, run_id).await?;
         load(&run, run_id, &manifest_bytes).await
@@ -117,8 +138,8 @@ impl Snapshot {
     /// call each. Fails on the first unknown group.
     ///
     /// ```no_run
-    /// # async fn example() -> cohort::Result<()> {
-    /// let snapshot = cohort::Snapshot::open("published/").await?;
+    /// # async fn example() -> cohort_snapshot::Result<()> {
+    /// let snapshot = cohort_snapshot::Snapshot::open("published/").await?;
     /// let answers = snapshot.contains_many(&[("us_adults", "42"), ("us_adults", "43")])?;
     /// assert_eq!(answers.len(), 2);
     /// # Ok(())
@@ -143,12 +164,13 @@ impl Snapshot {
 
     /// A group's position in the manifest; an unknown group is an error.
     fn group_number(&self, group: &str) -> Result<usize> {
-        self.by_id.get(group).copied().ok_or_else(|| {
-            Error::NotFound(format!(
-                "unknown group '{group}' in run '{}'",
-                self.run_id()
-            ))
-        })
+        self.by_id
+            .get(group)
+            .copied()
+            .ok_or_else(|| Error::UnknownGroup {
+                group: group.to_string(),
+                run_id: self.run_id().to_string(),
+            })
     }
 
     /// Every group the customer is in, in manifest order.
@@ -196,15 +218,12 @@ pub async fn latest_run_id(publish: &Location) -> Result<String> {
         .join(LATEST)
         .read_if_exists()
         .await?
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "no published run at '{}' (no LATEST file); run `cohort run` first",
-                publish.display
-            ))
+        .ok_or_else(|| Error::NothingPublished {
+            url: publish.display.clone(),
         })?;
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     if text.is_empty() || text.contains('/') || text.len() > 200 {
-        return Err(Error::snapshot(
+        return Err(Error::invalid(
             &publish.display,
             "LATEST does not hold a run id",
         ));
@@ -217,12 +236,12 @@ pub async fn latest_run_id(publish: &Location) -> Result<String> {
 pub async fn latest_manifest(publish: &Location) -> Result<Option<(String, Manifest)>> {
     let run_id = match latest_run_id(publish).await {
         Ok(id) => id,
-        Err(Error::NotFound(_)) => return Ok(None),
+        Err(Error::NothingPublished { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
     let run = publish.join(&format!("runs/{run_id}"));
     let bytes = manifest_bytes(&run, &run_id).await?;
-    let manifest = parse_manifest(&run_id, &bytes).map_err(|e| Error::snapshot(&run.display, e))?;
+    let manifest = parse_manifest(&run_id, &bytes).map_err(|e| Error::invalid(&run.display, e))?;
     Ok(Some((run_id, manifest)))
 }
 
@@ -231,9 +250,7 @@ async fn manifest_bytes(run: &Location, run_id: &str) -> Result<Bytes> {
     run.join(super::writer::MANIFEST_FILE)
         .read_if_exists()
         .await?
-        .ok_or_else(|| {
-            Error::snapshot(&run.display, format!("run '{run_id}' has no manifest.json"))
-        })
+        .ok_or_else(|| Error::invalid(&run.display, format!("run '{run_id}' has no manifest.json")))
 }
 
 /// One group's portable bytes from a published run, range-read and checked against the
@@ -243,7 +260,7 @@ pub async fn group_bytes(publish: &Location, run_id: &str, entry: &GroupEntry) -
     let r = &entry.bitmap;
     if r.path.contains("..") || r.path.starts_with('/') {
         let reason = format!("group '{}' points outside the run: '{}'", entry.id, r.path);
-        return Err(Error::snapshot(&run.display, reason));
+        return Err(Error::invalid(&run.display, reason));
     }
     let file = run.join(&r.path);
     let bytes = file
@@ -256,7 +273,7 @@ pub async fn group_bytes(publish: &Location, run_id: &str, entry: &GroupEntry) -
         .flatten();
     match parsed {
         Some(p) if p.cardinality() == entry.members => Ok(bytes),
-        _ => Err(Error::snapshot(
+        _ => Err(Error::invalid(
             &file.display,
             format!(
                 "group '{}': bytes do not match the manifest (corrupt file)",
@@ -271,36 +288,39 @@ pub async fn group_bytes(publish: &Location, run_id: &str, entry: &GroupEntry) -
 pub fn parse_manifest(
     run_id: &str,
     manifest_bytes: &[u8],
-) -> std::result::Result<Manifest, String> {
+) -> std::result::Result<Manifest, Malformed> {
     let manifest: Manifest = serde_json::from_slice(manifest_bytes)
         .map_err(|e| format!("manifest.json is not a Cohort manifest: {e}"))?;
     if manifest.format_version != FORMAT_VERSION {
-        return Err(format!(
+        return Err(malformed!(
             "format version {} is not supported (this build reads {FORMAT_VERSION})",
             manifest.format_version
         ));
     }
     if manifest.run_id != run_id {
-        return Err(format!(
+        return Err(malformed!(
             "manifest.json names run '{}', but it is in the folder of run '{run_id}'",
             manifest.run_id
         ));
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(g) = manifest.groups.iter().find(|g| !seen.insert(g.id.as_str())) {
-        return Err(format!("group '{}' appears twice in manifest.json", g.id));
+        return Err(malformed!(
+            "group '{}' appears twice in manifest.json",
+            g.id
+        ));
     }
     Ok(manifest)
 }
 
 async fn load(run: &Location, run_id: &str, manifest_bytes: &[u8]) -> Result<Snapshot> {
-    let bad = |reason: String| Error::snapshot(&run.display, reason);
+    let bad = |reason: Malformed| Error::invalid(&run.display, reason);
     let manifest = parse_manifest(run_id, manifest_bytes).map_err(bad)?;
     let mut files: HashMap<String, Bytes> = HashMap::new();
     for g in &manifest.groups {
         let path = &g.bitmap.path;
         if path.contains("..") || path.starts_with('/') {
-            return Err(bad(format!(
+            return Err(bad(malformed!(
                 "group '{}' points outside the run: '{path}'",
                 g.id
             )));
@@ -324,7 +344,7 @@ async fn load(run: &Location, run_id: &str, manifest_bytes: &[u8]) -> Result<Sna
     let needed = index_bytes(&sizes);
     if let Some(available) = super::memory::available_bytes() {
         if needed > available {
-            return Err(bad(format!(
+            return Err(bad(malformed!(
                 "its lookup index would need {} MiB (its {} groups as parsed, the matrix and \
                  the slot table), more than the {} MiB this machine has available",
                 needed >> 20,
@@ -342,7 +362,7 @@ async fn load(run: &Location, run_id: &str, manifest_bytes: &[u8]) -> Result<Sna
         .collect();
     let parsed = parsed
         .into_iter()
-        .collect::<std::result::Result<Vec<_>, String>>()
+        .collect::<std::result::Result<Vec<_>, Malformed>>()
         .map_err(bad)?;
     let dictionary = match &manifest.id_mapping {
         IdMappingEntry::Identity(_) => None,
@@ -378,14 +398,14 @@ async fn load(run: &Location, run_id: &str, manifest_bytes: &[u8]) -> Result<Sna
         None => IdLookup::Identity,
         Some((path, ids)) => {
             if ids.len() as u64 != manifest.customers {
-                return Err(bad(format!(
+                return Err(bad(malformed!(
                     "id dictionary '{path}' holds {} ids, the manifest counts {} customers",
                     ids.len(),
                     manifest.customers
                 )));
             }
             if index.max_bit().is_some_and(|m| m as usize >= ids.len()) {
-                return Err(bad(format!(
+                return Err(bad(malformed!(
                     "id dictionary '{path}' is shorter than the bitmaps need"
                 )));
             }
@@ -423,7 +443,7 @@ impl<'m> RunFile<'m> {
     ) -> Result<RunFile<'m>> {
         if path.contains("..") || path.starts_with('/') {
             let reason = format!("the {what} points outside the run: '{path}'");
-            return Err(Error::snapshot(&run.display, reason));
+            return Err(Error::invalid(&run.display, reason));
         }
         let bytes = run.join(path).read().await?;
         Ok(RunFile {
@@ -435,11 +455,12 @@ impl<'m> RunFile<'m> {
     }
 
     /// The bytes, if they match the manifest's checksum.
-    fn verified(self) -> std::result::Result<Bytes, String> {
+    fn verified(self) -> std::result::Result<Bytes, Malformed> {
         if checksum(&self.bytes) != self.checksum {
-            return Err(format!(
+            return Err(malformed!(
                 "{} '{}': checksum mismatch (corrupt file)",
-                self.what, self.path
+                self.what,
+                self.path
             ));
         }
         Ok(self.bytes)
@@ -447,7 +468,7 @@ impl<'m> RunFile<'m> {
 }
 
 /// Verifies one group's byte range and parses it.
-fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<ParsedGroup, String> {
+fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<ParsedGroup, Malformed> {
     let r = &g.bitmap;
     let end = r
         .offset
@@ -465,15 +486,16 @@ fn load_bitmap(g: &GroupEntry, file: &Bytes) -> std::result::Result<ParsedGroup,
         })?;
     let bytes = &file[r.offset as usize..end as usize];
     if checksum(bytes) != r.checksum {
-        return Err(format!(
+        return Err(malformed!(
             "group '{}': checksum mismatch in '{}' (corrupt file)",
-            g.id, r.path
+            g.id,
+            r.path
         ));
     }
     let parsed =
         parse_group(bytes).map_err(|e| format!("group '{}': not a roaring bitmap: {e}", g.id))?;
     if parsed.cardinality() != g.members {
-        return Err(format!(
+        return Err(malformed!(
             "group '{}': bitmap holds {} members, manifest says {}",
             g.id,
             parsed.cardinality(),

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::reader::{latest_run_id, parse_manifest, Snapshot};
 use super::writer::MANIFEST_FILE;
-use crate::storage::Location;
+use crate::location::Location;
 use crate::{Error, Result};
 
 /// One folder under `runs/`.
@@ -41,7 +41,7 @@ pub async fn list_runs(publish: &Location) -> Result<Vec<RunInfo>> {
     use futures::TryStreamExt;
     let latest = match latest_run_id(publish).await {
         Ok(id) => Some(id),
-        Err(Error::NotFound(_)) => None,
+        Err(Error::NothingPublished { .. }) => None,
         Err(e) => return Err(e),
     };
     let runs = publish.join("runs");
@@ -63,7 +63,7 @@ pub async fn list_runs(publish: &Location) -> Result<Vec<RunInfo>> {
         let (manifest, unreadable) = match run.join(MANIFEST_FILE).read_if_exists().await? {
             Some(bytes) => match parse_manifest(&run_id, &bytes) {
                 Ok(m) => (Some(m), None),
-                Err(reason) => (None, Some(reason)),
+                Err(reason) => (None, Some(reason.to_string())),
             },
             None => (None, None),
         };
@@ -192,11 +192,9 @@ pub async fn default_pair(publish: &Location) -> Result<(String, String)> {
     let position = runs.iter().position(|r| r.run_id == latest);
     let previous = position
         .and_then(|p| runs[p + 1..].iter().find(|r| r.complete))
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "only one run under '{}': nothing to diff against",
-                publish.display
-            ))
+        .ok_or_else(|| Error::NoSuchRun {
+            url: publish.display.clone(),
+            what: "only one run: nothing to diff against".into(),
         })?;
     Ok((previous.run_id.clone(), latest))
 }

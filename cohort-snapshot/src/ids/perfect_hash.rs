@@ -7,10 +7,11 @@
 //! The scheme is PTHash's (Pibiri and Trani, 2021) with a 16-bit pilot per bucket of about
 //! four keys; docs/snapshot-format.md gives the file's layout and the lookup step by step.
 
+use crate::Malformed;
 use rayon::prelude::*;
 use twox_hash::XxHash64;
 
-use super::memory::{huge_page_vec, huge_page_zeroed};
+use crate::memory::{huge_page_vec, huge_page_zeroed};
 
 /// Leading bytes of an `ids.phf` file.
 pub const MAGIC: &[u8; 8] = b"COHPHF01";
@@ -262,7 +263,7 @@ impl PerfectHash {
 
     /// Reads an `ids.phf` file, checking its shape (whether it maps the dictionary's ids
     /// to their rows is for the caller to check).
-    pub fn from_bytes(bytes: &[u8]) -> Result<PerfectHash, String> {
+    pub fn from_bytes(bytes: &[u8]) -> Result<PerfectHash, Malformed> {
         let header = bytes
             .get(..HEADER)
             .filter(|h| h.starts_with(MAGIC))
@@ -270,7 +271,7 @@ impl PerfectHash {
         let field = |i: usize| u64::from_le_bytes(header[8 + 8 * i..][..8].try_into().unwrap());
         let (seed, keys, slots, buckets) = (field(0), field(1), field(2), field(3));
         if keys == 0 || keys > u32::MAX as u64 + 1 || slots < keys || buckets == 0 {
-            return Err(format!(
+            return Err(malformed!(
                 "impossible shape: {keys} keys, {slots} slots, {buckets} buckets"
             ));
         }
@@ -279,7 +280,7 @@ impl PerfectHash {
             .and_then(|n| n.checked_add((slots - keys).checked_mul(4)?))
             .ok_or("impossible shape")?;
         if bytes.len() as u64 != expected {
-            return Err(format!(
+            return Err(malformed!(
                 "{} bytes where its header needs {expected} (truncated?)",
                 bytes.len()
             ));
@@ -297,7 +298,7 @@ impl PerfectHash {
             .map(|r| u32::from_le_bytes(r.try_into().unwrap()))
             .collect();
         if let Some(bad) = remap.iter().find(|&&r| r as u64 >= keys) {
-            return Err(format!("remaps a slot to row {bad} of {keys}"));
+            return Err(malformed!("remaps a slot to row {bad} of {keys}"));
         }
         Ok(PerfectHash {
             seed,

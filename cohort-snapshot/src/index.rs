@@ -18,6 +18,7 @@
 //! times the containers' own bytes. Groups left over stay sorted arrays found through a
 //! (chunk, group) slot table.
 
+use crate::Malformed;
 use std::borrow::Cow;
 
 use rayon::prelude::*;
@@ -70,7 +71,7 @@ enum Place {
 
 impl MembershipIndex {
     /// Lays the parsed groups out; group `g` is the `g`th of `parsed`.
-    pub fn new(parsed: Vec<ParsedGroup>) -> Result<MembershipIndex, String> {
+    pub fn new(parsed: Vec<ParsedGroup>) -> Result<MembershipIndex, Malformed> {
         let max_key = parsed.iter().filter_map(|g| g.keys.last()).max();
         let mut rows = vec![NO_ROW; max_key.map_or(0, |&k| k as usize + 1)];
         for group in &parsed {

@@ -2,19 +2,19 @@
 
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use datafusion::arrow::array::ArrayRef;
-use datafusion::arrow::datatypes::{Field, Schema};
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::parquet::arrow::ArrowWriter;
+use parquet::arrow::ArrowWriter;
 use roaring::RoaringBitmap;
 
 use super::manifest::{
     checksum, BitmapRef, DictionaryTag, FileRef, GroupEntry, IdMappingEntry, IdentityTag, Manifest,
 };
-use super::perfect_hash::PerfectHash;
 use super::reader::latest_run_id;
-use crate::storage::Location;
+use crate::ids::perfect_hash::PerfectHash;
+use crate::location::Location;
 use crate::{Error, Result};
 use object_store::ObjectStoreExt;
 
@@ -227,7 +227,7 @@ pub async fn publish(
 
     let latest_before = match latest_run_id(publish).await {
         Ok(id) => Some(id),
-        Err(Error::NotFound(_)) => None,
+        Err(Error::NothingPublished { .. }) => None,
         Err(e) => return Err(e),
     };
     let not_promoted_because = match promote {
@@ -258,7 +258,7 @@ pub async fn publish(
                 }
             }
             if attempt == REWRITES {
-                return Err(Error::snapshot(
+                return Err(Error::invalid(
                     &run.display,
                     "the run was deleted while it was being published, again and again \
                      (is a `cohort gc --min-age 0s` running?); LATEST may name it",

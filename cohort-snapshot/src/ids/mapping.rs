@@ -2,13 +2,13 @@
 //! dictionary (everything else) in the order of its perfect hash, and the remapping of
 //! scan positions to bits.
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
-use datafusion::arrow::compute::{sort_to_indices, take, SortOptions};
-use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use arrow::compute::{sort_to_indices, take, SortOptions};
+use arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use roaring::RoaringBitmap;
 
-use crate::evaluate::statics::IdKey;
-use crate::snapshot::perfect_hash::{self, PerfectHash};
+use crate::ids::perfect_hash::{self, PerfectHash};
+use crate::ids::IdKey;
 use crate::{Error, Result};
 
 /// How scan positions map to published bits.
@@ -259,21 +259,19 @@ impl IdMapping {
     }
 }
 
-pub(crate) fn duplicate_error(id_column: &str, rows: u64, examples: &[String]) -> Error {
-    Error::Data(format!(
-        "duplicate customer ids in column '{id_column}': {rows} extra row(s), e.g. {}",
-        examples
-            .iter()
-            .map(|e| format!("'{e}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
+/// The error for repeated ids in `id_column`: how many extra rows, and a few examples.
+pub fn duplicate_error(id_column: &str, rows: u64, examples: &[String]) -> Error {
+    Error::DuplicateIds {
+        column: id_column.to_string(),
+        rows,
+        examples: examples.to_vec(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, StringArray};
+    use arrow::array::{Int64Array, StringArray};
     use std::sync::Arc;
 
     /// Every remapping strategy (monotonic copy, bitset scatter, sort) gives the bits of

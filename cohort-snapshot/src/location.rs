@@ -1,12 +1,14 @@
-//! URL → object store: plain paths, `file://`, `s3://`, `gs://`, `az://`, configured from
-//! the standard environment variables (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...).
+//! Where things are: a [`Location`] is an object store and a path in it. [`Stores`] hands
+//! out locations for URLs, one store per bucket, reused: stores given to it
+//! ([`Stores::with_store`]) or, with [`Stores::from_env`], built from the standard
+//! environment variables (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`, ...) the first time a bucket
+//! is named. [`resolve`] is the one façade that turns a URL into a store on its own.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use datafusion::prelude::SessionContext;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
@@ -31,6 +33,32 @@ pub struct Location {
 }
 
 impl Location {
+    /// A location in a store given by the caller (an in-memory store in a test, a
+    /// request-counting wrapper, a store configured by the embedding service): `root` is the
+    /// URL the store answers for (`memory://`, `s3://bucket`), `path` the location inside it.
+    pub fn new(store: Arc<dyn ObjectStore>, root: Url, path: impl Into<StorePath>) -> Location {
+        let path = path.into();
+        let display = format!("{}/{}", root.as_str().trim_end_matches('/'), path);
+        Location {
+            store,
+            path,
+            display,
+            root,
+            local: None,
+        }
+    }
+
+    /// A location at `path` in a store given by the caller, named by its path in messages.
+    pub fn in_store(store: Arc<dyn ObjectStore>, path: &str) -> Location {
+        Location {
+            store,
+            path: StorePath::from(path),
+            display: path.to_string(),
+            root: Url::parse("store:///").expect("a valid URL"),
+            local: None,
+        }
+    }
+
     /// A child location (`self/name`).
     pub fn join(&self, name: &str) -> Location {
         let mut path = self.path.clone();
@@ -266,8 +294,8 @@ pub fn resolve(url: &str) -> Result<Location> {
         None | Some("file") => {
             let path = url.strip_prefix("file://").unwrap_or(url);
             let absolute = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
-            let store_path = StorePath::from_absolute_path(&absolute)
-                .map_err(|e| Error::Usage(format!("invalid path '{url}': {e}")))?;
+            let store_path =
+                StorePath::from_absolute_path(&absolute).map_err(|e| Error::invalid_url(url, e))?;
             Ok(Location {
                 store: Arc::new(LocalFileSystem::new()),
                 path: store_path,
@@ -277,10 +305,10 @@ pub fn resolve(url: &str) -> Result<Location> {
             })
         }
         Some(scheme @ ("s3" | "s3a" | "gs" | "az" | "abfs" | "abfss")) => {
-            let parsed = Url::parse(url).map_err(|e| Error::Usage(format!("invalid URL '{url}': {e}")))?;
+            let parsed = Url::parse(url).map_err(|e| Error::invalid_url(url, e))?;
             let bucket = parsed.host_str().unwrap_or_default();
             let root = Url::parse(&format!("{scheme}://{bucket}"))
-                .map_err(|e| Error::Usage(format!("invalid URL '{url}': {e}")))?;
+                .map_err(|e| Error::invalid_url(url, e))?;
             let build_error = |e| Error::storage(url, e);
             let store: Arc<dyn ObjectStore> = match scheme {
                 "s3" | "s3a" => Arc::new(
@@ -305,8 +333,8 @@ pub fn resolve(url: &str) -> Result<Location> {
                         .map_err(build_error)?,
                 ),
             };
-            let path = StorePath::from_url_path(parsed.path())
-                .map_err(|e| Error::Usage(format!("invalid URL '{url}': {e}")))?;
+            let path =
+                StorePath::from_url_path(parsed.path()).map_err(|e| Error::invalid_url(url, e))?;
             Ok(Location {
                 store,
                 path,
@@ -315,18 +343,130 @@ pub fn resolve(url: &str) -> Result<Location> {
                 local: None,
             })
         }
-        Some(other) => Err(Error::Usage(format!(
-            "unsupported URL scheme '{other}' in '{url}': use a path, file://, s3://, gs:// or az://"
-        ))),
+        Some(other) => Err(Error::invalid_url(
+            url,
+            format!("unsupported scheme '{other}': use a path, file://, s3://, gs:// or az://"),
+        )),
     }
 }
 
-/// Makes `url` readable by DataFusion: registers its object store with the session.
-/// Local paths need nothing.
-pub fn register(ctx: &SessionContext, url: &str) -> Result<()> {
-    if url.contains("://") && !url.starts_with("file://") {
-        let location = resolve(url)?;
-        ctx.register_object_store(&location.root, location.store);
+/// Object stores by URL: one store per scheme and bucket, made once and reused by every
+/// location under it (a service polling `LATEST` keeps one client). Local paths and
+/// `file://` need no store from outside.
+pub struct Stores {
+    from_env: bool,
+    stores: std::sync::RwLock<std::collections::HashMap<String, Arc<dyn ObjectStore>>>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roots: Vec<String> = self.read_stores().keys().cloned().collect();
+        f.debug_struct("Stores")
+            .field("from_env", &self.from_env)
+            .field("roots", &roots)
+            .finish()
     }
-    Ok(())
+}
+
+impl Default for Stores {
+    fn default() -> Self {
+        Stores::new()
+    }
+}
+
+impl Stores {
+    /// Only the stores given with [`Stores::with_store`] (and local disk).
+    pub fn new() -> Stores {
+        Stores {
+            from_env: false,
+            stores: Default::default(),
+        }
+    }
+
+    /// Stores given, and for any other bucket a store configured from the environment the
+    /// first time it is named (what the command line uses).
+    pub fn from_env() -> Stores {
+        Stores {
+            from_env: true,
+            ..Stores::new()
+        }
+    }
+
+    /// Serves every URL under `root` (`s3://bucket`, `memory://`) from `store`.
+    pub fn with_store(self, root: &Url, store: Arc<dyn ObjectStore>) -> Stores {
+        self.write_stores().insert(root_key(root), store);
+        self
+    }
+
+    /// [`Stores::with_store`] on a shared registry.
+    pub fn with_store_in(stores: &Stores, root: &Url, store: Arc<dyn ObjectStore>) {
+        stores.write_stores().insert(root_key(root), store);
+    }
+
+    /// The location a URL (or local path) names.
+    pub fn location(&self, url: &str) -> Result<Location> {
+        let Some((scheme, _)) = url.split_once("://") else {
+            return resolve(url);
+        };
+        if scheme.eq_ignore_ascii_case("file") {
+            return resolve(url);
+        }
+        let parsed = Url::parse(url).map_err(|e| Error::invalid_url(url, e))?;
+        let key = root_key(&parsed);
+        if let Some(store) = self.read_stores().get(&key).cloned() {
+            let path =
+                StorePath::from_url_path(parsed.path()).map_err(|e| Error::invalid_url(url, e))?;
+            return Ok(Location {
+                store,
+                path,
+                display: url.to_string(),
+                root: Url::parse(&key).map_err(|e| Error::invalid_url(url, e))?,
+                local: None,
+            });
+        }
+        if !self.from_env {
+            return Err(Error::invalid_url(
+                url,
+                format!("no object store was given for '{key}'"),
+            ));
+        }
+        let location = resolve(url)?;
+        let mut stores = self.write_stores();
+        let store = stores.entry(key).or_insert_with(|| location.store.clone());
+        Ok(Location {
+            store: store.clone(),
+            ..location
+        })
+    }
+
+    /// Every store made or given so far, by root URL.
+    pub fn roots(&self) -> Vec<(Url, Arc<dyn ObjectStore>)> {
+        self.read_stores()
+            .iter()
+            .filter_map(|(k, s)| Some((Url::parse(k).ok()?, s.clone())))
+            .collect()
+    }
+
+    fn read_stores(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, std::collections::HashMap<String, Arc<dyn ObjectStore>>>
+    {
+        self.stores.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_stores(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashMap<String, Arc<dyn ObjectStore>>>
+    {
+        self.stores.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// `scheme://authority`, the key a store is kept under.
+fn root_key(url: &Url) -> String {
+    format!(
+        "{}://{}",
+        url.scheme().to_lowercase(),
+        &url[url::Position::BeforeHost..url::Position::AfterPort]
+    )
 }

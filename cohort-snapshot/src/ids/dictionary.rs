@@ -8,20 +8,19 @@
 //! Ids, slots and pilots live in huge pages, so a probe costs cache misses but no page
 //! walks (a page walk under virtualisation costs more than the miss itself).
 
+use crate::Malformed;
 use std::hash::BuildHasher;
 
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, UInt64Array};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowNativeType, DataType, Int64Type, UInt64Type};
 use bytes::Bytes;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, UInt64Array};
-use datafusion::arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use datafusion::arrow::datatypes::{ArrowNativeType, DataType, Int64Type, UInt64Type};
-use datafusion::parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ParquetRecordBatchReaderBuilder,
-};
 use hashbrown::DefaultHashBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
 use rayon::prelude::*;
 
-use super::memory::{huge_page_vec, huge_page_zeroed};
 use super::perfect_hash::PerfectHash;
+use crate::memory::{huge_page_vec, huge_page_zeroed};
 
 /// Index shards: contiguous regions of the slot table, each filled by one task. Many small
 /// shards keep a task's inserts in the CPU cache (10M ids give ~1.7 MiB regions) and
@@ -143,10 +142,10 @@ impl Dictionary {
     /// Decodes `ids.parquet` and indexes it with the run's perfect hash (`ids.phf`), if it
     /// has one, or a table built now. Refuses null or repeated ids, and a perfect hash that
     /// does not lead every id to its row.
-    pub fn read(bytes: Bytes, perfect_hash: Option<Bytes>) -> Result<Dictionary, String> {
+    pub fn read(bytes: Bytes, perfect_hash: Option<Bytes>) -> Result<Dictionary, Malformed> {
         let ids = decode(bytes)?;
         if ids.len() > u32::MAX as usize + 1 {
-            return Err(format!("{} ids do not fit 32-bit bits", ids.len()));
+            return Err(malformed!("{} ids do not fit 32-bit bits", ids.len()));
         }
         let index = match perfect_hash {
             Some(bytes) => Index::Perfect(check_perfect_hash(&ids, &bytes)?),
@@ -328,32 +327,33 @@ impl std::fmt::Display for Key<'_> {
 
 /// Decodes the dictionary's row groups on every core, in order, into one column in huge
 /// pages.
-fn decode(bytes: Bytes) -> Result<Ids, String> {
-    let metadata =
-        ArrowReaderMetadata::load(&bytes, Default::default()).map_err(|e| e.to_string())?;
+fn decode(bytes: Bytes) -> Result<Ids, Malformed> {
+    let metadata = ArrowReaderMetadata::load(&bytes, Default::default())
+        .map_err(|e| Malformed(e.to_string()))?;
     if metadata.schema().fields().len() != 1 {
         return Err("expected exactly one column".into());
     }
     let data_type = metadata.schema().field(0).data_type().clone();
-    let row_groups: Vec<Result<Vec<ArrayRef>, String>> = (0..metadata.metadata().num_row_groups())
-        .into_par_iter()
-        .map(|row_group| {
-            ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
-                .with_row_groups(vec![row_group])
-                .with_batch_size(64 * 1024)
-                .build()
-                .map_err(|e| e.to_string())?
-                .map(|batch| {
-                    batch
-                        .map(|b| b.column(0).clone())
-                        .map_err(|e| e.to_string())
-                })
-                .collect()
-        })
-        .collect();
+    let row_groups: Vec<Result<Vec<ArrayRef>, Malformed>> =
+        (0..metadata.metadata().num_row_groups())
+            .into_par_iter()
+            .map(|row_group| {
+                ParquetRecordBatchReaderBuilder::new_with_metadata(bytes.clone(), metadata.clone())
+                    .with_row_groups(vec![row_group])
+                    .with_batch_size(64 * 1024)
+                    .build()
+                    .map_err(|e| Malformed(e.to_string()))?
+                    .map(|batch| {
+                        batch
+                            .map(|b| b.column(0).clone())
+                            .map_err(|e| Malformed(e.to_string()))
+                    })
+                    .collect()
+            })
+            .collect();
     let chunks: Vec<ArrayRef> = row_groups
         .into_iter()
-        .collect::<Result<Vec<_>, String>>()?
+        .collect::<Result<Vec<_>, Malformed>>()?
         .into_iter()
         .flatten()
         .collect();
@@ -377,7 +377,7 @@ fn decode(bytes: Bytes) -> Result<Ids, String> {
                 None => Ids::Text(ids),
             }
         }
-        other => return Err(format!("unsupported id type {other}")),
+        other => return Err(malformed!("unsupported id type {other}")),
     })
 }
 
@@ -396,7 +396,7 @@ fn gather_values<T: ArrowNativeType>(
 
 /// Concatenates string chunks into one string array whose bytes and offsets live in huge
 /// pages.
-fn gather_text(chunks: &[ArrayRef], rows: usize) -> Result<StringArray, String> {
+fn gather_text(chunks: &[ArrayRef], rows: usize) -> Result<StringArray, Malformed> {
     let strings: Vec<&StringArray> = chunks.iter().map(|c| c.as_string::<i32>()).collect();
     let span = |s: &StringArray| {
         let offsets = s.value_offsets();
@@ -404,7 +404,7 @@ fn gather_text(chunks: &[ArrayRef], rows: usize) -> Result<StringArray, String> 
     };
     let total: usize = strings.iter().map(|s| span(s).1 - span(s).0).sum();
     if total > i32::MAX as usize {
-        return Err(format!("{total} bytes of ids exceed 2 GiB"));
+        return Err(malformed!("{total} bytes of ids exceed 2 GiB"));
     }
     let mut bytes = huge_page_zeroed::<u8>(total);
     let mut offsets = huge_page_zeroed::<i32>(rows + 1);
@@ -438,7 +438,7 @@ fn gather_text(chunks: &[ArrayRef], rows: usize) -> Result<StringArray, String> 
         Buffer::from_vec(bytes),
         None,
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| Malformed(e.to_string()))
 }
 
 /// The length every id shares, if they all share one. (`gather_text` starts offsets at 0.)
@@ -454,10 +454,10 @@ fn fixed_width(ids: &StringArray) -> Option<usize> {
 /// Reads the run's perfect hash and checks, on every core, that it leads each id to its own
 /// row (which also proves the ids distinct): a wrong or foreign file would otherwise answer
 /// "not a member" for members.
-fn check_perfect_hash(ids: &Ids, bytes: &[u8]) -> Result<PerfectHash, String> {
+fn check_perfect_hash(ids: &Ids, bytes: &[u8]) -> Result<PerfectHash, Malformed> {
     let hash = PerfectHash::from_bytes(bytes).map_err(|e| format!("ids.phf: {e}"))?;
     if hash.keys() != ids.len() {
-        return Err(format!(
+        return Err(malformed!(
             "ids.phf hashes {} ids, the dictionary holds {}",
             hash.keys(),
             ids.len()
@@ -479,7 +479,7 @@ fn check_perfect_hash(ids: &Ids, bytes: &[u8]) -> Result<PerfectHash, String> {
                 .map(|(row, _)| row)
         });
     match stray {
-        Some(row) => Err(format!(
+        Some(row) => Err(malformed!(
             "ids.phf does not lead id '{}' (row {row}) to its row (a foreign or damaged file)",
             key_at(ids, row)
         )),
@@ -491,7 +491,7 @@ fn check_perfect_hash(ids: &Ids, bytes: &[u8]) -> Result<PerfectHash, String> {
 /// every core. Dictionaries without a perfect hash are sorted, so ascending rows prove the
 /// ids distinct and inserts need no lookup first; an unsorted one is still read, checking
 /// each insert.
-fn build_index(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<(Vec<u64>, usize), String> {
+fn build_index(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<(Vec<u64>, usize), Malformed> {
     let rows = ids.len();
     let span = rows.div_ceil(rayon::current_num_threads()).max(1);
     // Per span of rows: is it ascending, and its (hash, row) pairs bucketed by shard. The
@@ -535,7 +535,7 @@ fn build_index(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<(Vec<u64>, usiz
                     let repeated =
                         || key_at(ids, slot as u32 as usize) == key_at(ids, row as usize);
                     if !sorted && (slot >> 32) as u32 == tag && repeated() {
-                        return Err(format!("row {row} repeats an earlier id"));
+                        return Err(malformed!("row {row} repeats an earlier id"));
                     }
                 }
             }
@@ -547,11 +547,11 @@ fn build_index(ids: &Ids, hasher: &DefaultHashBuilder) -> Result<(Vec<u64>, usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{Field, Schema};
-    use datafusion::arrow::record_batch::RecordBatch;
-    use datafusion::parquet::arrow::ArrowWriter;
-    use datafusion::parquet::file::properties::WriterProperties;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use arrow::record_batch::RecordBatch;
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
     use std::sync::Arc;
 
     fn parquet(ids: ArrayRef) -> Bytes {
@@ -602,7 +602,7 @@ mod tests {
             return (Dictionary::read(parquet(ids.clone()), None).unwrap(), ids);
         }
         let universe = (0..ids.len() as u32).collect();
-        let mapping = crate::bitmap::IdMapping::build(&ids, &universe, "id").unwrap();
+        let mapping = crate::ids::IdMapping::build(&ids, &universe, "id").unwrap();
         let ordered = mapping.dictionary.unwrap();
         let hash = mapping.hash_index.expect("distinct ids get a perfect hash");
         let bytes = Bytes::from(hash.to_bytes());
@@ -652,19 +652,19 @@ mod tests {
             ))
         };
         let universe = (0..1000).collect();
-        let mapping = crate::bitmap::IdMapping::build(&ids("a"), &universe, "id").unwrap();
+        let mapping = crate::ids::IdMapping::build(&ids("a"), &universe, "id").unwrap();
         let foreign = Bytes::from(mapping.hash_index.unwrap().to_bytes());
         let error = Dictionary::read(parquet(ids("b")), Some(foreign.clone())).unwrap_err();
-        assert!(error.contains("does not lead id"), "{error}");
+        assert!(error.0.contains("does not lead id"), "{error}");
         let error = Dictionary::read(parquet(ids("a")), Some(foreign.slice(..100))).unwrap_err();
-        assert!(error.contains("truncated"), "{error}");
+        assert!(error.0.contains("truncated"), "{error}");
     }
 
     #[test]
     fn repeated_or_null_ids_are_refused() {
         let repeated = Arc::new(StringArray::from(vec!["b", "a", "b"]));
         let error = Dictionary::read(parquet(repeated), None).unwrap_err();
-        assert!(error.contains("repeats"), "{error}");
+        assert!(error.0.contains("repeats"), "{error}");
         let sorted_repeat = Arc::new(StringArray::from(vec!["a", "b", "b"]));
         assert!(Dictionary::read(parquet(sorted_repeat), None).is_err());
         let null = Arc::new(StringArray::from(vec![Some("a"), None]));

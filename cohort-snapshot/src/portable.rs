@@ -2,6 +2,7 @@
 //! structural rule: ascending keys, offsets, sorted arrays, runs in range, cardinalities,
 //! no trailing bytes) into the containers the lookup index is built from.
 
+use crate::Malformed;
 use std::borrow::Cow;
 
 /// Array containers up to this many values stay sorted arrays (≤ 1 KiB, a short binary
@@ -117,7 +118,7 @@ struct Bytes<'a> {
 }
 
 impl<'a> Bytes<'a> {
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], Malformed> {
         let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
         let end = end.ok_or_else(|| format!("truncated in {what} at byte {}", self.at))?;
         let slice = &self.bytes[self.at..end];
@@ -125,12 +126,12 @@ impl<'a> Bytes<'a> {
         Ok(slice)
     }
 
-    fn u16(&mut self, what: &str) -> Result<u16, String> {
+    fn u16(&mut self, what: &str) -> Result<u16, Malformed> {
         self.take(2, what)
             .map(|b| u16::from_le_bytes(b.try_into().expect("2 bytes")))
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
+    fn u32(&mut self, what: &str) -> Result<u32, Malformed> {
         self.take(4, what)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
     }
@@ -139,7 +140,7 @@ impl<'a> Bytes<'a> {
 /// Parses one group in the Roaring portable format, checking every structural rule
 /// (ascending keys, offsets, sorted arrays, runs in range, cardinalities, no trailing
 /// bytes), so a damaged file is refused rather than answered from.
-pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
+pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, Malformed> {
     let mut r = Bytes { bytes, at: 0 };
     let first = r.u32("the cookie")?;
     let (count, runs, has_offsets) = if first == COOKIE_NO_RUNS {
@@ -150,10 +151,10 @@ pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
         let runs = r.take(count.div_ceil(8), "the run bitset")?.to_vec();
         (count, runs, count >= NO_OFFSET_THRESHOLD)
     } else {
-        return Err(format!("unknown cookie {first:#x}"));
+        return Err(malformed!("unknown cookie {first:#x}"));
     };
     if count > 1 << 16 {
-        return Err(format!("{count} containers (at most 65536)"));
+        return Err(malformed!("{count} containers (at most 65536)"));
     }
     let header = r.take(4 * count, "the container headers")?;
     let offsets = if has_offsets {
@@ -170,12 +171,12 @@ pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
         let key = u16::from_le_bytes([header[4 * i], header[4 * i + 1]]);
         let cardinality = u16::from_le_bytes([header[4 * i + 2], header[4 * i + 3]]) as usize + 1;
         if group.keys.last().is_some_and(|&last| last >= key) {
-            return Err(format!("container keys out of order at container {i}"));
+            return Err(malformed!("container keys out of order at container {i}"));
         }
         if let Some(offsets) = offsets {
             let offset = u32::from_le_bytes(offsets[4 * i..4 * i + 4].try_into().expect("4"));
             if offset as usize != r.at {
-                return Err(format!(
+                return Err(malformed!(
                     "container {i} offset {offset} does not match its position {}",
                     r.at
                 ));
@@ -195,7 +196,7 @@ pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
                 .zip(values.clone().skip(1))
                 .all(|(a, b)| a < b)
             {
-                return Err(format!("array container {i} is not strictly ascending"));
+                return Err(malformed!("array container {i} is not strictly ascending"));
             }
             group.data.push_values(values, cardinality)
         } else {
@@ -210,7 +211,7 @@ pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
                 .map(|w| w.count_ones() as usize)
                 .sum();
             if ones != cardinality {
-                return Err(format!(
+                return Err(malformed!(
                     "bitmap container {i} holds {ones} values, its header says {cardinality}"
                 ));
             }
@@ -225,7 +226,7 @@ pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
         group.cardinality += cardinality as u64;
     }
     if r.at != bytes.len() {
-        return Err(format!(
+        return Err(malformed!(
             "{} trailing bytes after the last container",
             bytes.len() - r.at
         ));
@@ -234,7 +235,7 @@ pub fn parse_group(bytes: &[u8]) -> Result<ParsedGroup, String> {
 }
 
 /// Expands a run container to its values, checking it holds `cardinality` of them.
-fn read_runs(r: &mut Bytes<'_>, cardinality: usize, i: usize) -> Result<Vec<u16>, String> {
+fn read_runs(r: &mut Bytes<'_>, cardinality: usize, i: usize) -> Result<Vec<u16>, Malformed> {
     let count = r.u16("a run container")? as usize;
     let pairs = r.take(4 * count, "a run container")?;
     let mut values = Vec::with_capacity(cardinality);
@@ -243,7 +244,7 @@ fn read_runs(r: &mut Bytes<'_>, cardinality: usize, i: usize) -> Result<Vec<u16>
         let start = u16::from_le_bytes([pair[0], pair[1]]) as u32;
         let end = start + u16::from_le_bytes([pair[2], pair[3]]) as u32;
         if start < next || end > u16::MAX as u32 {
-            return Err(format!(
+            return Err(malformed!(
                 "run container {i} has overlapping or overlong runs"
             ));
         }
@@ -251,7 +252,7 @@ fn read_runs(r: &mut Bytes<'_>, cardinality: usize, i: usize) -> Result<Vec<u16>
         next = end + 2;
     }
     if values.len() != cardinality {
-        return Err(format!(
+        return Err(malformed!(
             "run container {i} holds {} values, its header says {cardinality}",
             values.len()
         ));
@@ -291,7 +292,7 @@ impl GroupData {
 /// loader can refuse a run whose few bytes on disk would expand past the memory it has
 /// (a 6-byte run container can stand for 65,536 members) before allocating any of it.
 /// Returns the bytes and the number of containers.
-pub fn parsed_bytes(bytes: &[u8]) -> Result<(u64, u64), String> {
+pub fn parsed_bytes(bytes: &[u8]) -> Result<(u64, u64), Malformed> {
     let mut r = Bytes { bytes, at: 0 };
     let first = r.u32("the cookie")?;
     let count = if first == COOKIE_NO_RUNS {
@@ -301,10 +302,10 @@ pub fn parsed_bytes(bytes: &[u8]) -> Result<(u64, u64), String> {
         r.take(count.div_ceil(8), "the run bitset")?;
         count
     } else {
-        return Err(format!("unknown cookie {first:#x}"));
+        return Err(malformed!("unknown cookie {first:#x}"));
     };
     if count > 1 << 16 {
-        return Err(format!("{count} containers (at most 65536)"));
+        return Err(malformed!("{count} containers (at most 65536)"));
     }
     let header = r.take(4 * count, "the container headers")?;
     let containers: u64 = header

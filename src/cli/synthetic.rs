@@ -17,7 +17,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{Error, Result};
+use cohort::{Error, Result};
 
 /// How customer ids are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

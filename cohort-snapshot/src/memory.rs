@@ -6,6 +6,7 @@
 //! ranges that ask, and only when asked before the pages are first touched.
 
 /// Asks for huge pages over the whole pages inside `len` bytes at `ptr`. Advice only.
+#[allow(unsafe_code)] // the one place: madvise over our own allocation
 fn advise_huge_pages(ptr: *const u8, len: usize) {
     #[cfg(target_os = "linux")]
     {

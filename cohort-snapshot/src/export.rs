@@ -1,0 +1,105 @@
+//! A group's member ids written out for activation: CSV, JSON lines or Parquet, chosen by
+//! the file name's extension.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray};
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+
+use crate::{Error, Result, Snapshot};
+
+/// An export file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// One column headed with the id column's name, one id per line, as in the data.
+    Csv,
+    /// One JSON object per line: `{"<id column>": id}` (a number for integer ids).
+    JsonLines,
+    /// One column named after the id column, of the ids' type.
+    Parquet,
+}
+
+impl ExportFormat {
+    /// The format a file name's extension names (`.csv`, `.jsonl`/`.ndjson`, `.parquet`).
+    pub fn of_name(name: &str) -> Option<ExportFormat> {
+        let lower = name.to_lowercase();
+        if lower.ends_with(".csv") {
+            Some(ExportFormat::Csv)
+        } else if lower.ends_with(".jsonl") || lower.ends_with(".ndjson") {
+            Some(ExportFormat::JsonLines)
+        } else if lower.ends_with(".parquet") {
+            Some(ExportFormat::Parquet)
+        } else {
+            None
+        }
+    }
+}
+
+/// The external ids of a group's members, in bit order.
+pub fn member_ids(snapshot: &Snapshot, group: &str) -> Result<Vec<String>> {
+    let bitmap = snapshot.bitmap(group).ok_or_else(|| Error::UnknownGroup {
+        group: group.to_string(),
+        run_id: snapshot.run_id().to_string(),
+    })?;
+    Ok(bitmap.iter().map(|bit| snapshot.external_id(bit)).collect())
+}
+
+/// `ids` (external ids of `snapshot`'s id column) encoded in `format`.
+pub fn encode(snapshot: &Snapshot, ids: &[String], format: ExportFormat) -> Result<Vec<u8>> {
+    let column = snapshot.manifest().id_column.as_str();
+    match format {
+        ExportFormat::Csv => {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            let failed = |e: csv::Error| Error::Export {
+                reason: format!("writing CSV: {e}"),
+            };
+            writer.write_record([column]).map_err(failed)?;
+            for id in ids {
+                writer.write_record([id]).map_err(failed)?;
+            }
+            writer.into_inner().map_err(|e| Error::Export {
+                reason: format!("writing CSV: {e}"),
+            })
+        }
+        ExportFormat::JsonLines => {
+            let mut out = Vec::new();
+            for id in ids {
+                let value = match (snapshot.integer_ids(), id.parse::<i128>()) {
+                    (true, Ok(n)) => {
+                        serde_json::json!({ column: serde_json::Number::from_i128(n) })
+                    }
+                    _ => serde_json::json!({ column: id }),
+                };
+                out.extend(serde_json::to_vec(&value).expect("JSON values serialize"));
+                out.push(b'\n');
+            }
+            Ok(out)
+        }
+        ExportFormat::Parquet => {
+            // Integer ids as Int64; unsigned ones beyond i64 (and strings) as text.
+            let array: ArrayRef =
+                if snapshot.integer_ids() && snapshot.manifest().id_type != "uint64" {
+                    Arc::new(
+                        ids.iter()
+                            .map(|s| s.parse::<i64>().ok())
+                            .collect::<Int64Array>(),
+                    )
+                } else {
+                    Arc::new(StringArray::from_iter_values(ids))
+                };
+            let schema = Arc::new(Schema::new(vec![Field::new(
+                column,
+                array.data_type().clone(),
+                false,
+            )]));
+            let batch = RecordBatch::try_new(schema.clone(), vec![array])?;
+            let mut out = Vec::new();
+            let mut writer = ArrowWriter::try_new(&mut out, schema, None)?;
+            writer.write(&batch)?;
+            writer.close()?;
+            Ok(out)
+        }
+    }
+}

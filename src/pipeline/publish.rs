@@ -1,0 +1,257 @@
+//! Publishing an evaluation: the run's bitmaps in id space, groups carried over from the
+//! previous run (`run --only`), the manifest, then `LATEST`.
+
+use std::collections::HashSet;
+
+use chrono::SecondsFormat;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+
+use super::{Evaluation, Pipeline};
+use crate::evaluate::statics::{self, StaticIds};
+use crate::ids::{id_type_name, IdKey, IdMapping};
+use crate::progress::Phase;
+use crate::snapshot::location::Location;
+use crate::snapshot::manifest::{
+    GroupEntry, IdMappingEntry, IdentityTag, Manifest, SourceFile, FORMAT_VERSION,
+};
+use crate::snapshot::reader;
+use crate::snapshot::writer::{self, Bits, Carried, Promote, Published, PublishedGroup};
+use crate::snapshot::Snapshot;
+use crate::{Error, Result};
+
+/// The run `LATEST` named when this run began: its manifest only.
+#[derive(Debug, Clone)]
+pub struct PreviousRun {
+    /// Its run id.
+    pub run_id: String,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// Reads the manifest of the run `LATEST` names, if any (nothing else of it).
+pub(super) async fn previous_run(publish: &Location) -> Result<Option<PreviousRun>> {
+    Ok(reader::latest_manifest(publish)
+        .await?
+        .map(|(run_id, manifest)| PreviousRun { run_id, manifest }))
+}
+
+/// What to publish.
+#[derive(Debug, Default)]
+pub struct PublishOptions<'a> {
+    /// Groups to publish as evaluated (`run --only`); empty: every evaluated group.
+    pub selected: &'a [String],
+    /// The run `LATEST` named: with `selected`, its other groups are carried over.
+    pub previous: Option<&'a PreviousRun>,
+    /// Whether to move `LATEST`.
+    pub promote: Promote,
+}
+
+/// What a publish did.
+#[derive(Debug)]
+pub struct Publication {
+    /// The run.
+    pub published: Published,
+    /// Groups carried over unchanged from the previous run, with their member counts.
+    pub carried: Vec<(String, u64)>,
+    /// Groups of the previous run that this (full) run no longer has.
+    pub removed: Vec<String>,
+}
+
+/// Publishes the evaluated groups named in `options.selected` (all when empty) to the
+/// publish URL. With a selection, every other group of the previous run is carried over
+/// unchanged: its bytes are copied when both runs number customers the same way, and
+/// translated by external id when the customers changed.
+pub(super) async fn publish(
+    pipeline: &Pipeline,
+    evaluation: &Evaluation,
+    options: PublishOptions<'_>,
+) -> Result<Publication> {
+    pipeline.progress.start(Phase::Publishing, None);
+    let as_of = evaluation.as_of;
+    let selected = options.selected;
+    let mapping = IdMapping::build(
+        &evaluation.scan.ids,
+        &evaluation.scan.universe,
+        &pipeline.id_column,
+    )?;
+    let ids = writer::EncodedIds::new(
+        &pipeline.id_column,
+        mapping.dictionary.as_ref(),
+        mapping.hash_index.as_ref(),
+    )?;
+    let publish = pipeline.stores.location(&pipeline.publish)?;
+    let chosen: Vec<_> = evaluation
+        .compiled
+        .groups
+        .iter()
+        .zip(&evaluation.members)
+        .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
+        .collect();
+    let bitmaps = mapping.remap_all(&chosen.iter().map(|(_, m)| *m).collect::<Vec<_>>());
+    let mut groups: Vec<PublishedGroup> = chosen
+        .iter()
+        .zip(bitmaps)
+        .map(|((g, _), bitmap)| PublishedGroup {
+            id: g.group.id.clone(),
+            name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
+            definition_hash: g.group.definition_hash.clone(),
+            bits: Bits::Bitmap(bitmap),
+            carried: None,
+        })
+        .collect();
+    let mut warnings = evaluation.warnings.clone();
+    let mut carried = Vec::new();
+    let mut removed = Vec::new();
+    if let Some(previous) = options.previous {
+        let fresh: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        let others: Vec<&GroupEntry> = previous
+            .manifest
+            .groups
+            .iter()
+            .filter(|g| !fresh.contains(g.id.as_str()))
+            .collect();
+        if selected.is_empty() {
+            removed = others.iter().map(|g| g.id.clone()).collect();
+        } else if !others.is_empty() {
+            let kept = carry_over(
+                &publish,
+                previous,
+                &others,
+                evaluation,
+                &mapping,
+                &ids,
+                &mut warnings,
+            )
+            .await?;
+            carried = kept.iter().map(|g| (g.id.clone(), g.bits.len())).collect();
+            groups.extend(kept);
+        }
+    }
+    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: String::new(),
+        created_at: pipeline
+            .clock
+            .now()
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
+        as_of: as_of.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        tool_version: format!("cohort {}", env!("CARGO_PKG_VERSION")),
+        sources: source_files(&pipeline.stores.location(&pipeline.customers)?).await?,
+        customers: evaluation.customers(),
+        null_ids: evaluation.scan.null_ids,
+        id_column: pipeline.id_column.clone(),
+        id_type: id_type_name(evaluation.scan.ids.data_type()).into(),
+        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
+        warnings,
+        groups: Vec::new(),
+    };
+    let published = writer::publish(&publish, manifest, &groups, &ids, options.promote).await?;
+    Ok(Publication {
+        published,
+        carried,
+        removed,
+    })
+}
+
+/// The previous run's `groups`, in this run's bit space: copied byte for byte when the two
+/// runs map ids to bits alike, otherwise translated member by member through their external
+/// ids (members no longer among the customers are dropped, with a warning).
+async fn carry_over(
+    publish: &Location,
+    previous: &PreviousRun,
+    groups: &[&GroupEntry],
+    evaluation: &Evaluation,
+    mapping: &IdMapping,
+    ids: &writer::EncodedIds,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<PublishedGroup>> {
+    let carried = |g: &GroupEntry| Carried {
+        run_id: g
+            .carried_from
+            .clone()
+            .unwrap_or_else(|| previous.run_id.clone()),
+        as_of: g
+            .as_of
+            .clone()
+            .unwrap_or_else(|| previous.manifest.as_of.clone()),
+    };
+    let published = |g: &GroupEntry, bits| PublishedGroup {
+        id: g.id.clone(),
+        name: g.name.clone(),
+        definition_hash: g.definition_hash.clone(),
+        bits,
+        carried: Some(carried(g)),
+    };
+    if previous.manifest.id_mapping == ids.entry {
+        let mut out = Vec::with_capacity(groups.len());
+        for g in groups {
+            let bytes = reader::group_bytes(publish, &previous.run_id, g).await?;
+            out.push(published(
+                g,
+                Bits::Serialized {
+                    bytes,
+                    members: g.members,
+                },
+            ));
+        }
+        return Ok(out);
+    }
+    // The customers changed since that run: find each member again by its external id.
+    let old = Snapshot::open_run_at(publish, &previous.run_id).await?;
+    let id_type = evaluation.scan.ids.data_type().clone();
+    let wanted: Vec<StaticIds> = groups
+        .iter()
+        .map(|g| StaticIds {
+            include: old
+                .bitmap(&g.id)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|bit| IdKey::parse(&old.external_id(bit), &id_type))
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let located = statics::locate(&wanted, &evaluation.scan.ids);
+    let bitmaps = mapping.remap_all(&located.iter().map(|l| &l.include).collect::<Vec<_>>());
+    Ok(groups
+        .iter()
+        .zip(located)
+        .zip(bitmaps)
+        .map(|((g, l), bitmap)| {
+            if !l.missing.is_empty() {
+                warnings.push(format!(
+                    "group '{}' carried over from run {}: {} member(s) are no longer in the customers table and were dropped",
+                    g.id,
+                    previous.run_id,
+                    l.missing.len()
+                ));
+            }
+            published(g, Bits::Bitmap(bitmap))
+        })
+        .collect())
+}
+
+/// The files behind a table URL (one file, or every Parquet file under a prefix).
+async fn source_files(location: &Location) -> Result<Vec<SourceFile>> {
+    let describe = |m: object_store::ObjectMeta| SourceFile {
+        path: m.location.to_string(),
+        size: m.size,
+        last_modified: m.last_modified.to_rfc3339_opts(SecondsFormat::Secs, true),
+        etag: m.e_tag,
+    };
+    if let Ok(meta) = location.store.head(&location.path).await {
+        return Ok(vec![describe(meta)]);
+    }
+    let mut files: Vec<SourceFile> = location
+        .store
+        .list(Some(&location.path))
+        .map_ok(describe)
+        .try_collect()
+        .await
+        .map_err(|e| Error::storage(&location.display, e))?;
+    files.retain(|f| f.path.ends_with(".parquet"));
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
