@@ -257,6 +257,22 @@ def test_match_and_aggregate_are_case_insensitive():
     assert not aggregate.is_valid("total")
 
 
+def test_aggregate_column_rules_agree_with_needs_column():
+    body = MODEL_RS[MODEL_RS.index("pub fn needs_column") :]
+    body = body[: body.index("\n    }\n")]
+    variant_names = dict(
+        re.findall(r'\(Aggregate::(\w+),\s*"([^"]*)"\)', MODEL_RS[MODEL_RS.index("const ALL") :])
+    )
+    needs_column = {variant_names[v] for v in re.findall(r"Aggregate::(\w+)", body)}
+    assert needs_column == {"count_distinct", "sum", "min", "max", "avg"}
+    for name in rust_aggregates():
+        for written in variants(name):
+            without = event_condition(aggregate=written)
+            with_column = event_condition(aggregate=written, column="amount")
+            assert GROUP.is_valid(without) == (name not in needs_column), written
+            assert GROUP.is_valid(with_column) == (name != "count"), written
+
+
 # --------------------------------------------------------------------------- windows
 
 RUST_WHITE_SPACE = "\t\n\u000b\u000c\r \u0085\u00a0\u1680" + "".join(
