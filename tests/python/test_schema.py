@@ -101,13 +101,72 @@ def test_tricky_but_valid_cases_validate(path):
     assert errors(GROUP, load_document(path)) == []
 
 
+# Where (and, for some, why) the schema rejects each broken case: a substring of one of the
+# "path: message" lines, so a case cannot pass by failing for an unrelated reason.
+BROKEN_BECAUSE = {
+    "bad_match.toml": "include/0/match: 'every'",
+    "bad_window_events.toml": "conditions/0/within_last: '3 months'",
+    "bad_window_value.toml": "conditions/0/value: '30 days'",
+    "before_op_number.toml": "conditions/0/value: 20260101",
+    "before_op_words.toml": "conditions/0/value: 'Jan 31st'",
+    "behavioural_key_without_events.toml": "conditions/0/within_last: '30d' is not of type 'null'",
+    "between_single_value.toml": "'values' is a required property",
+    "between_three_values.toml": "conditions/0/values: [18, 30, 65] is too long",
+    "between_values_string.toml": "conditions/0/values: '18' is not of type 'array'",
+    "conditions_not_list.toml": "include/0/conditions: {",
+    "control_char_value.toml": "conditions/0/value: 'Can\\x07ada' does not match",
+    "events_bad_before.toml": "conditions/0/before: 'last week'",
+    "events_count_with_column.toml": "conditions/0/column: 'category' is not of type 'null'",
+    "events_group_ref.toml": "conditions/0/op: 'in group' should not be valid",
+    "events_sum_without_column.toml": "'column' is a required property",
+    "events_unknown_aggregate.toml": "conditions/0/aggregate: 'total'",
+    "events_with_attribute.toml": "conditions/0/attribute: 'amount' is not of type 'null'",
+    "events_without_aggregate.toml": "'aggregate' is a required property",
+    "events_without_op.toml": "'op' is a required property",
+    "exists_with_value.toml": "conditions/0/value: True is not of type 'null'",
+    "gt_without_value.toml": "'value' is a required property",
+    "ignore_case_on_gt.toml": "conditions/0/ignore_case: True",
+    "in_group_bad_id.toml": "conditions/0/value: 'US Adults' does not match",
+    "in_group_integer.toml": "conditions/0/value: 5 is not of type",
+    "in_group_two_values.toml": "conditions/0/values: ['vip', 'us_adults'] is too long",
+    "in_group_without_value.toml": "'value' is a required property",
+    "include_as_table.toml": "include: {",
+    "is_true_with_values.toml": "conditions/0/values: [True] is expected to be empty",
+    "json_dollar_schema.json": "('$schema' was unexpected)",
+    "json_null_include.json": "include: None is not of type 'array'",
+    "json_null_value_in_list.json": "conditions/0/values/1: None",
+    "json_op_number.json": "conditions/0/op: 5",
+    "no_attribute.toml": "'attribute' is a required property",
+    "no_op.toml": "'op' is a required property",
+    "one_value_given_two.toml": "conditions/0/values: [18, 21] is too long",
+    "sql_with_attribute.toml": "conditions/0/attribute: 'age' is not of type 'null'",
+    "static_float_id.toml": "static/include/0: 1.5",
+    "static_include_not_list.toml": "static/include: 7 is not of type 'array'",
+    "unknown_key_ignorecase.toml": "('ignorecase' was unexpected)",
+    "unknown_operator.toml": "conditions/0/op: 'is equal to'",
+    "unknown_static_key.toml": "('include_file' was unexpected)",
+    "unknown_top_key.toml": "('title' was unexpected)",
+    "value_and_values.toml": "conditions/0/values: ['United States'] is not of type 'null'",
+    "value_is_list.toml": "conditions/0/value: ['Canada', 'United States'] is not of type",
+    "where_with_sql.toml": "where/0/sql: 'amount > 10' is not of type 'null'",
+    "window_as_number.toml": "conditions/0/value: 30",
+    "window_too_long.toml": "conditions/0/value: '73201d'",
+}
+
+
+def test_every_broken_case_says_why():
+    assert sorted(BROKEN_BECAUSE) == ids(files(CASES / "broken"))
+
+
 @pytest.mark.parametrize("path", files(CASES / "broken"), ids=ids(files(CASES / "broken")))
 def test_broken_cases_are_rejected(path):
     try:
         document = load_document(path)
     except tomllib.TOMLDecodeError as e:  # pragma: no cover - the cases are valid TOML
         pytest.fail(f"{path.name} must be valid TOML, broken only for Cohort: {e}")
-    assert errors(GROUP, document), f"{path.name} should be rejected by the group schema"
+    found = errors(GROUP, document)
+    assert found, f"{path.name} should be rejected by the group schema"
+    assert any(BROKEN_BECAUSE.get(path.name, "?") in line for line in found), found
 
 
 @pytest.mark.parametrize(
