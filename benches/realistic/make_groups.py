@@ -149,7 +149,7 @@ def substring(rng, s, lo=2, hi=5):
 # ---- condition kinds -------------------------------------------------------------------
 def k_str_equals(rng):
     attr = rng.choice(list(STRING_DOMAINS))
-    op = rng.choice(["equals", "equals", "not_equals"])
+    op = rng.choice(["equals", "equals", "equals", "equals", "not_equals"])
     return maybe_ignore_case(rng, {"attribute": attr, "op": op, "value": string_value(rng, attr)})
 
 
@@ -159,7 +159,7 @@ def k_str_in(rng):
     vals = sorted(rng.sample(dom, rng.randint(2, min(8, len(dom)))))
     if rng.random() < 0.1:
         vals.append(ABSENT[attr])
-    op = rng.choice(["in", "in", "not_in"])
+    op = rng.choice(["in", "in", "in", "in", "not_in"])
     return maybe_ignore_case(rng, {"attribute": attr, "op": op, "values": vals})
 
 
@@ -387,11 +387,11 @@ def group_name(i, width):
 
 def distinct_group(i, rng, id_type, customers, width):
     def clause():
-        conds = [random_condition(rng) for _ in range(rng.choice([1, 2, 2, 3, 3]))]
+        conds = [random_condition(rng) for _ in range(rng.choice([1, 2, 2, 3, 3, 3]))]
         unique = list({json.dumps(c, sort_keys=True): c for c in conds}.values())
-        return {"match": "all" if rng.random() < 0.75 else "any", "conditions": unique}
+        return {"match": "all" if rng.random() < 0.85 else "any", "conditions": unique}
 
-    include = [clause() for _ in range(rng.choice([1, 1, 1, 2, 2, 3]))]
+    include = [clause() for _ in range(rng.choice([1, 1, 1, 1, 2, 2]))]
     exclude = []
     if rng.random() < 0.5:
         exclude.append(clause())
