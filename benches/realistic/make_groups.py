@@ -109,8 +109,15 @@ def scramble_case(rng, s):
     return "".join(ch.upper() if rng.random() < 0.5 else ch for ch in s)
 
 
+# microbench.py forces ignore_case on (True) or off (False) for every string condition.
+IGNORE_CASE_OVERRIDE = None
+
+
 def maybe_ignore_case(rng, cond, p=0.35):
-    if rng.random() < p:
+    hit = rng.random() < p
+    if IGNORE_CASE_OVERRIDE is not None:
+        hit = IGNORE_CASE_OVERRIDE
+    if hit:
         cond["ignore_case"] = True
         if "value" in cond:
             cond["value"] = scramble_case(rng, cond["value"])

@@ -36,28 +36,15 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 import make_groups  # noqa: E402
 
-STRING_OPS = {"equals", "not_equals", "in", "not_in", "contains", "not_contains",
-              "starts_with", "ends_with"}
-
-
-def case_variant(cond, ignore_case, rng):
-    """The condition with ignore_case forced on or off (string columns only)."""
-    c = dict(cond)
-    c.pop("ignore_case", None)
-    if ignore_case:
-        c = make_groups.maybe_ignore_case(rng, c, p=1.0)
-    return c
-
-
 def kind_conditions(kind, per_kind, seed=7):
     """Up to per_kind distinct conditions of one kind ('<kind>' or '<kind> ignore_case')."""
     base, _, variant = kind.partition(" ")
     rng = random.Random(f"{seed}:{kind}")
     out, seen = [], set()
     for _ in range(per_kind * 50):
+        make_groups.IGNORE_CASE_OVERRIDE = variant == "ignore_case"
         c = make_groups.KINDS[base](rng)
-        if base.startswith("str_") and base != "str_range":
-            c = case_variant(c, variant == "ignore_case", rng)
+        make_groups.IGNORE_CASE_OVERRIDE = None
         key = json.dumps(c, sort_keys=True)
         if key not in seen:
             seen.add(key)
