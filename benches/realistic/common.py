@@ -81,6 +81,8 @@ def quote(v):
         return "'" + v.replace("'", "''") + "'"
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float):
+        return f"CAST({v!r} AS DOUBLE)"
     return repr(v)
 
 
@@ -123,6 +125,13 @@ def instant_range(col, attr, lo_us, hi_us):
 
 
 def sql_escape_hatch(text, as_of_us):
+    """A DataFusion SQL condition as DuckDB SQL: now() / current_date() are as_of, and
+    decimal literals are DOUBLE (DataFusion parses 23.95 as Float64, DuckDB as DECIMAL:
+    `total_spend > 23.95 * order_count` differs for 431.1 vs 18 orders otherwise)."""
+    parts = text.split("'")
+    for i in range(0, len(parts), 2):  # outside string literals only
+        parts[i] = re.sub(r"(?<![\w.])(\d+\.\d*|\.\d+)(?![\w.])", r"CAST(\1 AS DOUBLE)", parts[i])
+    text = "'".join(parts)
     now = ts_literal(as_of_us)
     today = day_literal(as_of_us // US_PER_DAY)
     text = re.sub(r"\bnow\(\)", now, text, flags=re.I)
@@ -325,7 +334,7 @@ def duckdb_fingerprints(con, source, sqls, id_column="customer_id", chunk=200):
         part = items[i:i + chunk]
         cols = ", ".join(f"count(*) FILTER (WHERE {e}), sum(hash({id_column})) FILTER (WHERE {e})"
                          for _, e in part)
-        row = con.execute(f"SELECT {cols} FROM read_parquet({quote(source)})").fetchone()
+        row = con.execute(f"SELECT {cols} FROM read_parquet({quote(source)})").fetchall()[0]
         for j, (gid, _) in enumerate(part):
             out[gid] = (int(row[2 * j]), int(row[2 * j + 1] or 0))
     return out
@@ -334,7 +343,7 @@ def duckdb_fingerprints(con, source, sqls, id_column="customer_id", chunk=200):
 def cohort_fingerprint(con, ids):
     import pyarrow as pa
     con.register("cohort_members", pa.table({"id": ids}))
-    n, h = con.execute("SELECT count(*), sum(hash(id)) FROM cohort_members").fetchone()
+    n, h = con.execute("SELECT count(*), sum(hash(id)) FROM cohort_members").fetchall()[0]
     con.unregister("cohort_members")
     return int(n), int(h or 0)
 

@@ -61,13 +61,13 @@ def duckdb_script(kind, source, sqls):
         body = "\n".join(
             f"con.execute({json.dumps(f'CREATE TABLE {gid} AS SELECT customer_id FROM {src} WHERE {e}')})"
             for gid, e in sqls.items())
-        tail = ("print(json.dumps([con.execute(f'SELECT count(*) FROM {g}').fetchone()[0] "
+        tail = ("print(json.dumps([con.execute(f'SELECT count(*) FROM {g}').fetchall()[0][0] "
                 f"for g in {json.dumps(list(sqls))}]))\n")
         return head + body + "\n" + tail
     cols = ", ".join(f"list(customer_id) FILTER (WHERE {e}) AS {gid}" for gid, e in sqls.items())
     lens = ", ".join(f"len({gid})" for gid in sqls)
     return (head + f"con.execute({json.dumps(f'CREATE TABLE members AS SELECT {cols} FROM {src}')})\n"
-            f"print(json.dumps(list(con.execute({json.dumps(f'SELECT {lens} FROM members')}).fetchone())))\n")
+            f"print(json.dumps(list(con.execute({json.dumps(f'SELECT {lens} FROM members')}).fetchall()[0])))\n")
 
 
 def verify(args, case, source, groups, sqls, cohort_cmd, publish):
