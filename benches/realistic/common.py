@@ -363,20 +363,34 @@ def member_diff(con, source, expr, ids, id_column="customer_id", limit=5):
 
 
 # ---- processes -------------------------------------------------------------------------
+TIME = "/usr/bin/time"
+
+
 def run(cmd, **kw):
     """Runs a command to completion; returns dict(wall, cpu (user+sys s), rss (MiB), out).
-    Output goes through temporary files so a large stdout cannot block the child."""
+
+    Peak RSS and CPU come from GNU time (/usr/bin/time) when present: getrusage of a
+    child forked straight from this Python process would report at least this process's
+    own RSS (Linux keeps ru_maxrss across fork and exec). Output goes through temporary
+    files so a large stdout cannot block the child."""
     import tempfile
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    wrap = os.path.exists(TIME)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err, \
+            tempfile.NamedTemporaryFile("r") as stats:
+        full = [TIME, "-o", stats.name, "-f", "%M %U %S", *cmd] if wrap else cmd
         start = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, **kw)
+        p = subprocess.Popen(full, stdout=out, stderr=err, text=True, **kw)
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - start
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         text, errors = out.read(), err.read()
-    if p.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({p.returncode}):\n{errors[-3000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
-            "rss": usage.ru_maxrss / 1024, "out": text, "err": errors}
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({p.returncode}):\n{errors[-3000:]}")
+        if wrap:
+            rss_kib, user, system = stats.read().split()[-3:]
+            cpu, rss = float(user) + float(system), int(rss_kib) / 1024
+        else:
+            cpu, rss = usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return {"wall": wall, "cpu": cpu, "rss": rss, "out": text, "err": errors}
