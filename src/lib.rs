@@ -6,7 +6,7 @@
 //! floor) → [`serve`]. [`Pipeline`] is the front door: it takes the world (object stores,
 //! clock, progress, engine) as arguments and runs the stages in order. The command line is
 //! the binary's, over this library.
-#![warn(missing_debug_implementations)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
 pub mod bitmap;

@@ -4,9 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use super::reader::{latest_run_id, parse_manifest, Snapshot};
-use super::writer::MANIFEST_FILE;
+use crate::layout::{latest_run_id, MANIFEST_FILE};
 use crate::location::Location;
+use crate::reader::{parse_manifest, Snapshot};
 use crate::{Error, Result};
 
 /// One folder under `runs/`.

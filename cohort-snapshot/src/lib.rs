@@ -31,6 +31,7 @@ mod error;
 pub mod export;
 pub mod ids;
 pub mod index;
+pub mod layout;
 pub mod location;
 pub mod manifest;
 pub mod memory;

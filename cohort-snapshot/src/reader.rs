@@ -7,9 +7,9 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::manifest::{checksum, GroupEntry, IdMappingEntry, Manifest, FORMAT_VERSION};
-use super::writer::LATEST;
 use crate::ids::dictionary::Dictionary;
 use crate::index::{index_bytes, MembershipIndex};
+use crate::layout::{latest_run_id, MANIFEST_FILE};
 use crate::portable::{parse_group, parsed_bytes, ParsedGroup};
 use object_store::ObjectStoreExt;
 
@@ -212,25 +212,6 @@ impl Snapshot {
     }
 }
 
-/// The run id `LATEST` names.
-pub async fn latest_run_id(publish: &Location) -> Result<String> {
-    let bytes = publish
-        .join(LATEST)
-        .read_if_exists()
-        .await?
-        .ok_or_else(|| Error::NothingPublished {
-            url: publish.display.clone(),
-        })?;
-    let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    if text.is_empty() || text.contains('/') || text.len() > 200 {
-        return Err(Error::invalid(
-            &publish.display,
-            "LATEST does not hold a run id",
-        ));
-    }
-    Ok(text)
-}
-
 /// The run `LATEST` names and its manifest (nothing else is read), `None` when nothing is
 /// published yet.
 pub async fn latest_manifest(publish: &Location) -> Result<Option<(String, Manifest)>> {
@@ -247,7 +228,7 @@ pub async fn latest_manifest(publish: &Location) -> Result<Option<(String, Manif
 
 /// A run's `manifest.json`; a run without one is an error naming it.
 async fn manifest_bytes(run: &Location, run_id: &str) -> Result<Bytes> {
-    run.join(super::writer::MANIFEST_FILE)
+    run.join(MANIFEST_FILE)
         .read_if_exists()
         .await?
         .ok_or_else(|| Error::invalid(&run.display, format!("run '{run_id}' has no manifest.json")))

@@ -12,22 +12,13 @@ use roaring::RoaringBitmap;
 use super::manifest::{
     checksum, BitmapRef, DictionaryTag, FileRef, GroupEntry, IdMappingEntry, IdentityTag, Manifest,
 };
-use super::reader::latest_run_id;
 use crate::ids::perfect_hash::PerfectHash;
+use crate::layout::{
+    latest_run_id, BITMAPS_FILE, DICTIONARY_FILE, HASH_INDEX_FILE, LATEST, MANIFEST_FILE,
+};
 use crate::location::Location;
 use crate::{Error, Result};
 use object_store::ObjectStoreExt;
-
-/// File names inside a run folder.
-pub const BITMAPS_FILE: &str = "groups.bin";
-/// The id dictionary, when the mapping is not the identity.
-pub const DICTIONARY_FILE: &str = "ids.parquet";
-/// The dictionary's perfect hash, when it has one.
-pub const HASH_INDEX_FILE: &str = "ids.phf";
-/// The pointer to the current run.
-pub const LATEST: &str = "LATEST";
-/// A run's manifest; a run folder without one is incomplete.
-pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// One group to publish.
 #[derive(Debug)]

@@ -15,7 +15,8 @@ use datafusion::scalar::ScalarValue;
 
 use super::decimal::{self, DecimalColumn};
 use super::tree;
-use crate::definition::{AttributeCondition, Literal, Op, Window};
+use super::Cmp;
+use crate::definition::{AttributeCondition, Literal, Op, Operand, Window};
 
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
@@ -127,7 +128,7 @@ pub fn compile(
     let AttributeCondition {
         attribute,
         op,
-        values,
+        operand,
         ignore_case,
     } = cond;
     let op = *op;
@@ -177,10 +178,13 @@ pub fn compile(
                 nanos_per_unit: *nanos_per_unit,
                 data_type: data_type.clone(),
             };
-            temporal(&t, op, values, as_of, attribute)
+            temporal(&t, op, operand, as_of, attribute)
         }
         ColumnKind::StringList => {
-            let strings = strings(values).ok_or_else(|| wrong_type(first_non_string(values)))?;
+            let strings = operand.try_map(|v| string(v).ok_or_else(|| wrong_type(v)))?;
+            let Operand::List(strings) = strings else {
+                return Err(shape_mismatch(op, attribute));
+            };
             Ok(match (op, strings.is_empty()) {
                 (Op::Contains, true) => lit(false),
                 (_, true) => column.is_not_null(),
@@ -196,98 +200,98 @@ pub fn compile(
             })
         }
         ColumnKind::String => {
-            let mut strings =
-                strings(values).ok_or_else(|| wrong_type(first_non_string(values)))?;
-            let column = if *ignore_case {
-                strings = strings.iter().map(|s| s.to_lowercase()).collect();
-                lower(column)
-            } else {
-                column
+            let strings = operand.try_map(|v| string(v).ok_or_else(|| wrong_type(v)))?;
+            let fold = |s: &String| -> Result<Expr, ConditionError> {
+                Ok(lit(if *ignore_case {
+                    s.to_lowercase()
+                } else {
+                    s.clone()
+                }))
             };
-            let lits: Vec<Expr> = strings.into_iter().map(lit).collect();
-            Ok(scalar(column, op, lits))
+            let lits = strings.try_map(fold)?;
+            let column = if *ignore_case { lower(column) } else { column };
+            scalar(column, op, lits, attribute)
         }
-        ColumnKind::Float if DecimalColumn::of(column.clone(), data_type).is_some() => {
-            let decimal = DecimalColumn::of(column, data_type).expect("checked above");
-            decimal::compile(&decimal, attribute, op, values, wrong_type)
-        }
-        ColumnKind::Integer | ColumnKind::Float => {
-            let lits = values
-                .iter()
-                .map(|v| match v {
-                    Literal::Int(i) => Ok(lit(*i)),
-                    Literal::Float(x) => Ok(lit(*x)),
-                    other => Err(wrong_type(other)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(scalar(column, op, lits))
+        ColumnKind::Float => match DecimalColumn::of(column.clone(), data_type) {
+            Some(decimal) => decimal::compile(&decimal, attribute, op, operand, wrong_type),
+            None => scalar(
+                column,
+                op,
+                operand.try_map(|v| number(v).ok_or_else(|| wrong_type(v)))?,
+                attribute,
+            ),
+        },
+        ColumnKind::Integer => {
+            let lits = operand.try_map(|v| number(v).ok_or_else(|| wrong_type(v)))?;
+            scalar(column, op, lits, attribute)
         }
         ColumnKind::Boolean => {
-            let lits = values
-                .iter()
-                .map(|v| match v {
-                    Literal::Bool(b) => Ok(lit(*b)),
-                    other => Err(wrong_type(other)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(scalar(column, op, lits))
+            let lits = operand.try_map(|v| match v {
+                Literal::Bool(b) => Ok(lit(*b)),
+                other => Err(wrong_type(other)),
+            })?;
+            scalar(column, op, lits, attribute)
         }
-        ColumnKind::Other(_) => unreachable!("only exists/not_exists are allowed on other types"),
+        // `allows` admitted only exists / not_exists here, compiled above.
+        ColumnKind::Other(_) => Err(shape_mismatch(op, attribute)),
     }
 }
 
-fn strings(values: &[Literal]) -> Option<Vec<String>> {
-    values
-        .iter()
-        .map(|v| match v {
-            Literal::Str(s) => Some(s.clone()),
-            _ => None,
-        })
-        .collect()
+fn string(value: &Literal) -> Option<String> {
+    match value {
+        Literal::Str(s) => Some(s.clone()),
+        _ => None,
+    }
 }
 
-fn first_non_string(values: &[Literal]) -> &Literal {
-    values
-        .iter()
-        .find(|v| !matches!(v, Literal::Str(_)))
-        .unwrap()
+fn number(value: &Literal) -> Option<Expr> {
+    match value {
+        Literal::Int(i) => Some(lit(*i)),
+        Literal::Float(x) => Some(lit(*x)),
+        _ => None,
+    }
+}
+
+/// An operator given an operand of the wrong shape: typing makes this impossible, and it
+/// is reported as a problem of the condition rather than trusted.
+pub(super) fn shape_mismatch(op: Op, attribute: &str) -> ConditionError {
+    (
+        format!("operator '{op}' can't be applied to '{attribute}' with the values given"),
+        None,
+    )
 }
 
 /// Operators over plain scalar literals (strings, numbers, booleans).
-fn scalar(column: Expr, op: Op, lits: Vec<Expr>) -> Expr {
+fn scalar(
+    column: Expr,
+    op: Op,
+    operand: Operand<Expr>,
+    attribute: &str,
+) -> Result<Expr, ConditionError> {
     // Balanced: a list of 5,000 suffixes must not be 5,000 levels deep.
-    let any = |f: &dyn Fn(Expr, Expr) -> Expr| {
-        tree::any(lits.iter().map(|l| f(column.clone(), l.clone())).collect()).unwrap_or(lit(false))
+    let any = |lits: Vec<Expr>, f: &dyn Fn(Expr, Expr) -> Expr| {
+        tree::any(lits.into_iter().map(|l| f(column.clone(), l)).collect()).unwrap_or(lit(false))
     };
-    match op {
-        Op::Equals => column.eq(lits[0].clone()),
-        Op::NotEquals => column.not_eq(lits[0].clone()),
-        Op::In if lits.is_empty() => lit(false),
+    Ok(match (op, operand) {
+        (Op::Equals, Operand::One(v)) => column.eq(v),
+        (Op::NotEquals, Operand::One(v)) => column.not_eq(v),
+        (Op::Gt, Operand::One(v)) => column.gt(v),
+        (Op::Gte, Operand::One(v)) => column.gt_eq(v),
+        (Op::Lt, Operand::One(v)) => column.lt(v),
+        (Op::Lte, Operand::One(v)) => column.lt_eq(v),
+        (Op::Between, Operand::Range(lo, hi)) => column.clone().gt_eq(lo).and(column.lt_eq(hi)),
+        (Op::In, Operand::List(lits)) if lits.is_empty() => lit(false),
         // `x NOT IN ()` is true for every present value, and still false for a missing one.
-        Op::NotIn if lits.is_empty() => column.is_not_null(),
-        Op::In => column.in_list(lits, false),
-        Op::NotIn => column.in_list(lits, true),
-        Op::Contains => any(&|c, l| contains(c, l)),
-        Op::NotContains => {
-            let hit = any(&|c, l| contains(c, l));
-            if lits.is_empty() {
-                column.is_not_null()
-            } else {
-                hit.not()
-            }
-        }
-        Op::StartsWith => any(&|c, l| starts_with(c, l)),
-        Op::EndsWith => any(&|c, l| ends_with(c, l)),
-        Op::Gt => column.gt(lits[0].clone()),
-        Op::Gte => column.gt_eq(lits[0].clone()),
-        Op::Lt => column.lt(lits[0].clone()),
-        Op::Lte => column.lt_eq(lits[0].clone()),
-        Op::Between => column
-            .clone()
-            .gt_eq(lits[0].clone())
-            .and(column.lt_eq(lits[1].clone())),
-        other => unreachable!("operator {other} is not a scalar comparison"),
-    }
+        (Op::NotIn, Operand::List(lits)) if lits.is_empty() => column.is_not_null(),
+        (Op::In, Operand::List(lits)) => column.in_list(lits, false),
+        (Op::NotIn, Operand::List(lits)) => column.in_list(lits, true),
+        (Op::Contains, Operand::List(lits)) => any(lits, &|c, l| contains(c, l)),
+        (Op::NotContains, Operand::List(lits)) if lits.is_empty() => column.is_not_null(),
+        (Op::NotContains, Operand::List(lits)) => any(lits, &|c, l| contains(c, l)).not(),
+        (Op::StartsWith, Operand::List(lits)) => any(lits, &|c, l| starts_with(c, l)),
+        (Op::EndsWith, Operand::List(lits)) => any(lits, &|c, l| ends_with(c, l)),
+        (op, _) => return Err(shape_mismatch(op, attribute)),
+    })
 }
 
 /// A date or timestamp column: stored values are `v` units of `nanos_per_unit` since the epoch.
@@ -304,7 +308,6 @@ impl TemporalColumn {
             DataType::Date32 => {
                 ScalarValue::Date32(Some(v.clamp(i32::MIN as i64, i32::MAX as i64) as i32))
             }
-            DataType::Date64 => ScalarValue::Date64(Some(v)),
             DataType::Timestamp(TimeUnit::Second, tz) => {
                 ScalarValue::TimestampSecond(Some(v), tz.clone())
             }
@@ -317,101 +320,93 @@ impl TemporalColumn {
             DataType::Timestamp(TimeUnit::Nanosecond, tz) => {
                 ScalarValue::TimestampNanosecond(Some(v), tz.clone())
             }
-            other => unreachable!("{other} is not temporal"),
+            // `ColumnKind::of` makes temporal columns of dates and timestamps only: the
+            // rest is Date64 (milliseconds).
+            _ => ScalarValue::Date64(Some(v)),
         })
     }
 
-    /// `value <op> instant`, where the column's value stands for the instant `v * unit`.
+    /// `value <cmp> instant`, where the column's value stands for the instant `v * unit`.
     /// Rounding the instant to whole units keeps the comparison exact.
-    fn compare(&self, op: Op, instant: i128) -> Expr {
+    fn compare(&self, cmp: Cmp, instant: i128) -> Expr {
         let unit = self.nanos_per_unit;
         let floor = instant.div_euclid(unit);
         let ceil = -(-instant).div_euclid(unit);
         let c = self.column.clone();
-        match op {
-            Op::Lt => c.lt(self.literal(ceil)),
-            Op::Lte => c.lt_eq(self.literal(floor)),
-            Op::Gt => c.gt(self.literal(floor)),
-            Op::Gte => c.gt_eq(self.literal(ceil)),
-            Op::Equals if instant.rem_euclid(unit) == 0 => c.eq(self.literal(floor)),
+        match cmp {
+            Cmp::Lt => c.lt(self.literal(ceil)),
+            Cmp::Lte => c.lt_eq(self.literal(floor)),
+            Cmp::Gt => c.gt(self.literal(floor)),
+            Cmp::Gte => c.gt_eq(self.literal(ceil)),
+            Cmp::Eq if instant.rem_euclid(unit) == 0 => c.eq(self.literal(floor)),
             // No stored value can equal an instant between two units.
-            Op::Equals => lit(false),
-            other => unreachable!("{other} is not an instant comparison"),
+            Cmp::Eq => lit(false),
         }
     }
 
     fn range(&self, from: i128, to_inclusive: i128) -> Expr {
-        self.compare(Op::Gte, from)
-            .and(self.compare(Op::Lte, to_inclusive))
+        self.compare(Cmp::Gte, from)
+            .and(self.compare(Cmp::Lte, to_inclusive))
     }
 }
 
 fn temporal(
     t: &TemporalColumn,
     op: Op,
-    values: &[Literal],
+    operand: &Operand,
     as_of: DateTime<Utc>,
     attribute: &str,
 ) -> Result<Expr, ConditionError> {
     let as_of_ns = as_of.timestamp_nanos_opt().unwrap_or(i64::MAX) as i128;
-    let instants = || -> Result<Vec<i128>, ConditionError> {
-        values
-            .iter()
-            .map(|v| {
-                parse_instant(v).ok_or_else(|| {
-                    (
-                        format!(
-                            "value {v} for '{attribute}' is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"
-                        ),
-                        Some("dates between 1677-09-22 and 2262-04-11 can be compared".into()),
-                    )
-                })
-            })
-            .collect()
-    };
-    let window = || -> Result<i128, ConditionError> {
-        match &values[0] {
-            Literal::Str(s) => Window::parse(s)
-                .map(|w| w.nanos())
-                .ok_or_else(|| bad_window(s)),
-            other => Err(bad_window(&other.to_string())),
-        }
-    };
+    if matches!(op, Op::WithinLast | Op::NotWithinLast) {
+        let window = match operand {
+            Operand::One(Literal::Str(s)) => Window::parse(s).ok_or_else(|| bad_window(s))?,
+            Operand::One(other) => return Err(bad_window(&other.to_string())),
+            _ => return Err(shape_mismatch(op, attribute)),
+        };
+        return Ok(if op == Op::WithinLast {
+            t.range(as_of_ns - window.nanos(), as_of_ns)
+        } else {
+            t.compare(Cmp::Lt, as_of_ns - window.nanos())
+        });
+    }
+    let instants = operand.try_map(|v| {
+        parse_instant(v).ok_or_else(|| {
+            (
+                format!(
+                    "value {v} for '{attribute}' is not a date (YYYY-MM-DD) or an RFC 3339 timestamp"
+                ),
+                Some("dates between 1677-09-22 and 2262-04-11 can be compared".into()),
+            )
+        })
+    })?;
     let present = t.column.clone().is_not_null();
-    Ok(match op {
-        Op::WithinLast => t.range(as_of_ns - window()?, as_of_ns),
-        Op::NotWithinLast => t.compare(Op::Lt, as_of_ns - window()?),
-        Op::Before | Op::Lt => t.compare(Op::Lt, instants()?[0]),
-        Op::After | Op::Gt => t.compare(Op::Gt, instants()?[0]),
-        Op::Lte | Op::Gte => t.compare(op, instants()?[0]),
-        Op::On => {
-            let day = instants()?[0].div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
+    Ok(match (op, instants) {
+        (Op::Before | Op::Lt, Operand::One(i)) => t.compare(Cmp::Lt, i),
+        (Op::After | Op::Gt, Operand::One(i)) => t.compare(Cmp::Gt, i),
+        (Op::Lte, Operand::One(i)) => t.compare(Cmp::Lte, i),
+        (Op::Gte, Operand::One(i)) => t.compare(Cmp::Gte, i),
+        (Op::On, Operand::One(i)) => {
+            let day = i.div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
             t.range(day, day + NANOS_PER_DAY - 1)
         }
-        Op::Between => {
-            let v = instants()?;
-            t.range(v[0], v[1])
-        }
-        Op::Equals => t.compare(Op::Equals, instants()?[0]),
+        (Op::Between, Operand::Range(lo, hi)) => t.range(lo, hi),
+        (Op::Equals, Operand::One(i)) => t.compare(Cmp::Eq, i),
         // NOT(x = t) is NULL for a missing x, which IS TRUE turns into false.
-        Op::NotEquals => present.and(t.compare(Op::Equals, instants()?[0]).not()),
-        Op::In => tree::any(
-            instants()?
+        (Op::NotEquals, Operand::One(i)) => present.and(t.compare(Cmp::Eq, i).not()),
+        (Op::In, Operand::List(instants)) => tree::any(
+            instants
                 .into_iter()
-                .map(|i| t.compare(Op::Equals, i))
+                .map(|i| t.compare(Cmp::Eq, i))
                 .collect(),
         )
         .unwrap_or(lit(false)),
-        Op::NotIn => {
+        (Op::NotIn, Operand::List(instants)) => {
             let mut terms = vec![present];
-            terms.extend(
-                instants()?
-                    .into_iter()
-                    .map(|i| t.compare(Op::Equals, i).not()),
-            );
-            tree::all(terms).expect("one term at least")
+            terms.extend(instants.into_iter().map(|i| t.compare(Cmp::Eq, i).not()));
+            tree::all(terms).unwrap_or(lit(true))
         }
-        other => unreachable!("{other} is not a temporal operator"),
+        (op, _) => return Err(shape_mismatch(op, attribute)),
     })
 }
 

@@ -15,11 +15,12 @@ use datafusion::scalar::ScalarValue;
 
 use super::attribute::ConditionError;
 use super::tree;
-use crate::definition::{Literal, Op};
+use super::Cmp;
+use crate::definition::{Literal, Op, Operand};
 
 /// A literal as an exact decimal: `mantissa / 10^scale`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Exact {
+pub(super) struct Exact {
     /// The digits, saturated at i128's range (far beyond any column's).
     pub mantissa: i128,
     /// Digits after the point.
@@ -28,7 +29,7 @@ pub struct Exact {
 
 impl Exact {
     /// The decimal a literal is written as; floats by their shortest round-trip form.
-    pub fn of(value: &Literal) -> Option<Exact> {
+    pub(super) fn of(value: &Literal) -> Option<Exact> {
         match value {
             Literal::Int(i) => Some(Exact {
                 mantissa: *i as i128,
@@ -85,16 +86,17 @@ impl Exact {
 
 /// A decimal column: stored values are whole units of `10^-scale`, at most `max` in
 /// magnitude.
-pub struct DecimalColumn {
+pub(super) struct DecimalColumn {
     column: Expr,
     data_type: DataType,
+    precision: u8,
     scale: i8,
     max: i128,
 }
 
 impl DecimalColumn {
     /// The column, if `data_type` is a decimal this module handles.
-    pub fn of(column: Expr, data_type: &DataType) -> Option<DecimalColumn> {
+    pub(super) fn of(column: Expr, data_type: &DataType) -> Option<DecimalColumn> {
         let (precision, scale) = match data_type {
             DataType::Decimal128(p, s) => (*p, *s),
             DataType::Decimal256(p, s) => (*p, *s),
@@ -106,6 +108,7 @@ impl DecimalColumn {
         Some(DecimalColumn {
             column,
             data_type: data_type.clone(),
+            precision,
             scale,
             max,
         })
@@ -113,11 +116,11 @@ impl DecimalColumn {
 
     fn literal(&self, units: i128) -> Expr {
         lit(match &self.data_type {
-            DataType::Decimal128(p, s) => ScalarValue::Decimal128(Some(units), *p, *s),
             DataType::Decimal256(p, s) => {
                 ScalarValue::Decimal256(Some(i256::from_i128(units)), *p, *s)
             }
-            other => unreachable!("{other} is not a decimal"),
+            // `of` admits only the two decimal types.
+            _ => ScalarValue::Decimal128(Some(units), self.precision, self.scale),
         })
     }
 
@@ -125,67 +128,69 @@ impl DecimalColumn {
         self.column.clone().is_not_null()
     }
 
-    /// `column <op> value`, exactly. A bound outside the column's range makes the
+    /// `column <cmp> value`, exactly. A bound outside the column's range makes the
     /// comparison constant (still false for a missing value).
-    fn compare(&self, op: Op, value: Exact) -> Expr {
+    fn compare(&self, cmp: Cmp, value: Exact) -> Expr {
         let (floor, ceil) = value.units(self.scale);
         let (min, max) = (-self.max, self.max);
         let c = self.column.clone();
-        match op {
-            Op::Lt if ceil > max => self.present(),
-            Op::Lt if ceil <= min => lit(false),
-            Op::Lt => c.lt(self.literal(ceil)),
-            Op::Lte if floor >= max => self.present(),
-            Op::Lte if floor < min => lit(false),
-            Op::Lte => c.lt_eq(self.literal(floor)),
-            Op::Gt if floor >= max => lit(false),
-            Op::Gt if floor < min => self.present(),
-            Op::Gt => c.gt(self.literal(floor)),
-            Op::Gte if ceil > max => lit(false),
-            Op::Gte if ceil <= min => self.present(),
-            Op::Gte => c.gt_eq(self.literal(ceil)),
+        match cmp {
+            Cmp::Lt if ceil > max => self.present(),
+            Cmp::Lt if ceil <= min => lit(false),
+            Cmp::Lt => c.lt(self.literal(ceil)),
+            Cmp::Lte if floor >= max => self.present(),
+            Cmp::Lte if floor < min => lit(false),
+            Cmp::Lte => c.lt_eq(self.literal(floor)),
+            Cmp::Gt if floor >= max => lit(false),
+            Cmp::Gt if floor < min => self.present(),
+            Cmp::Gt => c.gt(self.literal(floor)),
+            Cmp::Gte if ceil > max => lit(false),
+            Cmp::Gte if ceil <= min => self.present(),
+            Cmp::Gte => c.gt_eq(self.literal(ceil)),
             // No stored value equals a number between two units, or beyond the range.
-            Op::Equals if floor != ceil || floor > max || floor < min => lit(false),
-            Op::Equals => c.eq(self.literal(floor)),
-            other => unreachable!("{other} is not a decimal comparison"),
+            Cmp::Eq if floor != ceil || floor > max || floor < min => lit(false),
+            Cmp::Eq => c.eq(self.literal(floor)),
         }
     }
 }
 
-/// Compiles `op` with `values` over a decimal column.
-pub fn compile(
+/// Compiles `op` with `operand` over a decimal column.
+pub(super) fn compile(
     column: &DecimalColumn,
     attribute: &str,
     op: Op,
-    values: &[Literal],
+    operand: &Operand,
     wrong_type: impl Fn(&Literal) -> ConditionError,
 ) -> Result<Expr, ConditionError> {
-    let exact = values
-        .iter()
-        .map(|v| match v {
-            Literal::Float(x) if !x.is_finite() => Err((
-                format!("value {v} cannot be compared with '{attribute}', a decimal"),
-                Some("decimals hold finite numbers only".into()),
-            )),
-            _ => Exact::of(v).ok_or_else(|| wrong_type(v)),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let exact = operand.try_map(|v| match v {
+        Literal::Float(x) if !x.is_finite() => Err((
+            format!("value {v} cannot be compared with '{attribute}', a decimal"),
+            Some("decimals hold finite numbers only".into()),
+        )),
+        _ => Exact::of(v).ok_or_else(|| wrong_type(v)),
+    })?;
     let present = column.present();
-    let equal = |v: Exact| column.compare(Op::Equals, v);
-    Ok(match op {
-        Op::Equals | Op::Lt | Op::Lte | Op::Gt | Op::Gte => column.compare(op, exact[0]),
+    let equal = |v: Exact| column.compare(Cmp::Eq, v);
+    Ok(match (op, exact) {
+        (Op::Equals, Operand::One(v)) => equal(v),
+        (Op::Lt, Operand::One(v)) => column.compare(Cmp::Lt, v),
+        (Op::Lte, Operand::One(v)) => column.compare(Cmp::Lte, v),
+        (Op::Gt, Operand::One(v)) => column.compare(Cmp::Gt, v),
+        (Op::Gte, Operand::One(v)) => column.compare(Cmp::Gte, v),
         // NOT(x = v) is NULL for a missing x, and the caller's IS TRUE makes it false.
-        Op::NotEquals => present.and(equal(exact[0]).not()),
-        Op::Between => column
-            .compare(Op::Gte, exact[0])
-            .and(column.compare(Op::Lte, exact[1])),
-        Op::In => tree::any(exact.into_iter().map(equal).collect()).unwrap_or(lit(false)),
-        Op::NotIn => {
-            let mut terms = vec![present];
-            terms.extend(exact.into_iter().map(|v| equal(v).not()));
-            tree::all(terms).expect("one term at least")
+        (Op::NotEquals, Operand::One(v)) => present.and(equal(v).not()),
+        (Op::Between, Operand::Range(lo, hi)) => column
+            .compare(Cmp::Gte, lo)
+            .and(column.compare(Cmp::Lte, hi)),
+        (Op::In, Operand::List(values)) => {
+            tree::any(values.into_iter().map(equal).collect()).unwrap_or(lit(false))
         }
-        other => unreachable!("{other} is not a decimal operator"),
+        (Op::NotIn, Operand::List(values)) => {
+            let mut terms = vec![present];
+            terms.extend(values.into_iter().map(|v| equal(v).not()));
+            tree::all(terms).unwrap_or(lit(true))
+        }
+        (op, _) => return Err(super::attribute::shape_mismatch(op, attribute)),
     })
 }
 
@@ -250,33 +255,26 @@ mod tests {
             .unwrap()
         };
         // (op, values, compiled)
-        let cases: &[(Op, &[Literal], &str)] = &[
-            (Op::Gt, &[Literal::Float(0.155)], "x > Decimal128(0.15,4,2)"),
-            (
-                Op::Gte,
-                &[Literal::Float(0.155)],
-                "x >= Decimal128(0.16,4,2)",
-            ),
-            (Op::Lt, &[Literal::Float(0.3)], "x < Decimal128(0.30,4,2)"),
-            (
-                Op::Equals,
-                &[Literal::Float(0.3)],
-                "x = Decimal128(0.30,4,2)",
-            ),
-            (Op::Equals, &[Literal::Float(0.155)], "Boolean(false)"),
-            (Op::Lte, &[Literal::Int(100)], "x IS NOT NULL"),
-            (Op::Gt, &[Literal::Int(-100)], "x IS NOT NULL"),
-            (Op::Gt, &[Literal::Int(100)], "Boolean(false)"),
+        let cases: &[(Op, Literal, &str)] = &[
+            (Op::Gt, Literal::Float(0.155), "x > Decimal128(0.15,4,2)"),
+            (Op::Gte, Literal::Float(0.155), "x >= Decimal128(0.16,4,2)"),
+            (Op::Lt, Literal::Float(0.3), "x < Decimal128(0.30,4,2)"),
+            (Op::Equals, Literal::Float(0.3), "x = Decimal128(0.30,4,2)"),
+            (Op::Equals, Literal::Float(0.155), "Boolean(false)"),
+            (Op::Lte, Literal::Int(100), "x IS NOT NULL"),
+            (Op::Gt, Literal::Int(-100), "x IS NOT NULL"),
+            (Op::Gt, Literal::Int(100), "Boolean(false)"),
         ];
-        for (op, values, wanted) in cases {
-            let expr = compile(&column(), "x", *op, values, |_| unreachable!()).unwrap();
-            assert_eq!(expr.to_string(), *wanted, "{op} {values:?}");
+        for (op, value, wanted) in cases {
+            let operand = Operand::One(value.clone());
+            let expr = compile(&column(), "x", *op, &operand, |_| unreachable!()).unwrap();
+            assert_eq!(expr.to_string(), *wanted, "{op} {value:?}");
         }
         let (message, _) = compile(
             &column(),
             "x",
             Op::Gt,
-            &[Literal::Float(f64::NAN)],
+            &Operand::One(Literal::Float(f64::NAN)),
             |_| unreachable!(),
         )
         .unwrap_err();

@@ -20,13 +20,34 @@ use datafusion::logical_expr::Expr;
 use crate::definition::{did_you_mean, ConditionSpec, Group, Location, Match, Problem};
 use events::{EventAggregate, EventTables};
 
+/// A column reference by exact name (no parsing of dots or case folding).
+pub fn col_exact(name: &str) -> Expr {
+    Expr::Column(datafusion::prelude::Column::new_unqualified(name))
+}
+
+/// A comparison of a column with one bound, as the exact (decimal, temporal) compilers
+/// build them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    /// `<`
+    Lt,
+    /// `<=`
+    Lte,
+    /// `>`
+    Gt,
+    /// `>=`
+    Gte,
+    /// `=`
+    Eq,
+}
+
 /// The executable form of a set of groups.
 #[derive(Debug, Clone)]
 pub struct Compiled {
     /// Distinct condition expressions; each is boolean and never NULL.
     pub conditions: Vec<Expr>,
     /// Distinct per-customer event aggregates; number `i` is column [`events::alias`]`(i)`
-    /// of the customers table once [`events::attach`] has joined them.
+    /// of the customers table once `evaluate::events::attach` has joined them.
     pub events: Vec<EventAggregate>,
     /// Groups in dependency order: a group only references groups before it.
     pub groups: Vec<CompiledGroup>,

@@ -26,7 +26,7 @@ use super::attribute::ConditionError;
 use super::tree;
 
 /// The most elements or characters a function may build per row from a count argument.
-pub const MAX_BUILT_PER_ROW: i128 = 1024;
+pub(super) const MAX_BUILT_PER_ROW: i128 = 1024;
 
 /// Functions whose output size is one of their arguments: (name, index of the count).
 /// `range` / `generate_series` are checked on all of their arguments.
@@ -40,7 +40,7 @@ const SIZED_BY_ARGUMENT: &[(&str, usize)] = &[
 
 /// Parses and checks `text`: expressions only (no subqueries, aggregates or window
 /// functions), over existing columns, of boolean type, deterministic, and evaluable.
-pub fn compile(
+pub(super) fn compile(
     text: &str,
     schema: &DFSchema,
     as_of: DateTime<Utc>,

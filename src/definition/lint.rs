@@ -1,6 +1,6 @@
 //! Lint warnings of SPEC §2.3: definitions that are valid but almost certainly not meant.
 
-use super::{Arity, ConditionSpec, Group, Match, Op, Problem};
+use super::{ConditionSpec, Group, Match, Op, Operand, Problem};
 
 /// Every lint warning over the given groups.
 pub fn lint(groups: &[Group]) -> Vec<Problem> {
@@ -19,7 +19,7 @@ pub fn lint(groups: &[Group]) -> Vec<Problem> {
             }
             for (i, condition) in clause.conditions.iter().enumerate() {
                 if let ConditionSpec::Attribute(a) = &condition.spec {
-                    if a.op.arity() == Arity::List && a.values.is_empty() {
+                    if matches!(&a.operand, Operand::List(values) if values.is_empty()) {
                         warnings.push(Problem::warning(
                             &condition.at,
                             format!("empty value list for '{} {}'", a.attribute, a.op),

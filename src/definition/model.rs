@@ -175,10 +175,46 @@ pub struct AttributeCondition {
     pub attribute: String,
     /// The operator.
     pub op: Op,
-    /// The values, normalized to a list whatever `value`/`values` spelling was used.
-    pub values: Vec<Literal>,
+    /// What the operator compares with, shaped by its arity.
+    pub operand: Operand,
     /// Case-insensitive string comparison.
     pub ignore_case: bool,
+}
+
+/// What an operator compares with, shaped by the operator's arity once, when the
+/// definition is read (`value` or `values`, whichever spelling was used).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand<T = Literal> {
+    /// No value (`exists`, `is_true`, ...).
+    None,
+    /// One value.
+    One(T),
+    /// `between`: the low and high ends.
+    Range(T, T),
+    /// Any number of values, possibly none (`in`, `contains`, ...).
+    List(Vec<T>),
+}
+
+impl<T> Operand<T> {
+    /// Every value, in order.
+    pub fn values(&self) -> Vec<&T> {
+        match self {
+            Operand::None => Vec::new(),
+            Operand::One(v) => vec![v],
+            Operand::Range(lo, hi) => vec![lo, hi],
+            Operand::List(vs) => vs.iter().collect(),
+        }
+    }
+
+    /// The same shape, each value converted by `f`; the first failure is returned.
+    pub fn try_map<U, E>(&self, mut f: impl FnMut(&T) -> Result<U, E>) -> Result<Operand<U>, E> {
+        Ok(match self {
+            Operand::None => Operand::None,
+            Operand::One(v) => Operand::One(f(v)?),
+            Operand::Range(lo, hi) => Operand::Range(f(lo)?, f(hi)?),
+            Operand::List(vs) => Operand::List(vs.iter().map(f).collect::<Result<_, _>>()?),
+        })
+    }
 }
 
 /// Static overrides of a group.
@@ -222,11 +258,11 @@ impl fmt::Display for ConditionSpec {
         match self {
             ConditionSpec::Attribute(a) => {
                 write!(f, "{} {}", a.attribute, a.op)?;
-                match a.values.as_slice() {
-                    [] => Ok(()),
-                    [v] => write!(f, " {v}"),
+                match &a.operand {
+                    Operand::None => Ok(()),
+                    Operand::One(v) => write!(f, " {v}"),
                     vs => {
-                        let list: Vec<String> = vs.iter().map(|v| v.to_string()).collect();
+                        let list: Vec<String> = vs.values().iter().map(|v| v.to_string()).collect();
                         write!(f, " [{}]", list.join(", "))
                     }
                 }

@@ -7,33 +7,46 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, bound(deserialize = "C: Deserialize<'de>"))]
 pub struct RawGroup<C> {
+    /// Display name.
     pub name: Option<String>,
+    /// What the group is for.
     pub description: Option<String>,
+    /// Include clauses (OR-ed).
     #[serde(default)]
     pub include: Vec<RawClause<C>>,
+    /// Exclude clauses (OR-ed).
     #[serde(default)]
     pub exclude: Vec<RawClause<C>>,
+    /// `[static]` overrides.
     #[serde(rename = "static", default)]
     pub statics: RawStatic,
 }
 
+/// `[[include]]` / `[[exclude]]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, bound(deserialize = "C: Deserialize<'de>"))]
 pub struct RawClause<C> {
+    /// `match = "all" | "any"`.
     #[serde(rename = "match")]
     pub mode: Option<String>,
+    /// The clause's conditions.
     #[serde(default = "Vec::new")]
     pub conditions: Vec<C>,
 }
 
+/// `[static]` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStatic {
+    /// Ids always in the group (unless excluded).
     #[serde(default)]
     pub include: Vec<IdLiteral>,
+    /// Ids never in the group.
     #[serde(default)]
     pub exclude: Vec<IdLiteral>,
+    /// A CSV or Parquet file of ids to include.
     pub include_from: Option<String>,
+    /// A CSV or Parquet file of ids to exclude.
     pub exclude_from: Option<String>,
 }
 
@@ -41,18 +54,31 @@ pub struct RawStatic {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCondition {
+    /// The customers (or events) column compared.
     pub attribute: Option<String>,
+    /// The operator, canonical or alias.
     pub op: Option<String>,
+    /// One value.
     pub value: Option<Literal>,
+    /// Several values.
     pub values: Option<Vec<Literal>>,
+    /// Case-insensitive string comparison.
     pub ignore_case: Option<bool>,
+    /// An SQL escape-hatch expression.
     pub sql: Option<String>,
+    /// The event table a behavioural condition aggregates.
     pub events: Option<String>,
+    /// The aggregate (`count`, `sum`, ...).
     pub aggregate: Option<String>,
+    /// The aggregated column.
     pub column: Option<String>,
+    /// Only events within this window before `as_of`.
     pub within_last: Option<String>,
+    /// Only events before this instant.
     pub before: Option<Literal>,
+    /// Only events after this instant.
     pub after: Option<Literal>,
+    /// Conditions on the event rows.
     #[serde(rename = "where")]
     pub where_: Option<Vec<RawCondition>>,
 }
@@ -61,7 +87,9 @@ pub struct RawCondition {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 #[serde(untagged)]
 pub enum IdLiteral {
+    /// An integer.
     Int(i64),
+    /// A string.
     Str(String),
 }
 
@@ -69,9 +97,13 @@ pub enum IdLiteral {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum Literal {
+    /// `true` / `false`.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// A string (also dates and windows written as strings).
     Str(String),
     /// A bare TOML date or datetime (`value = 2024-01-31`).
     Date(toml::value::Datetime),

@@ -164,13 +164,18 @@ pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec,
     let Some(attribute) = raw.attribute else {
         return Err(err(format!("condition with op '{op}' has no 'attribute'")));
     };
-    let arity_ok = match op.arity() {
-        Arity::None => values.is_empty(),
-        Arity::One => values.len() == 1,
-        Arity::Two => values.len() == 2,
-        Arity::List => true,
+    let count = values.len();
+    let operand = match op.arity() {
+        Arity::None => values.is_empty().then_some(Operand::None),
+        Arity::One => <[Literal; 1]>::try_from(values)
+            .ok()
+            .map(|[v]| Operand::One(v)),
+        Arity::Two => <[Literal; 2]>::try_from(values)
+            .ok()
+            .map(|[lo, hi]| Operand::Range(lo, hi)),
+        Arity::List => Some(Operand::List(values)),
     };
-    if !arity_ok {
+    let Some(operand) = operand else {
         let wanted = match op.arity() {
             Arity::None => "no value",
             Arity::One => "exactly one value",
@@ -178,10 +183,9 @@ pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec,
             Arity::List => "a list of values",
         };
         return Err(err(format!(
-            "'{attribute} {op}' takes {wanted}, got {}",
-            values.len()
+            "'{attribute} {op}' takes {wanted}, got {count}"
         )));
-    }
+    };
     let ignore_case = raw.ignore_case.unwrap_or(false);
     if ignore_case && !op.accepts_ignore_case() {
         return Err(err(format!("ignore_case does not apply to '{op}'")));
@@ -189,7 +193,7 @@ pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec,
     Ok(ConditionSpec::Attribute(AttributeCondition {
         attribute,
         op,
-        values,
+        operand,
         ignore_case,
     }))
 }

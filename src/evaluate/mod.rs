@@ -7,16 +7,17 @@
 //! order in which partitions deliver batches.
 
 pub mod engine;
+pub mod events;
 mod scan;
 pub mod statics;
 
+pub use crate::compile::col_exact;
 pub use crate::progress::{NoProgress, Phase, Progress};
 pub use engine::Engine;
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::Expr;
 use datafusion::prelude::DataFrame;
 use roaring::RoaringBitmap;
 
@@ -58,11 +59,6 @@ pub fn id_type(df: &DataFrame, id_column: &str) -> Result<DataType> {
             field.data_type()
         ))
     })
-}
-
-/// A column reference by exact name (no parsing of dots or case folding).
-pub fn col_exact(name: &str) -> Expr {
-    Expr::Column(datafusion::prelude::Column::new_unqualified(name))
 }
 
 fn concat_or_empty(chunks: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef> {

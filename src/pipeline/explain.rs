@@ -8,9 +8,10 @@ use datafusion::logical_expr::{lit, Expr};
 use serde::Serialize;
 
 use super::Pipeline;
+use crate::compile::col_exact;
 use crate::compile::{events, Compiled, Formula, Term};
 use crate::definition::Match;
-use crate::evaluate::col_exact;
+use crate::evaluate;
 use crate::Result;
 
 /// How a group is evaluated.
@@ -61,7 +62,7 @@ impl Pipeline {
         }
         let mut customers = validation.customers().clone();
         if !compiled.events.is_empty() {
-            customers = events::attach(
+            customers = evaluate::events::attach(
                 validation.session(),
                 customers,
                 &self.id_column,
@@ -101,7 +102,7 @@ impl Pipeline {
 /// The dynamic part of a group (`OR include AND NOT OR exclude`) as one expression, with
 /// referenced groups inlined. Every condition is `IS TRUE`-wrapped, so the result is never
 /// NULL and NOT is exact.
-pub fn dynamic_expr(compiled: &Compiled, index: usize) -> Expr {
+pub(super) fn dynamic_expr(compiled: &Compiled, index: usize) -> Expr {
     let g = &compiled.groups[index];
     let formula = |f: &Formula| -> Expr {
         let terms = f.terms.iter().map(|t| match *t {

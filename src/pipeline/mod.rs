@@ -32,7 +32,7 @@ use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use roaring::RoaringBitmap;
 
 use crate::bitmap::algebra;
-use crate::compile::events::{self, EventConfig, EventTables};
+use crate::compile::events::{EventConfig, EventTables};
 use crate::compile::{self, Compiled, Environment};
 use crate::definition::{self, Group, Problem};
 use crate::evaluate::{self, statics, Engine, NoProgress, Phase, Progress, ScanOutput};
@@ -186,7 +186,7 @@ impl Pipeline {
         let customers = self.open_customers(&session).await?;
         let schema = customers.schema().as_arrow().clone();
         let id_type = evaluate::id_type(&customers, &self.id_column)?;
-        let event_tables = events::resolve(
+        let event_tables = evaluate::events::resolve(
             &session,
             &self.events,
             definition::event_tables(&groups),
@@ -271,7 +271,7 @@ impl Pipeline {
         let mut ignored_events = Vec::new();
         if !compiled.events.is_empty() {
             self.progress.start(Phase::ReadingEvents, None);
-            let (joined, attached) = events::attach(
+            let (joined, attached) = evaluate::events::attach(
                 &validation.session,
                 customers,
                 &self.id_column,

@@ -8,7 +8,7 @@ use roaring::RoaringBitmap;
 use serde::Serialize;
 
 use super::Pipeline;
-use crate::evaluate::col_exact;
+use crate::compile::col_exact;
 use crate::{compile, Error, Result};
 
 /// What to count.

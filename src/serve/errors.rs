@@ -16,18 +16,18 @@ use serde_json::json;
 const MAX_TEXT_ERROR: usize = 4096;
 
 /// A JSON error response.
-pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// An extractor's rejection as a JSON error, its message lower-cased like ours.
-pub fn rejection(status: StatusCode, text: String) -> Response {
+pub(super) fn rejection(status: StatusCode, text: String) -> Response {
     error(status, lowercase_first(&text))
 }
 
 /// The catch-all: an error response that is not JSON already (the router's 404 and 405,
 /// the timeout layer's 408, a plain-text rejection) gets a JSON body saying the same.
-pub async fn json_errors(request: Request, next: Next) -> Response {
+pub(super) async fn json_errors(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let response = next.run(request).await;
@@ -68,7 +68,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 /// A handler that panicked answers 500; the panic goes to the log, not to the client.
-pub fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
+pub(super) fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
     let what = panic
         .downcast_ref::<String>()
         .map(String::as_str)

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::errors::{error, rejection};
 use super::{metrics, AppState};
 
-pub async fn list_groups(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn list_groups(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = state.snapshot();
     let groups: Vec<Value> = snapshot
         .groups()
@@ -24,7 +24,7 @@ pub async fn list_groups(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({ "run_id": snapshot.run_id(), "groups": groups })).into_response()
 }
 
-pub async fn check_member(
+pub(super) async fn check_member(
     State(state): State<Arc<AppState>>,
     path: Result<Path<(String, String)>, PathRejection>,
 ) -> Response {
@@ -41,7 +41,7 @@ pub async fn check_member(
     }
 }
 
-pub async fn customer_groups(
+pub(super) async fn customer_groups(
     State(state): State<Arc<AppState>>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
@@ -55,7 +55,7 @@ pub async fn customer_groups(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Batch {
+pub(super) struct Batch {
     checks: Vec<BatchCheck>,
 }
 
@@ -65,7 +65,7 @@ struct BatchCheck {
     customer_id: Value,
 }
 
-pub async fn check_batch(
+pub(super) async fn check_batch(
     State(state): State<Arc<AppState>>,
     body: Result<Json<Batch>, JsonRejection>,
 ) -> Response {
@@ -117,7 +117,7 @@ pub async fn check_batch(
     }
 }
 
-pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = state.snapshot();
     let last_error = state
         .last_reload_error
@@ -133,7 +133,7 @@ pub async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let (snapshot, loaded_at) = {
         let served = state.served.read().expect("served lock is never poisoned");
         (served.snapshot.clone(), served.loaded_at)

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::snapshot::reader::latest_run_id;
+use crate::snapshot::layout::latest_run_id;
 use crate::snapshot::Location;
 use crate::snapshot::Snapshot;
 use crate::Error;
@@ -13,7 +13,7 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// What one poll did.
 #[derive(Debug)]
-pub enum Poll {
+pub(super) enum Poll {
     /// `LATEST` names the run being served (any earlier failure is over).
     Unchanged,
     /// Nothing was tried: the last failure's backoff has not expired.
@@ -37,7 +37,7 @@ struct Failure {
 
 /// The reload state of one publish location.
 #[derive(Debug)]
-pub struct Reloader {
+pub(super) struct Reloader {
     publish: Location,
     poll_interval: Duration,
     current: String,
@@ -46,7 +46,7 @@ pub struct Reloader {
 
 impl Reloader {
     /// Reloads for `publish` (resolved once: every poll reuses its store), serving `current`.
-    pub fn new(publish: Location, poll_interval: Duration, current: &str) -> Reloader {
+    pub(super) fn new(publish: Location, poll_interval: Duration, current: &str) -> Reloader {
         Reloader {
             publish,
             poll_interval,
@@ -56,7 +56,7 @@ impl Reloader {
     }
 
     /// The wait before the next attempt at a failing target, if one is being backed off.
-    pub fn backoff(&self, now: Instant) -> Option<Duration> {
+    pub(super) fn backoff(&self, now: Instant) -> Option<Duration> {
         self.failure
             .as_ref()
             .map(|f| f.retry_at.saturating_duration_since(now))
@@ -65,7 +65,7 @@ impl Reloader {
     /// One poll at time `now`: reads `LATEST` and loads the run it names if that is new,
     /// unless the same target failed last time and its backoff has not expired. A new
     /// run id in `LATEST` is tried at once, whatever failed before.
-    pub async fn poll(&mut self, now: Instant) -> Poll {
+    pub(super) async fn poll(&mut self, now: Instant) -> Poll {
         if let Some(f) = &self.failure {
             if f.run_id.is_none() && now < f.retry_at {
                 return Poll::BackingOff;
@@ -142,7 +142,7 @@ async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
 
 /// A reload error as `/healthz` shows it: what went wrong, without the publish URL or
 /// any filesystem path (the full error goes to the log).
-pub fn public_message(error: &Error) -> String {
+pub(super) fn public_message(error: &Error) -> String {
     use cohort_snapshot::Error as E;
     match error {
         Error::Snapshot(E::Invalid { reason, .. }) => reason.clone(),

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 /// Serves `app` on `listener` until `shutdown` resolves; then stops accepting, closes
 /// idle connections, lets requests in flight finish for up to `grace`, and returns
 /// (dropping whatever connections are left).
-pub async fn run(
+pub(super) async fn run(
     listener: TcpListener,
     app: Router,
     header_read_timeout: Duration,
