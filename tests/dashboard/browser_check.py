@@ -198,7 +198,7 @@ def main():
                                                                {"attribute": "agee", "op": "gte", "value": 18}]}]}
             b.goto(build_url(base, bad))
             time.sleep(0.2)
-            b.wait("document.querySelector('[data-testid=problem]')", 20)
+            b.wait("!!document.querySelector('[data-testid=problem]')", 20)
             probs = b.eval("[...document.querySelectorAll('[data-testid=problem]')].map(p => [p.closest('.cond') && p.closest('.cond').dataset.path, p.textContent])")
             check(len(probs) == 1 and probs[0][0] == "include[0].conditions[1]" and "unknown attribute 'agee'" in probs[0][1]
                   and "did you mean 'age'?" in probs[0][1], "problem inline: %s" % probs)
@@ -220,7 +220,7 @@ def main():
         try:
             b.goto(tok_base)
             time.sleep(0.2)
-            b.wait("document.querySelector('[data-testid=token-prompt]').open", 20)
+            b.wait("document.querySelector('[data-testid=token-prompt]').open === true", 20)
             b.screenshot(os.path.join(a.shots, "token.png"))
             check(True, "token prompt shown")
             b.eval("""(() => { document.getElementById('token-input').value = 'wrong';

@@ -447,7 +447,7 @@
   function typed(raw, kind) {
     if (raw == null) return raw;
     var s = String(raw).trim();
-    if (kind === 'number' && s !== '' && !isNaN(Number(s))) return Number(s);
+    if ((kind === 'number' || kind === 'unknown') && s !== '' && !isNaN(Number(s))) return Number(s);
     if (kind === 'boolean' && (s === 'true' || s === 'false')) return s === 'true';
     return s;
   }
@@ -477,7 +477,8 @@
       e.value = /^(count|count_distinct|sum|min|max|avg)$/.test(c.aggregate) ? typed(c.value, 'number') : String(c.value).trim();
       return e;
     }
-    var col = column(c.attribute), kind = col ? col.kind : 'string';
+    // an attribute the schema does not know: send what was typed, a number if it reads as one
+    var col = column(c.attribute), kind = col ? col.kind : 'unknown';
     var o = { attribute: c.attribute, op: c.op };
     var ar = arityOf(c);
     var vkind = (c.op === 'within_last' || c.op === 'not_within_last') ? 'string' : (kind === 'list' ? 'string' : kind);
@@ -524,6 +525,7 @@
   function loadDefinition(d) {
     if (!d || typeof d !== 'object' || Array.isArray(d)) throw new Error('a definition is a JSON object');
     M.include = []; M.exclude = [];
+    lastGood = null;
     ['include', 'exclude'].forEach(function (k) {
       var cls = d[k] || [];
       if (!Array.isArray(cls)) cls = [cls];
@@ -856,7 +858,8 @@
     $('builder').hidden = true;
     var box = $('sizing-disabled');
     box.hidden = false;
-    box.innerHTML = '<strong>Live sizing is not available.</strong> ' + esc(reason || 'Start cohort serve with --customers <url> to enable it.');
+    reason = String(reason || 'start cohort serve with --customers <url> to enable it.');
+    box.innerHTML = '<strong>Live sizing is not available.</strong> ' + esc(reason.charAt(0).toUpperCase() + reason.slice(1));
   }
 
   var sizingInit = null;
