@@ -598,10 +598,10 @@
       var evOps = opsFor('number');
       h += '<span class="kind">events</span><select' + f + 'events" aria-label="Event table">' + options(S.schema.events || [], c.events) + '</select>';
       h += '<select' + f + 'aggregate" aria-label="Aggregate">' + options(AGGS, c.aggregate) + '</select>';
-      if (c.aggregate !== 'count') h += '<input' + f + 'column" class="short" placeholder="column" value="' + esc(c.column) + '" aria-label="Event column">';
-      h += '<input' + f + 'within_last" class="short" placeholder="within last (90d)" value="' + esc(c.within_last) + '" aria-label="Within the last">';
+      if (c.aggregate !== 'count') h += '<span class="and">of</span><input' + f + 'column" class="short" placeholder="column" value="' + esc(c.column) + '" aria-label="Event column">';
+      h += '<span class="and">in the last</span><input' + f + 'within_last" class="tiny" placeholder="90d" value="' + esc(c.within_last) + '" aria-label="Within the last (empty: all time)" title="e.g. 90d, 12h, 2w; empty: all time">';
       h += '<select' + f + 'op" aria-label="Operator">' + options(evOps.map(function (o) { return { value: o.op, label: o.label || o.op }; }), c.op) + '</select>';
-      h += '<input' + f + 'value" class="short" placeholder="value" value="' + esc(c.value) + '" aria-label="Value">';
+      h += '<input' + f + 'value" class="tiny" placeholder="value" value="' + esc(c.value) + '" aria-label="Value">';
     }
     h += '<button type="button" class="icon" data-remove-cond aria-label="Remove condition" title="Remove condition">×</button>';
     h += '<div class="problems" data-problems-for="' + path + '"></div></div>';
