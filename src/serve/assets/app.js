@@ -468,7 +468,7 @@
 
   function condToJson(c) {
     if (c.kind === 'sql') return { sql: c.sql };
-    if (c.kind === 'group') return { op: c.op === 'not_in_group' ? 'not in group' : 'in group', value: c.value };
+    if (c.kind === 'group') return { op: c.op === 'not_in_group' ? 'not_in_group' : 'in_group', value: c.value };
     if (c.kind === 'events') {
       var e = { events: c.events, aggregate: c.aggregate };
       if (c.aggregate !== 'count' && c.column) e.column = c.column;
