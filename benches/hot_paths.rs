@@ -4,7 +4,8 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use cohort::evaluate::{bitmap_from_bits, DEFAULT_BATCH_SIZE};
+use cohort::evaluate::bitmap_from_bits;
+use cohort::evaluate::engine::DEFAULT_BATCH_SIZE;
 use cohort::ids::IdMapping;
 use cohort::snapshot::index::{parse_group, MembershipIndex};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};

@@ -281,13 +281,22 @@ async fn examples(customers: &DataFrame) -> Result<BTreeMap<String, Vec<String>>
     Ok(out)
 }
 
-/// Operators a form offers for each column family ([`compile::attribute::ColumnKind::family`]),
-/// as `(family, [(canonical name, label, arity)])`; the label is the first alias the spec
-/// lists (the canonical name when it has none), the arity `none`, `one`, `two` or `list`.
-pub fn operators_by_family() -> Vec<(
-    &'static str,
-    Vec<(&'static str, &'static str, &'static str)>,
-)> {
+/// One operator a form offers: its canonical name, a label (the first alias the spec
+/// lists, the canonical name when it has none) and how many values it takes (`none`,
+/// `one`, `two` or `list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorChoice {
+    /// Canonical name.
+    pub op: &'static str,
+    /// Human label.
+    pub label: &'static str,
+    /// `none`, `one`, `two` or `list`.
+    pub arity: &'static str,
+}
+
+/// The operators that apply to each column family
+/// ([`compile::attribute::ColumnKind::family`]), in the spec's order.
+pub fn operators_by_family() -> Vec<(&'static str, Vec<OperatorChoice>)> {
     use compile::attribute::ColumnKind;
     use datafusion::arrow::datatypes::{Field, TimeUnit};
     use definition::{Arity, Op};
@@ -312,18 +321,15 @@ pub fn operators_by_family() -> Vec<(
         .map(|kind| {
             let ops = Op::table()
                 .filter(|(op, _, _)| kind.allows(*op))
-                .map(|(op, canonical, aliases)| {
-                    let arity = match op.arity() {
+                .map(|(op, canonical, aliases)| OperatorChoice {
+                    op: canonical,
+                    label: aliases.first().copied().unwrap_or(canonical),
+                    arity: match op.arity() {
                         Arity::None => "none",
                         Arity::One => "one",
                         Arity::Two => "two",
                         Arity::List => "list",
-                    };
-                    (
-                        canonical,
-                        aliases.first().copied().unwrap_or(canonical),
-                        arity,
-                    )
+                    },
                 })
                 .collect();
             (kind.family(), ops)

@@ -148,17 +148,17 @@ pub async fn serve(
         last_reload_error: RwLock::new(None),
     });
     dashboard::prepare(&state);
-    if let Some(sizing) = &state.sizing {
+    if state.sizing.is_some() {
+        // Opened ahead of the first request; a failure is logged and tried again then.
         let state = state.clone();
         tokio::spawn(async move {
-            if let Some(sizing) = &state.sizing {
-                // Opened ahead of the first request; a failure is logged and tried again then.
-                if let Err(e) = sizing.sizer().await {
-                    tracing::warn!(error = %e, "live sizing: the customers table could not be opened yet");
-                }
+            if let Some(Err(e)) = match &state.sizing {
+                Some(sizing) => Some(sizing.sizer().await),
+                None => None,
+            } {
+                tracing::warn!(error = %e, "live sizing: the customers table could not be opened yet");
             }
         });
-        let _ = sizing;
     }
     let reloading = tokio::spawn(reload_loop(state.clone(), reloader));
     server::run(listener, router(state), read_timeout, grace, shutdown).await;

@@ -121,7 +121,7 @@ pub async fn schema(State(state): State<Arc<AppState>>) -> Response {
         .map(|(family, ops)| {
             let ops: Vec<Value> = ops
                 .into_iter()
-                .map(|(op, label, arity)| json!({"op": op, "label": label, "arity": arity}))
+                .map(|o| json!({"op": o.op, "label": o.label, "arity": o.arity}))
                 .collect();
             (family.to_string(), Value::from(ops))
         })
