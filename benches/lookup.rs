@@ -57,6 +57,7 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
         .map(|g| PublishedGroup {
             id: format!("group_{g:03}"),
             name: format!("Group {g}"),
+            description: None,
             definition_hash: "sha256:bench".into(),
             bits: Bits::Bitmap(random_group(&mut rng, n, densities[g % densities.len()])),
             carried: None,

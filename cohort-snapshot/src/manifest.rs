@@ -109,6 +109,10 @@ pub struct GroupEntry {
     pub id: String,
     /// Display name (the id when none was given).
     pub name: String,
+    /// The definition's `description`, when it has one (absent otherwise, so a run of
+    /// groups without descriptions is byte-for-byte what earlier builds wrote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// `sha256:<hex>` of the definition file.
     pub definition_hash: String,
     /// Member count.

@@ -27,6 +27,8 @@ pub struct PublishedGroup {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// The definition's description, if any.
+    pub description: Option<String>,
     /// Definition hash.
     pub definition_hash: String,
     /// Members, in the published bit space.
@@ -177,6 +179,7 @@ pub async fn publish(
         entries.push(GroupEntry {
             id: g.id.clone(),
             name: g.name.clone(),
+            description: g.description.clone(),
             definition_hash: g.definition_hash.clone(),
             members,
             bitmap: BitmapRef {

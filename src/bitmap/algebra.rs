@@ -32,6 +32,26 @@ pub fn members(
     results
 }
 
+/// The customers each include clause and each exclude clause of `compiled.groups[group]`
+/// matches on its own (before the other clauses and the static overrides apply), given
+/// `members` as [`members`] returned them.
+pub fn clause_sizes(
+    compiled: &Compiled,
+    group: usize,
+    universe: &RoaringBitmap,
+    masks: &[RoaringBitmap],
+    members: &[RoaringBitmap],
+) -> (Vec<u64>, Vec<u64>) {
+    let ctx = Operands {
+        universe,
+        masks,
+        groups: members,
+    };
+    let g = &compiled.groups[group];
+    let sizes = |formulas: &[Formula]| formulas.iter().map(|f| ctx.formula(f).len()).collect();
+    (sizes(&g.include), sizes(&g.exclude))
+}
+
 struct Operands<'a> {
     universe: &'a RoaringBitmap,
     masks: &'a [RoaringBitmap],

@@ -127,6 +127,11 @@ impl Project {
         })
     }
 
+    /// Whether a customers table is configured (by flag, environment or file).
+    pub fn has_customers(&self) -> bool {
+        self.source.customers.is_some()
+    }
+
     /// The definitions folder.
     pub fn queries(&self) -> PathBuf {
         self.source

@@ -107,6 +107,8 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
         publish: PublishArg,
         #[command(flatten)]
         args: serve::ServeArgs,
@@ -191,9 +193,10 @@ impl Cli {
             } => runs::diff(&Project::load(config, None, Some(publish))?, args).await,
             C::Serve {
                 config,
+                source,
                 publish,
                 args,
-            } => serve::run(&Project::load(config, None, Some(publish))?, args).await,
+            } => serve::run(&Project::load(config, Some(source), Some(publish))?, args).await,
             C::Runs {
                 config,
                 publish,

@@ -131,17 +131,3 @@ pub fn percent(part: u64, total: u64) -> String {
         format!("{:.1}%", part as f64 * 100.0 / total as f64)
     }
 }
-
-/// A problem as JSON.
-pub fn problem_json(p: &Problem) -> serde_json::Value {
-    serde_json::json!({
-        "severity": if p.is_error() { "error" } else { "warning" },
-        "message": p.message,
-        "hint": p.hint,
-        "group": p.at.group,
-        "file": p.at.file,
-        "line": p.at.line,
-        "condition": p.at.path,
-        "text": p.to_string(),
-    })
-}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use cohort::serve::{self, ServeOptions, Tokens};
+use cohort::serve::{self, ServeOptions, SizingOptions, Tokens};
 use cohort::{Error, Result};
 
 use super::config::Project;
@@ -31,6 +31,15 @@ pub struct ServeArgs {
     /// How long requests in flight may still take after SIGTERM
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     shutdown_grace: Duration,
+    /// Accept SQL conditions in POST /v1/size (refused over HTTP otherwise)
+    #[arg(long)]
+    allow_sql: bool,
+    /// The longest one live sizing (POST /v1/size) may take
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    size_timeout: Duration,
+    /// Live sizings running at once; more are answered 429
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    max_concurrent_sizes: usize,
 }
 
 pub async fn run(project: &Project, args: ServeArgs) -> Result<()> {
@@ -45,6 +54,16 @@ pub async fn run(project: &Project, args: ServeArgs) -> Result<()> {
     options.max_body_bytes = args.max_body_bytes;
     options.read_timeout = args.read_timeout.max(Duration::from_millis(100));
     options.shutdown_grace = args.shutdown_grace;
+    // Live sizing needs a customers table (--customers or cohort.toml); without one the
+    // dashboard says how to enable it.
+    if project.has_customers() {
+        options.sizing = Some(SizingOptions {
+            pipeline: project.pipeline()?,
+            allow_sql: args.allow_sql,
+            timeout: args.size_timeout.max(Duration::from_millis(10)),
+            concurrency: args.max_concurrent_sizes.max(1),
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| Error::io(args.listen, e))?;

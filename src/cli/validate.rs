@@ -3,6 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
+use cohort::definition::Problem;
 use cohort::{Error, Result};
 
 use super::config::Project;
@@ -27,8 +28,8 @@ pub async fn run(project: &Project, args: ValidateArgs) -> Result<()> {
         Format::Json => output::print_json(&json!({
             "valid": result.is_ok(),
             "groups": groups,
-            "errors": problems.iter().filter(|p| p.is_error()).map(output::problem_json).collect::<Vec<_>>(),
-            "warnings": problems.iter().filter(|p| !p.is_error()).map(output::problem_json).collect::<Vec<_>>(),
+            "errors": problems.iter().filter(|p| p.is_error()).map(Problem::to_json).collect::<Vec<_>>(),
+            "warnings": problems.iter().filter(|p| !p.is_error()).map(Problem::to_json).collect::<Vec<_>>(),
         })),
         Format::Text => {
             output::print_warnings(&problems);

@@ -75,7 +75,8 @@ impl ColumnKind {
         }
     }
 
-    fn name(&self) -> String {
+    /// How messages name it: `string`, `integer`, `number`, `date`, ...
+    pub fn name(&self) -> String {
         match self {
             ColumnKind::String => "string".into(),
             ColumnKind::Integer => "integer".into(),
@@ -90,7 +91,24 @@ impl ColumnKind {
         }
     }
 
-    fn allows(&self, op: Op) -> bool {
+    /// The coarse kind a form picks operators by: `string`, `number`, `boolean`, `date`,
+    /// `timestamp`, `list` or `other`.
+    pub fn family(&self) -> &'static str {
+        match self {
+            ColumnKind::String => "string",
+            ColumnKind::Integer | ColumnKind::Float => "number",
+            ColumnKind::Boolean => "boolean",
+            ColumnKind::Temporal { data_type, .. } => match data_type {
+                DataType::Date32 | DataType::Date64 => "date",
+                _ => "timestamp",
+            },
+            ColumnKind::StringList => "list",
+            ColumnKind::Other(_) => "other",
+        }
+    }
+
+    /// Whether `op` applies to a column of this kind (group references never do).
+    pub fn allows(&self, op: Op) -> bool {
         use Op::*;
         match op {
             Exists | NotExists => true,

@@ -100,18 +100,36 @@ pub fn load_dir(dir: &Path) -> crate::Result<(Vec<Group>, Vec<Problem>)> {
 
 /// Parses one definition file. A file that cannot be parsed at all is one problem.
 pub fn parse_group(file: &Path, text: &str) -> Result<(Group, Vec<Problem>), Box<Problem>> {
-    let file_name = file.display().to_string();
     let id = file
         .file_stem()
         .and_then(|s| s.to_str())
         .unwrap_or("")
         .to_string();
+    let is_json = file.extension().and_then(|e| e.to_str()) == Some("json");
+    parse_text(&file.display().to_string(), id, is_json, text, true)
+}
+
+/// Parses a definition that is not a file: JSON `text` (the structure of a group file)
+/// under the given `id`, which is also the "file" its problems name. The id is not held
+/// to the rules of file stems, so a caller can pick one no group file can have (the
+/// service sizes requests as `(request)`).
+pub fn parse_definition_json(id: &str, text: &str) -> Result<(Group, Vec<Problem>), Box<Problem>> {
+    parse_text(id, id.to_string(), true, text, false)
+}
+
+fn parse_text(
+    file_name: &str,
+    id: String,
+    is_json: bool,
+    text: &str,
+    check_id: bool,
+) -> Result<(Group, Vec<Problem>), Box<Problem>> {
+    let file_name = file_name.to_string();
     let file_at = Location {
         file: file_name.clone(),
         group: id.clone(),
         ..Default::default()
     };
-    let is_json = file.extension().and_then(|e| e.to_str()) == Some("json");
     let raw: RawGroup<(RawCondition, Option<usize>)> = if is_json {
         let raw: RawGroup<RawCondition> = serde_json::from_str(text).map_err(|e| {
             let at = Location {
@@ -138,7 +156,7 @@ pub fn parse_group(file: &Path, text: &str) -> Result<(Group, Vec<Problem>), Box
     };
 
     let mut problems = Vec::new();
-    if !is_valid_group_id(&id) {
+    if check_id && !is_valid_group_id(&id) {
         problems.push(Problem::error(
             &file_at,
             format!("invalid group id '{id}': file stems must match [a-z0-9][a-z0-9_-]{{0,63}}"),

@@ -12,7 +12,7 @@ mod typing;
 mod window;
 
 pub use lint::lint;
-pub use load::{definition_files, is_valid_group_id, load_dir, parse_group};
+pub use load::{definition_files, is_valid_group_id, load_dir, parse_definition_json, parse_group};
 pub use model::*;
 pub use ops::{Arity, Op};
 pub use problems::{did_you_mean, Location, Problem, Severity};

@@ -79,6 +79,23 @@ impl Problem {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// The problem as JSON, the one shape `cohort validate --format json` prints and
+    /// `POST /v1/size` answers: `severity`, `message`, `hint`, `group`, `file`, `line`,
+    /// `path` (e.g. `include[0].conditions[1]`; also as `condition`) and `text`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "severity": if self.is_error() { "error" } else { "warning" },
+            "message": self.message,
+            "hint": self.hint,
+            "group": self.at.group,
+            "file": self.at.file,
+            "line": self.at.line,
+            "path": self.at.path,
+            "condition": self.at.path,
+            "text": self.to_string(),
+        })
+    }
 }
 
 impl fmt::Display for Problem {

@@ -16,6 +16,7 @@
 //! ```
 
 mod explain;
+mod live;
 mod publish;
 mod run;
 mod size;
@@ -40,6 +41,7 @@ use crate::ids::{id_type_name, IdMapping};
 use crate::{Error, Result};
 
 pub use explain::Explanation;
+pub use live::{operators_by_family, DefinitionSize, LiveSizer, OperatorChoice};
 pub use publish::{PreviousRun, Publication, PublishOptions};
 pub use run::{RunGroup, RunOptions, RunReport};
 pub use size::{Breakdown, Overlap, SizeGroup, SizeReport, SizeRequest};

@@ -95,6 +95,7 @@ pub(super) async fn publish(
         .map(|((g, _), bitmap)| PublishedGroup {
             id: g.group.id.clone(),
             name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
+            description: g.group.description.clone(),
             definition_hash: g.group.definition_hash.clone(),
             bits: Bits::Bitmap(bitmap),
             carried: None,
@@ -180,6 +181,7 @@ async fn carry_over(
     let published = |g: &GroupEntry, bits| PublishedGroup {
         id: g.id.clone(),
         name: g.name.clone(),
+        description: g.description.clone(),
         definition_hash: g.definition_hash.clone(),
         bits,
         carried: Some(carried(g)),

@@ -7,11 +7,13 @@
 //! [`handlers`] (the endpoints) and [`metrics`].
 
 mod auth;
+mod dashboard;
 mod errors;
 mod handlers;
 mod metrics;
 mod reload;
 mod server;
+mod sizing;
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -33,8 +35,10 @@ use crate::snapshot::Snapshot;
 use crate::Result;
 
 pub use auth::Tokens;
+pub use dashboard::{HISTORY_RUNS, MAX_OVERLAP_GROUPS};
 pub use metrics::Metrics;
 pub use reload::MAX_BACKOFF;
+pub use sizing::SizingOptions;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -55,6 +59,8 @@ pub struct ServeOptions {
     pub read_timeout: Duration,
     /// How long requests in flight may still take once shutdown begins.
     pub shutdown_grace: Duration,
+    /// Live sizing (`/v1/schema`, `/v1/size`), when the service has a customers table.
+    pub sizing: Option<SizingOptions>,
 }
 
 impl ServeOptions {
@@ -68,15 +74,27 @@ impl ServeOptions {
             max_batch: 10_000,
             read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            sizing: None,
         }
     }
 }
 
-/// The run being served, and when it was loaded.
+/// The run being served, when it was loaded, and its dashboard (built once).
 #[derive(Debug)]
 struct Served {
     snapshot: Arc<Snapshot>,
     loaded_at: i64,
+    dashboard: Arc<tokio::sync::OnceCell<axum::body::Bytes>>,
+}
+
+impl Served {
+    fn new(snapshot: Arc<Snapshot>) -> Served {
+        Served {
+            snapshot,
+            loaded_at: chrono::Utc::now().timestamp(),
+            dashboard: Arc::default(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -86,6 +104,8 @@ struct AppState {
     options: ServeOptions,
     /// The last reload's error as clients may see it (no paths, no URLs).
     last_reload_error: RwLock<Option<String>>,
+    /// Live sizing, when enabled.
+    sizing: Option<sizing::Sizing>,
 }
 
 impl AppState {
@@ -121,22 +141,37 @@ pub async fn serve(
     );
     let (read_timeout, grace) = (options.read_timeout, options.shutdown_grace);
     let state = Arc::new(AppState {
-        served: RwLock::new(Served {
-            snapshot: Arc::new(snapshot),
-            loaded_at: chrono::Utc::now().timestamp(),
-        }),
+        served: RwLock::new(Served::new(Arc::new(snapshot))),
         metrics: Arc::default(),
+        sizing: options.sizing.clone().map(sizing::Sizing::new),
         options,
         last_reload_error: RwLock::new(None),
     });
+    dashboard::prepare(&state);
+    if state.sizing.is_some() {
+        // Opened ahead of the first request; a failure is logged and tried again then.
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Some(Err(e)) = match &state.sizing {
+                Some(sizing) => Some(sizing.sizer().await),
+                None => None,
+            } {
+                tracing::warn!(error = %e, "live sizing: the customers table could not be opened yet");
+            }
+        });
+    }
     let reloading = tokio::spawn(reload_loop(state.clone(), reloader));
     server::run(listener, router(state), read_timeout, grace, shutdown).await;
     reloading.abort();
     Ok(())
 }
 
-fn router(state: Arc<AppState>) -> Router {
+fn router(state: Arc<AppState>) -> Router<()> {
     use handlers::*;
+    let read_timeout = state.options.read_timeout;
+    let timeout =
+        |limit: Duration| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);
+    let auth = || middleware::from_fn_with_state(state.clone(), authorize);
     let api = Router::new()
         .route("/v1/groups", get(list_groups))
         .route(
@@ -145,19 +180,41 @@ fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/customers/{customer_id}/groups", get(customer_groups))
         .route("/v1/check", post(check_batch))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
-    let routes = Router::new()
-        .merge(api)
+        .route("/v1/dashboard", get(dashboard::dashboard))
+        .route("/v1/overlap", post(dashboard::overlap))
+        .route("/v1/schema", get(sizing::schema))
+        .route_layer(auth())
+        .layer(timeout(read_timeout));
+    // A sizing has its own deadline (answered 504 by the handler); this one only backs it.
+    let size_timeout = state
+        .sizing
+        .as_ref()
+        .map_or(Duration::ZERO, |s| s.options.timeout);
+    let longest = read_timeout + size_timeout + Duration::from_secs(1);
+    let sizing = Router::new()
+        .route("/v1/size", post(sizing::size))
+        .route_layer(auth());
+    // The page and its assets: no token (a browser can't send one with a page load).
+    let open = Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::app_js))
+        .route("/assets/style.css", get(dashboard::style_css))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(timeout(read_timeout));
+    let routes = Router::new()
+        .merge(api)
+        .merge(sizing)
+        .merge(open)
         .fallback(no_such_endpoint)
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .with_state(state.clone());
-    layered(routes, state.metrics.clone(), state.options.read_timeout)
+    layered(routes, state.metrics.clone(), longest)
 }
 
 /// The layers every route and the fallback run in, outermost first: tracing, JSON
-/// errors, metrics, panic catching, the request timeout.
+/// errors, metrics, panic catching, the longest request time (routes other than sizing
+/// have a shorter one of their own, in [`router`]).
 fn layered(routes: Router, metrics: Arc<Metrics>, request_timeout: Duration) -> Router {
     routes
         .layer(TimeoutLayer::with_status_code(
@@ -190,10 +247,9 @@ async fn reload_loop(state: Arc<AppState>, mut reloader: reload::Reloader) {
             reload::Poll::Unchanged => state.set_reload_error(None),
             reload::Poll::Loaded(snapshot) => {
                 tracing::info!(from = %current, to = snapshot.run_id(), "reloaded");
-                *state.served.write().expect("served lock is never poisoned") = Served {
-                    snapshot: Arc::from(snapshot),
-                    loaded_at: chrono::Utc::now().timestamp(),
-                };
+                *state.served.write().expect("served lock is never poisoned") =
+                    Served::new(Arc::from(snapshot));
+                dashboard::prepare(&state);
                 state.set_reload_error(None);
                 state.metrics.reloaded(true);
             }

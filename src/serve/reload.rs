@@ -118,7 +118,7 @@ impl Reloader {
 /// of CPU (spread by rayon), which must not stall the runtime's workers serving requests.
 /// Not a `spawn_blocking` thread, which the runtime waits for when it is dropped: a load
 /// in progress must not hold up the exit after the shutdown grace period.
-async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
+pub(super) async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
     let handle = tokio::runtime::Handle::current();
     let (publish, run_id) = (publish.clone(), run_id.to_string());
     let (sender, receiver) = futures::channel::oneshot::channel();

@@ -460,6 +460,7 @@ fn publish_through(
     let groups = vec![PublishedGroup {
         id: "g".into(),
         name: "g".into(),
+        description: None,
         definition_hash: "sha256:test".into(),
         bits: Bits::Bitmap(members.iter().copied().collect()),
         carried: None,

@@ -1,4 +1,5 @@
 mod cli;
+mod dashboard;
 mod determinism;
 mod differential;
 mod events;
@@ -10,6 +11,7 @@ mod operators;
 mod publishing;
 mod reference;
 mod serve;
+mod serve_dashboard;
 mod serve_load;
 mod snapshots;
 mod storage;
