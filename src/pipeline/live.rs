@@ -15,7 +15,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::{Pipeline, Validation};
 use crate::bitmap::algebra;
-use crate::compile::events::{self, EventTables};
+use crate::compile::events::EventTables;
 use crate::compile::{self, Environment};
 use crate::definition::{self, ConditionSpec, Group, Problem};
 use crate::evaluate;
@@ -73,7 +73,7 @@ impl Pipeline {
         let customers = self.open_customers(&session).await?;
         let schema = customers.schema().as_arrow().clone();
         let id_type = evaluate::id_type(&customers, &self.id_column)?;
-        let events = events::resolve(
+        let events = evaluate::events::resolve(
             &session,
             &self.events,
             self.events.keys().cloned(),

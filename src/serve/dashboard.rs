@@ -58,20 +58,20 @@ fn asset(content_type: &'static str, body: &'static str, csp: bool) -> Response 
     response
 }
 
-pub async fn index() -> Response {
+pub(super) async fn index() -> Response {
     asset("text/html; charset=utf-8", INDEX_HTML, true)
 }
 
-pub async fn app_js() -> Response {
+pub(super) async fn app_js() -> Response {
     asset("text/javascript; charset=utf-8", APP_JS, false)
 }
 
-pub async fn style_css() -> Response {
+pub(super) async fn style_css() -> Response {
     asset("text/css; charset=utf-8", STYLE_CSS, false)
 }
 
 /// `GET /v1/dashboard`: the body is built once per loaded run and kept with it.
-pub async fn dashboard(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn dashboard(State(state): State<Arc<AppState>>) -> Response {
     let (snapshot, loaded_at, cell) = {
         let served = state.served.read().expect("served lock is never poisoned");
         (
@@ -95,7 +95,7 @@ pub async fn dashboard(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Starts building the dashboard of the run being served, so the first page load finds it.
-pub fn prepare(state: &Arc<AppState>) {
+pub(super) fn prepare(state: &Arc<AppState>) {
     let state = state.clone();
     tokio::spawn(async move {
         let _ = dashboard(State(state)).await;
@@ -247,13 +247,13 @@ async fn changes(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct OverlapRequest {
+pub(super) struct OverlapRequest {
     groups: Vec<String>,
 }
 
 /// `POST /v1/overlap`: `{"groups": [...]}` → `{"groups", "members", "matrix"}` where
 /// `matrix[i][j]` counts the customers in both `groups[i]` and `groups[j]`.
-pub async fn overlap(
+pub(super) async fn overlap(
     State(state): State<Arc<AppState>>,
     body: Result<Json<OverlapRequest>, JsonRejection>,
 ) -> Response {

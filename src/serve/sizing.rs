@@ -24,11 +24,12 @@ use crate::pipeline::{operators_by_family, LiveSizer};
 use crate::{Error, Pipeline};
 
 /// Why sizing answers 404 without a customers source, and how to enable it.
-pub const DISABLED: &str = "live sizing is not enabled: start cohort serve with --customers <url> \
+pub(super) const DISABLED: &str =
+    "live sizing is not enabled: start cohort serve with --customers <url> \
                             (or set customers in cohort.toml)";
 
 /// The id (and "file") problems of a sized definition name; no group file can have it.
-pub const REQUEST_ID: &str = "(request)";
+pub(super) const REQUEST_ID: &str = "(request)";
 
 /// How live sizing runs.
 #[derive(Debug, Clone)]
@@ -45,14 +46,14 @@ pub struct SizingOptions {
 
 /// The sizing state of a service.
 #[derive(Debug)]
-pub struct Sizing {
+pub(super) struct Sizing {
     pub options: SizingOptions,
     sizer: OnceCell<Arc<LiveSizer>>,
     permits: Arc<Semaphore>,
 }
 
 impl Sizing {
-    pub fn new(options: SizingOptions) -> Sizing {
+    pub(super) fn new(options: SizingOptions) -> Sizing {
         Sizing {
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             sizer: OnceCell::new(),
@@ -61,7 +62,7 @@ impl Sizing {
     }
 
     /// The opened tables: opened on first use, tried again after a failure.
-    pub async fn sizer(&self) -> crate::Result<Arc<LiveSizer>> {
+    pub(super) async fn sizer(&self) -> crate::Result<Arc<LiveSizer>> {
         self.sizer
             .get_or_try_init(|| async {
                 let started = Instant::now();
@@ -95,7 +96,7 @@ async fn sizer(state: &AppState) -> Result<(&Sizing, Arc<LiveSizer>), Response> 
 }
 
 /// `GET /v1/schema`.
-pub async fn schema(State(state): State<Arc<AppState>>) -> Response {
+pub(super) async fn schema(State(state): State<Arc<AppState>>) -> Response {
     let (sizing, sizer) = match sizer(&state).await {
         Ok(found) => found,
         Err(response) => return response,
@@ -144,7 +145,7 @@ pub async fn schema(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// `POST /v1/size`: the body is a group definition as JSON (the structure of a group file).
-pub async fn size(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+pub(super) async fn size(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let Some(sizing) = &state.sizing else {
         return error(StatusCode::NOT_FOUND, DISABLED);
     };
