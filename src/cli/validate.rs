@@ -31,9 +31,10 @@ pub async fn run(project: &Project, args: ValidateArgs) -> Result<()> {
             "errors": problems.iter().filter(|p| p.is_error()).map(Problem::to_json).collect::<Vec<_>>(),
             "warnings": problems.iter().filter(|p| !p.is_error()).map(Problem::to_json).collect::<Vec<_>>(),
         })),
+        // On errors, main prints every problem (warnings too): print lints only once.
         Format::Text => {
-            output::print_warnings(&problems);
             if result.is_ok() {
+                output::print_warnings(&problems);
                 println!(
                     "ok: {groups} group(s) valid in {}",
                     project.queries().display()

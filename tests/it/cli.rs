@@ -293,6 +293,30 @@ fn lints_warn_but_pass() {
     }
 }
 
+/// `validate` with both errors and lints printed each lint twice (once by the command,
+/// once with the errors).
+#[test]
+fn validate_prints_each_lint_once_even_beside_errors() {
+    let p = sample_project("int");
+    p.write(
+        "queries/empty_in.toml",
+        "[[include]]\nconditions = [{ attribute = \"state\", op = \"in\", values = [] }]\n",
+    );
+    p.write(
+        "queries/typo.toml",
+        "[[include]]\nconditions = [{ attribute = \"agee\", op = \"gte\", value = 18 }]\n",
+    );
+    let out = p.cohort(&["validate", AS_OF]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert_eq!(
+        out.stderr.matches("empty value list").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("did you mean 'age'"), "{}", out.stderr);
+}
+
 #[test]
 fn duplicate_ids_fail_the_run_with_examples() {
     use datafusion::arrow::array::{ArrayRef, Int64Array};
