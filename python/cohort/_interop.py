@@ -33,23 +33,27 @@ def _numpy_payload(array: Any) -> tuple:
     import numpy as np
 
     if array.ndim != 1:
-        raise ValueError(f"ids must be one-dimensional, not a {array.ndim}-d array")
+        raise ValueError(f"a batch is one-dimensional, not a {array.ndim}-d array")
     kind = array.dtype.kind
     if kind == "i":
         return ("int64", np.ascontiguousarray(array, dtype=np.int64).tobytes(), None)
     if kind == "u":
         return ("uint64", np.ascontiguousarray(array, dtype=np.uint64).tobytes(), None)
+    if kind == "U" and array.dtype.itemsize:
+        width = array.dtype.itemsize // 4
+        return ("ucs4", np.ascontiguousarray(array, dtype=f"=U{width}").tobytes(), width)
     if kind in ("U", "O", "T"):
         return ("objects", array.tolist(), None)
     raise TypeError(f"a customer id is an int or a str, not numpy {array.dtype}")
 
 
-def ids_payload(ids: Any) -> tuple:
-    """``(kind, first, second)`` for the native module:
+def batch_payload(ids: Any) -> tuple:
+    """A batch of ids (or group ids) as ``(kind, first, second)`` for the native module:
 
     - ``("objects", list, None)``: Python ints and strs;
     - ``("int64" | "uint64", bytes, None)``: native-endian 64-bit integers;
-    - ``("utf8", offsets, data)``: native-endian int64 offsets (n + 1) into UTF-8 bytes.
+    - ``("utf8", offsets, data)``: native-endian int64 offsets (n + 1) into UTF-8 bytes;
+    - ``("ucs4", bytes, width)``: a numpy str array, ``width`` code points per item.
     """
     array = _numpy_array(ids)
     if array is not None:
@@ -59,7 +63,7 @@ def ids_payload(ids: Any) -> tuple:
         import pyarrow as pa
 
         if arrow.null_count:
-            raise ValueError(f"ids hold {arrow.null_count} null(s): a null is no customer id")
+            raise ValueError(f"the array holds {arrow.null_count} null(s): no id is null")
         t = arrow.type
         n = len(arrow)
         if pa.types.is_integer(t):
@@ -84,19 +88,6 @@ def ids_payload(ids: Any) -> tuple:
 
         return _numpy_payload(np.asarray(ids))
     return ("objects", list(ids), None)
-
-
-def groups_list(groups: Any) -> list:
-    """Group ids as a list of str (from a tuple, numpy or pyarrow array, any iterable)."""
-    array = _numpy_array(groups)
-    if array is not None:
-        return array.tolist()
-    arrow = _arrow_array(groups)
-    if arrow is not None:
-        if arrow.null_count:
-            raise ValueError(f"groups hold {arrow.null_count} null(s)")
-        return arrow.to_pylist()
-    return list(groups)
 
 
 def bool_array(answers: bytearray) -> Any:

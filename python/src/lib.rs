@@ -6,6 +6,7 @@
 //! arrays. The GIL is released while a snapshot is opened and while batches are answered.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -84,26 +85,41 @@ fn detached<T: Send>(
     py.detach(f).map_err(to_py_err)
 }
 
-/// A customer id as text: a `str` as it is, an `int` (or anything with `__index__`, such as
-/// a numpy integer) in its canonical decimal spelling.
-fn id_text<'a>(id: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+/// A customer id read from Python: a `str` as it is, an `int` (or anything with
+/// `__index__`, such as a numpy integer) to be spelt in canonical decimal.
+enum IdValue<'a> {
+    Text(Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+}
+
+fn id_value<'a>(id: &'a Bound<'_, PyAny>) -> PyResult<IdValue<'a>> {
     if let Ok(s) = id.cast::<PyString>() {
-        return s.to_cow();
+        return Ok(IdValue::Text(s.to_cow()?));
     }
     if id.is_instance_of::<PyBool>() || id.is_instance_of::<PyFloat>() {
         return Err(type_error(id));
     }
     if let Ok(n) = id.extract::<i64>() {
-        return Ok(Cow::Owned(n.to_string()));
+        return Ok(IdValue::Int(n));
     }
     if let Ok(n) = id.extract::<u64>() {
-        return Ok(Cow::Owned(n.to_string()));
+        return Ok(IdValue::UInt(n));
     }
     if id.is_instance_of::<PyInt>() {
         // Beyond 64 bits: no customer has it, but its spelling is still canonical.
-        return Ok(Cow::Owned(id.str()?.to_cow()?.into_owned()));
+        return Ok(IdValue::Text(Cow::Owned(id.str()?.to_cow()?.into_owned())));
     }
     Err(type_error(id))
+}
+
+/// A customer id as text.
+fn id_text<'a>(id: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
+    Ok(match id_value(id)? {
+        IdValue::Text(text) => text,
+        IdValue::Int(n) => Cow::Owned(n.to_string()),
+        IdValue::UInt(n) => Cow::Owned(n.to_string()),
+    })
 }
 
 fn type_error(id: &Bound<'_, PyAny>) -> PyErr {
@@ -118,18 +134,25 @@ fn type_error(id: &Bound<'_, PyAny>) -> PyErr {
 fn group_text<'a>(group: &'a Bound<'_, PyAny>) -> PyResult<Cow<'a, str>> {
     group
         .cast::<PyString>()
-        .map_err(|_| PyTypeError::new_err("a group id is a str"))?;
-    group.cast::<PyString>()?.to_cow()
+        .map_err(|_| PyTypeError::new_err("a group id is a str"))?
+        .to_cow()
 }
 
-/// Many ids as one text buffer and the end of each id in it.
+/// Many ids (or group ids) as one text buffer and the end of each in it.
 #[derive(Default)]
-struct IdTexts {
+struct Texts {
     text: String,
     ends: Vec<usize>,
 }
 
-impl IdTexts {
+impl Texts {
+    fn with_capacity(n: usize) -> Texts {
+        Texts {
+            text: String::with_capacity(n * 8),
+            ends: Vec::with_capacity(n),
+        }
+    }
+
     fn push(&mut self, id: &str) {
         self.text.push_str(id);
         self.ends.push(self.text.len());
@@ -139,6 +162,15 @@ impl IdTexts {
         use std::fmt::Write;
         write!(self.text, "{id}").expect("writing to a String");
         self.ends.push(self.text.len());
+    }
+
+    fn push_id(&mut self, id: &Bound<'_, PyAny>) -> PyResult<()> {
+        match id_value(id)? {
+            IdValue::Text(text) => self.push(&text),
+            IdValue::Int(n) => self.push_display(n),
+            IdValue::UInt(n) => self.push_display(n),
+        }
+        Ok(())
     }
 
     fn len(&self) -> usize {
@@ -153,108 +185,113 @@ impl IdTexts {
     }
 }
 
-/// A batch of ids as `cohort._interop.ids_payload` hands them over, before they are text.
-enum IdBatch {
-    /// Read from Python objects (each an int or a str), with the GIL.
-    Texts(IdTexts),
+/// A batch as `cohort._interop.batch_payload` hands it over: Python objects (read with the
+/// GIL), or buffers that are read without it.
+enum Batch<'py> {
+    /// A list or tuple.
+    Objects(Bound<'py, PyAny>),
+    Native(Native),
+}
+
+/// Buffers of a numpy or pyarrow array.
+enum Native {
     /// Native-endian 64-bit integers.
     Int64(Vec<u8>),
     /// Native-endian unsigned 64-bit integers.
     UInt64(Vec<u8>),
-    /// UTF-8 text and native-endian int64 offsets (n + 1 of them) into it.
+    /// UTF-8 text and native-endian int64 offsets (n + 1 of them) into it (pyarrow).
     Utf8 { offsets: Vec<u8>, data: Vec<u8> },
+    /// numpy `str` arrays: `width` UCS-4 code points per item, padded with NULs.
+    Ucs4 { data: Vec<u8>, width: usize },
 }
 
-impl IdBatch {
-    /// Lists and tuples are read here; anything else goes through `ids_payload` (numpy,
-    /// pyarrow, other iterables).
-    fn from_python(ids: &Bound<'_, PyAny>) -> PyResult<IdBatch> {
-        if let Ok(list) = ids.cast::<PyList>() {
-            return IdBatch::read_objects(list.len(), list.iter());
+impl<'py> Batch<'py> {
+    fn from_python(batch: &Bound<'py, PyAny>) -> PyResult<Batch<'py>> {
+        if batch.is_instance_of::<PyList>() || batch.is_instance_of::<PyTuple>() {
+            return Ok(Batch::Objects(batch.clone()));
         }
-        if let Ok(tuple) = ids.cast::<PyTuple>() {
-            return IdBatch::read_objects(tuple.len(), tuple.iter());
-        }
-        if ids.is_instance_of::<PyString>() || ids.is_instance_of::<PyBytes>() {
-            return Err(PyTypeError::new_err(
-                "ids must be a sequence of ids (a list, tuple, numpy or pyarrow array), not a \
-                 single str",
-            ));
-        }
-        let py = ids.py();
-        let payload = python_attr!(py, "cohort._interop", "ids_payload")?.call1((ids,))?;
-        let (kind, first, second): (String, Bound<'_, PyAny>, Option<Bound<'_, PyAny>>) =
+        let py = batch.py();
+        let payload = python_attr!(py, "cohort._interop", "batch_payload")?.call1((batch,))?;
+        let (kind, first, second): (String, Bound<'py, PyAny>, Bound<'py, PyAny>) =
             payload.extract()?;
-        let bytes = |b: &Bound<'_, PyAny>| -> PyResult<Vec<u8>> {
+        let bytes = |b: &Bound<'py, PyAny>| -> PyResult<Vec<u8>> {
             Ok(b.cast::<PyBytes>()?.as_bytes().to_vec())
         };
-        Ok(match kind.as_str() {
-            "objects" => {
-                let list = first.cast::<PyList>()?;
-                IdBatch::read_objects(list.len(), list.iter())?
-            }
-            "int64" => IdBatch::Int64(bytes(&first)?),
-            "uint64" => IdBatch::UInt64(bytes(&first)?),
-            "utf8" => IdBatch::Utf8 {
+        Ok(Batch::Native(match kind.as_str() {
+            "objects" => return Ok(Batch::Objects(first)),
+            "int64" => Native::Int64(bytes(&first)?),
+            "uint64" => Native::UInt64(bytes(&first)?),
+            "utf8" => Native::Utf8 {
                 offsets: bytes(&first)?,
-                data: second.as_ref().map(bytes).transpose()?.unwrap_or_default(),
+                data: bytes(&second)?,
+            },
+            "ucs4" => Native::Ucs4 {
+                data: bytes(&first)?,
+                width: second.extract()?,
             },
             other => {
                 return Err(PyRuntimeError::new_err(format!(
-                    "cohort._interop gave an unknown id batch kind '{other}'"
+                    "cohort._interop gave an unknown batch kind '{other}'"
                 )))
             }
-        })
+        }))
     }
+}
 
-    fn read_objects<'py>(
-        len: usize,
-        objects: impl Iterator<Item = Bound<'py, PyAny>>,
-    ) -> PyResult<IdBatch> {
-        let mut texts = IdTexts::default();
-        texts.ends.reserve(len);
-        texts.text.reserve(len * 8);
-        for id in objects {
-            texts.push(&id_text(&id)?);
-        }
-        Ok(IdBatch::Texts(texts))
-    }
-
-    /// The ids as text (no Python object is touched: callable without the GIL).
-    fn into_texts(self) -> Result<IdTexts, BatchError> {
-        let mut texts = IdTexts::default();
-        match self {
-            IdBatch::Texts(texts) => return Ok(texts),
-            IdBatch::Int64(bytes) => {
-                texts.ends.reserve(bytes.len() / 8);
+impl Native {
+    /// The items as text (no Python object is touched: run without the GIL).
+    fn into_texts(self) -> Result<Texts, String> {
+        let eight = |c: &[u8]| <[u8; 8]>::try_from(c).expect("8 bytes");
+        Ok(match self {
+            Native::Int64(bytes) => {
+                let mut texts = Texts::with_capacity(bytes.len() / 8);
                 for chunk in bytes.chunks_exact(8) {
-                    texts.push_display(i64::from_ne_bytes(chunk.try_into().expect("8 bytes")));
+                    texts.push_display(i64::from_ne_bytes(eight(chunk)));
                 }
+                texts
             }
-            IdBatch::UInt64(bytes) => {
-                texts.ends.reserve(bytes.len() / 8);
+            Native::UInt64(bytes) => {
+                let mut texts = Texts::with_capacity(bytes.len() / 8);
                 for chunk in bytes.chunks_exact(8) {
-                    texts.push_display(u64::from_ne_bytes(chunk.try_into().expect("8 bytes")));
+                    texts.push_display(u64::from_ne_bytes(eight(chunk)));
                 }
+                texts
             }
-            IdBatch::Utf8 { offsets, data } => {
+            Native::Utf8 { offsets, data } => {
                 let offsets: Vec<usize> = offsets
                     .chunks_exact(8)
-                    .map(|c| i64::from_ne_bytes(c.try_into().expect("8 bytes")) as usize)
+                    .map(|c| i64::from_ne_bytes(eight(c)) as usize)
                     .collect();
-                texts.ends.reserve(offsets.len().saturating_sub(1));
+                let mut texts = Texts::with_capacity(offsets.len().saturating_sub(1));
                 for pair in offsets.windows(2) {
-                    let id = data
+                    let item = data
                         .get(pair[0]..pair[1])
                         .and_then(|b| std::str::from_utf8(b).ok())
-                        .ok_or_else(|| {
-                            BatchError::Value("string ids: bad offsets or UTF-8".to_string())
-                        })?;
-                    texts.push(id);
+                        .ok_or("a string array with bad offsets or UTF-8")?;
+                    texts.push(item);
                 }
+                texts
             }
-        }
-        Ok(texts)
+            Native::Ucs4 { data, width } => {
+                let item_bytes = width.max(1) * 4;
+                let mut texts = Texts::with_capacity(data.len() / item_bytes);
+                for item in data.chunks_exact(item_bytes) {
+                    let points: Vec<u32> = item
+                        .chunks_exact(4)
+                        .map(|c| u32::from_ne_bytes(c.try_into().expect("4 bytes")))
+                        .collect();
+                    // numpy pads with NULs (and drops trailing NULs of what was stored).
+                    let used = points.iter().rposition(|&p| p != 0).map_or(0, |i| i + 1);
+                    for &point in &points[..used] {
+                        texts.text.push(
+                            char::from_u32(point).ok_or("a str array with a bad code point")?,
+                        );
+                    }
+                    texts.ends.push(texts.text.len());
+                }
+                texts
+            }
+        })
     }
 }
 
@@ -264,63 +301,83 @@ enum BatchError {
     Snapshot(Error),
 }
 
-/// Group names of a batch: the distinct names and, per check, which of them it names.
-struct GroupBatch {
-    names: Vec<String>,
-    /// Index into `names` per check; `None` when one str stands for every check.
-    of_check: Option<Vec<u32>>,
+/// The group of each check.
+enum Groups {
+    /// One group for every check.
+    One(String),
+    /// From Python objects: the distinct names, and which one each check names.
+    Named {
+        names: Vec<String>,
+        of_check: Vec<u32>,
+    },
+    /// From an array.
+    Texts(Texts),
 }
 
-impl GroupBatch {
-    fn from_python(groups: &Bound<'_, PyAny>) -> PyResult<GroupBatch> {
+impl Groups {
+    fn from_python(groups: &Bound<'_, PyAny>) -> PyResult<Groups> {
         if let Ok(group) = groups.cast::<PyString>() {
-            return Ok(GroupBatch {
-                names: vec![group.to_cow()?.into_owned()],
-                of_check: None,
-            });
+            return Ok(Groups::One(group.to_cow()?.into_owned()));
         }
-        let py = groups.py();
-        let items: Bound<'_, PyList> = match groups.cast::<PyList>() {
-            Ok(list) => list.clone(),
-            Err(_) => python_attr!(py, "cohort._interop", "groups_list")?
-                .call1((groups,))?
-                .cast_into::<PyList>()?,
-        };
-        let mut names: Vec<String> = Vec::new();
-        let mut index: std::collections::HashMap<String, u32> = Default::default();
-        let mut of_check = Vec::with_capacity(items.len());
-        // The same str object over and over (`["vip"] * n`) is read once.
-        let mut last: Option<(*mut pyo3::ffi::PyObject, u32)> = None;
-        for item in items.iter() {
-            if let Some((ptr, i)) = last {
-                if ptr == item.as_ptr() {
-                    of_check.push(i);
-                    continue;
-                }
+        match Batch::from_python(groups)? {
+            Batch::Objects(objects) => Groups::from_objects(&objects),
+            Batch::Native(Native::Int64(_) | Native::UInt64(_)) => {
+                Err(PyTypeError::new_err("a group id is a str, not an integer"))
             }
-            let name = group_text(&item)?;
-            let i = match index.get(name.as_ref()) {
+            Batch::Native(native) => Ok(Groups::Texts(
+                native.into_texts().map_err(PyValueError::new_err)?,
+            )),
+        }
+    }
+
+    /// Each distinct str object is read once (the container keeps every item alive, so
+    /// their addresses identify them meanwhile), each distinct name kept once.
+    fn from_objects(objects: &Bound<'_, PyAny>) -> PyResult<Groups> {
+        let mut names: Vec<String> = Vec::new();
+        let mut by_name: HashMap<String, u32> = HashMap::new();
+        let mut by_object: HashMap<usize, u32> = HashMap::new();
+        let mut of_check = Vec::with_capacity(objects.len().unwrap_or(0));
+        for item in objects.try_iter()? {
+            let item = item?;
+            let address = item.as_ptr() as usize;
+            let i = match by_object.get(&address) {
                 Some(&i) => i,
                 None => {
-                    let i = names.len() as u32;
-                    names.push(name.to_string());
-                    index.insert(name.into_owned(), i);
+                    let name = group_text(&item)?;
+                    let i = match by_name.get(name.as_ref()) {
+                        Some(&i) => i,
+                        None => {
+                            let i = names.len() as u32;
+                            names.push(name.to_string());
+                            by_name.insert(name.into_owned(), i);
+                            i
+                        }
+                    };
+                    by_object.insert(address, i);
                     i
                 }
             };
-            last = Some((item.as_ptr(), i));
             of_check.push(i);
         }
-        Ok(GroupBatch {
-            names,
-            of_check: Some(of_check),
-        })
+        Ok(Groups::Named { names, of_check })
     }
 
-    fn name_of(&self, check: usize) -> &str {
-        match &self.of_check {
-            Some(of_check) => &self.names[of_check[check] as usize],
-            None => &self.names[0],
+    /// The number of checks, `None` for one group for all.
+    fn len(&self) -> Option<usize> {
+        match self {
+            Groups::One(_) => None,
+            Groups::Named { of_check, .. } => Some(of_check.len()),
+            Groups::Texts(texts) => Some(texts.len()),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            Groups::One(group) => Box::new(std::iter::repeat(group.as_str())),
+            Groups::Named { names, of_check } => {
+                Box::new(of_check.iter().map(|&i| names[i as usize].as_str()))
+            }
+            Groups::Texts(texts) => Box::new(texts.iter()),
         }
     }
 }
@@ -435,25 +492,40 @@ impl Snapshot {
         groups: &Bound<'py, PyAny>,
         ids: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let groups = GroupBatch::from_python(groups)?;
-        let batch = IdBatch::from_python(ids)?;
+        if ids.is_instance_of::<PyString>() || ids.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(
+                "ids must be a sequence of ids (a list, tuple, numpy or pyarrow array), not a \
+                 single str",
+            ));
+        }
+        let groups = Groups::from_python(groups)?;
+        // Python objects are read here, with the GIL; buffers after it is released.
+        let (texts, native) = match Batch::from_python(ids)? {
+            Batch::Objects(objects) => {
+                let mut texts = Texts::with_capacity(objects.len().unwrap_or(0));
+                for id in objects.try_iter()? {
+                    texts.push_id(&id?)?;
+                }
+                (Some(texts), None)
+            }
+            Batch::Native(native) => (None, Some(native)),
+        };
         let inner = &self.inner;
         let answers = py.detach(move || {
-            let texts = batch.into_texts()?;
-            if let Some(of_check) = &groups.of_check {
-                if of_check.len() != texts.len() {
+            let texts = match (texts, native) {
+                (Some(texts), _) => texts,
+                (None, Some(native)) => native.into_texts().map_err(BatchError::Value)?,
+                (None, None) => unreachable!("one of them is made"),
+            };
+            if let Some(n) = groups.len() {
+                if n != texts.len() {
                     return Err(BatchError::Value(format!(
-                        "groups and ids differ in length: {} groups, {} ids",
-                        of_check.len(),
+                        "groups and ids differ in length: {n} groups, {} ids",
                         texts.len()
                     )));
                 }
             }
-            let checks: Vec<(&str, &str)> = texts
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (groups.name_of(i), id))
-                .collect();
+            let checks: Vec<(&str, &str)> = groups.iter().zip(texts.iter()).collect();
             let answers = inner.contains_many(&checks).map_err(BatchError::Snapshot)?;
             Ok(answers.into_iter().map(u8::from).collect::<Vec<u8>>())
         });

@@ -352,3 +352,25 @@ def test_exceptions_are_exported():
     assert cohort.UnknownGroup.__module__ == "cohort"
     assert issubclass(cohort.InvalidSnapshot, cohort.SnapshotError)
     assert cohort.__version__
+
+
+def test_every_input_form_reads_the_same_strings(strings: Path):
+    snapshot = cohort.Snapshot.open(strings)
+    ids = ["C00000001", "", "C00000002", "Ç0000001", "C00000001\u00e9", "日本", "C00001999"]
+    want = snapshot.contains_many("hand_picked", ids).tolist()
+    assert want == [True, False, True, False, False, False, True]
+    forms = [
+        np.array(ids),
+        np.array(ids, dtype=">U12"),  # big-endian
+        np.array(ids, dtype=object),
+        pa.array(ids),
+        pa.array(ids, pa.large_string()),
+        pa.array(ids, pa.string_view()),
+        pa.array(ids).dictionary_encode(),
+    ]
+    for form in forms:
+        assert snapshot.contains_many("hand_picked", form).tolist() == want, form
+        assert snapshot.contains_many(np.array(["hand_picked"] * len(ids)), form).tolist() == want
+    assert snapshot.contains_many("hand_picked", np.array(["", ""])).tolist() == [False, False]
+    with pytest.raises(TypeError, match="a group id is a str, not an integer"):
+        snapshot.contains_many(np.array([1]), ["C00000001"])
