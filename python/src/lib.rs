@@ -525,9 +525,19 @@ impl Snapshot {
                     )));
                 }
             }
-            let checks: Vec<(&str, &str)> = groups.iter().zip(texts.iter()).collect();
-            let answers = inner.contains_many(&checks).map_err(BatchError::Snapshot)?;
-            Ok(answers.into_iter().map(u8::from).collect::<Vec<u8>>())
+            // In chunks: one check list that stays in cache instead of one the size of the
+            // batch (fresh pages, each faulted in).
+            const CHUNK: usize = 16 * 1024;
+            let mut answers = Vec::with_capacity(texts.len());
+            let mut checks: Vec<(&str, &str)> = Vec::with_capacity(CHUNK);
+            let mut pairs = groups.iter().zip(texts.iter()).peekable();
+            while pairs.peek().is_some() {
+                checks.clear();
+                checks.extend(pairs.by_ref().take(CHUNK));
+                let chunk = inner.contains_many(&checks).map_err(BatchError::Snapshot)?;
+                answers.extend(chunk.into_iter().map(u8::from));
+            }
+            Ok(answers)
         });
         match answers {
             Ok(bytes) => python_attr!(py, "cohort._interop", "bool_array")?
