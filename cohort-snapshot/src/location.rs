@@ -394,13 +394,13 @@ impl Stores {
 
     /// Serves every URL under `root` (`s3://bucket`, `memory://`) from `store`.
     pub fn with_store(self, root: &Url, store: Arc<dyn ObjectStore>) -> Stores {
-        self.write_stores().insert(root_key(root), store);
+        self.register(root, store);
         self
     }
 
-    /// [`Stores::with_store`] on a shared registry.
-    pub fn with_store_in(stores: &Stores, root: &Url, store: Arc<dyn ObjectStore>) {
-        stores.write_stores().insert(root_key(root), store);
+    /// Serves every URL under `root` from `store`, on a registry already shared.
+    pub fn register(&self, root: &Url, store: Arc<dyn ObjectStore>) {
+        self.write_stores().insert(root_key(root), store);
     }
 
     /// The location a URL (or local path) names.

@@ -131,7 +131,7 @@ impl ObjectStoreRegistry for StoreRegistry {
         let previous = self.get_store(url).ok();
         // `Stores` is shared: registering through it makes the store visible to every
         // session and to snapshot reads alike.
-        Stores::with_store_in(&self.stores, url, store);
+        self.stores.register(url, store);
         previous
     }
 

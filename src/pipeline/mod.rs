@@ -221,9 +221,13 @@ impl Pipeline {
         })
     }
 
-    /// Opens the customers table (reads Parquet metadata only).
+    /// Opens the customers table (reads Parquet metadata only). Its URL and the event
+    /// tables' are checked first, so an unsupported scheme is a usage error naming it.
     async fn open_customers(&self, session: &SessionContext) -> Result<DataFrame> {
         let url = &self.customers;
+        for table in std::iter::once(url).chain(self.events.values().map(|e| &e.url)) {
+            self.stores.location(table)?;
+        }
         let options = ParquetReadOptions::default();
         session
             .read_parquet(url, options)

@@ -317,6 +317,20 @@ fn validate_prints_each_lint_once_even_beside_errors() {
     assert!(out.stderr.contains("did you mean 'age'"), "{}", out.stderr);
 }
 
+/// An unsupported URL scheme reached DataFusion and came back as a runtime error (exit 1).
+#[test]
+fn unsupported_url_scheme_is_a_usage_error_and_publishes_nothing() {
+    let p = sample_project("int");
+    let out = p.cohort(&["run", AS_OF, "--customers", "ftp://host/customers.parquet"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unsupported scheme 'ftp'"),
+        "{}",
+        out.stderr
+    );
+    assert!(!p.path("snapshots").exists());
+}
+
 #[test]
 fn duplicate_ids_fail_the_run_with_examples() {
     use datafusion::arrow::array::{ArrayRef, Int64Array};
