@@ -40,6 +40,15 @@ pub enum Error {
     #[error("{0}")]
     Data(String),
 
+    /// The distributed engine (a Ballista cluster) failed or did not answer in time.
+    #[error("cluster {url}: {message}")]
+    Cluster {
+        /// The scheduler's URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+
     /// Something the caller asked for does not exist (unknown group in a snapshot, ...).
     #[error("{0}")]
     NotFound(String),

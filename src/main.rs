@@ -7,13 +7,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
     let cli = cli::Cli::parse();
+    logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -25,8 +20,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(cohort::Error::Definitions(problems)) => {
             for p in &problems {
-                let kind = if p.is_error() { "error" } else { "warning" };
-                eprintln!("{kind}: {p}");
+                eprintln!("{}", cli::diagnostics::render(p));
             }
             let errors = problems.iter().filter(|p| p.is_error()).count();
             eprintln!("{errors} error(s) in definitions; nothing was scanned or published");
@@ -36,5 +30,22 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// Logs on stderr (`RUST_LOG`, default warn): text, coloured only on a terminal and
+/// without `NO_COLOR`; or JSON lines.
+fn logging(format: cli::LogFormat) {
+    use std::io::IsTerminal;
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
+        cli::LogFormat::Json => builder.json().init(),
+        cli::LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+            .init(),
     }
 }

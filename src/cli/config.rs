@@ -21,7 +21,7 @@ pub const DEFAULT_CONFIG: &str = "cohort.toml";
 #[derive(Debug, Args)]
 pub struct ConfigArg {
     /// Project config file [default: ./cohort.toml if present]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "COHORT_CONFIG")]
     pub config: Option<PathBuf>,
 }
 
@@ -30,13 +30,18 @@ pub struct ConfigArg {
 #[derive(Debug, Default, Clone, Args, Deserialize)]
 pub struct SourceArgs {
     /// Customers table: a Parquet file or folder/prefix (path, file://, s3://, gs://, az://)
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "COHORT_CUSTOMERS")]
     pub customers: Option<String>,
     /// Customer id column [default: customer_id]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", env = "COHORT_ID_COLUMN")]
     pub id_column: Option<String>,
     /// An event table, as name=url (repeatable)
-    #[arg(long = "events", value_name = "NAME=URL")]
+    #[arg(
+        long = "events",
+        value_name = "NAME=URL",
+        env = "COHORT_EVENTS",
+        value_delimiter = ','
+    )]
     #[serde(skip)]
     pub event_urls: Vec<String>,
     /// `[events.<name>]` tables of the file.
@@ -44,10 +49,10 @@ pub struct SourceArgs {
     #[serde(default)]
     pub events: BTreeMap<String, EventConfig>,
     /// Group definitions folder [default: queries]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "COHORT_QUERIES")]
     pub queries: Option<PathBuf>,
     /// Evaluation time, RFC 3339 [default: now, UTC]
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "RFC3339", env = "COHORT_AS_OF")]
     pub as_of: Option<String>,
 }
 
@@ -56,8 +61,19 @@ pub struct SourceArgs {
 #[derive(Debug, Default, Clone, Args, Deserialize)]
 pub struct PublishArg {
     /// Where runs are published and read from [default: snapshots]
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "COHORT_PUBLISH")]
     pub publish: Option<String>,
+}
+
+/// Where the scan runs: flags of `run` and `size`, keys of `cohort.toml`.
+#[derive(Debug, Default, Clone, Args, Deserialize)]
+pub struct EngineArgs {
+    /// Where the scan runs: local, or an Apache Ballista scheduler df://HOST:PORT [default: local]
+    #[arg(long, value_name = "local|df://HOST:PORT", env = "COHORT_ENGINE")]
+    pub engine: Option<String>,
+    /// How long a job on a cluster may take before it is cancelled and the run fails, e.g. 90s or 10m [default: 120s]
+    #[arg(long, value_name = "DURATION", env = "COHORT_ENGINE_TIMEOUT")]
+    pub engine_timeout: Option<String>,
 }
 
 /// `cohort.toml`: the same keys as the flags.
@@ -67,6 +83,8 @@ struct ConfigFile {
     source: SourceArgs,
     #[serde(flatten)]
     publish: PublishArg,
+    #[serde(flatten)]
+    engine: EngineArgs,
 }
 
 /// The keys `cohort.toml` may have (serde can't deny unknown keys of flattened structs).
@@ -77,6 +95,8 @@ const KEYS: &[&str] = &[
     "publish",
     "as_of",
     "events",
+    "engine",
+    "engine_timeout",
 ];
 
 /// The project: flags over the config file, with the stores every URL is read through.
@@ -85,6 +105,10 @@ pub struct Project {
     source: SourceArgs,
     publish: String,
     stores: Arc<Stores>,
+    /// The file's engine settings, until a command that scans takes its flags over them.
+    engine: EngineArgs,
+    /// Whether the command scans (run, size): only then is the engine used.
+    scans: bool,
 }
 
 impl Project {
@@ -124,7 +148,37 @@ impl Project {
                 .or(file.publish.publish)
                 .unwrap_or_else(|| "snapshots".into()),
             stores: Arc::new(Stores::from_env()),
+            engine: file.engine,
+            scans: false,
         })
+    }
+
+    /// For commands that scan: their engine flags over the file's.
+    pub fn with_engine(mut self, flags: EngineArgs) -> Project {
+        self.engine = EngineArgs {
+            engine: flags.engine.or(self.engine.engine),
+            engine_timeout: flags.engine_timeout.or(self.engine.engine_timeout),
+        };
+        self.scans = true;
+        self
+    }
+
+    fn engine(&self) -> Result<cohort::Engine> {
+        let timeout = match &self.engine.engine_timeout {
+            None => cohort::evaluate::DEFAULT_ENGINE_TIMEOUT,
+            Some(text) => humantime::parse_duration(text.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "invalid --engine-timeout '{text}': expected a duration such as 90s or 10m"
+                    ))
+                })?,
+        };
+        cohort::Engine::from_name(
+            self.engine.engine.as_deref().unwrap_or("local").trim(),
+            timeout,
+        )
     }
 
     /// Whether a customers table is configured (by flag, environment or file).
@@ -175,6 +229,9 @@ impl Project {
         for (name, table) in &self.source.events {
             pipeline = pipeline.with_event_table(name.clone(), table.clone());
         }
+        if self.scans {
+            pipeline = pipeline.with_engine(self.engine()?);
+        }
         Ok(pipeline)
     }
 }
@@ -187,18 +244,79 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
         )),
         _ => Error::io(path.display(), e),
     })?;
-    let invalid =
-        |message: String| Error::Usage(format!("invalid config '{}': {message}", path.display()));
-    let table: toml::Table = toml::from_str(&text).map_err(|e| invalid(e.message().to_string()))?;
+    let name = path.display();
+    // Each problem as `file:line:column: message`; all of them at once.
+    let at = |span: Option<std::ops::Range<usize>>, message: String| match span {
+        Some(span) => {
+            let p = cohort::definition::Position::of(&text, span);
+            format!("{name}:{}:{}: {message}", p.line, p.column)
+        }
+        None => format!("{name}: {message}"),
+    };
+    let table: toml::Table = toml::from_str(&text).map_err(|e| {
+        Error::Usage(format!(
+            "invalid config {}",
+            at(e.span(), e.message().to_string())
+        ))
+    })?;
+    let mut problems = Vec::new();
     for key in table.keys() {
         if !KEYS.contains(&key.as_str()) {
             let hint = did_you_mean(key, KEYS.iter().copied())
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
-            return Err(invalid(format!("unknown key '{key}'{hint}")));
+            problems.push(at(
+                key_span(&text, key),
+                format!("unknown key '{key}'{hint}"),
+            ));
         }
     }
-    ConfigFile::deserialize(table).map_err(|e| invalid(e.message().to_string()))
+    // Values of the wrong type, each at its key (serde's flatten loses the spans).
+    for (key, value) in table.iter().filter(|(k, _)| KEYS.contains(&k.as_str())) {
+        let single = toml::Table::from_iter([(key.clone(), value.clone())]);
+        if let Err(e) = ConfigFile::deserialize(single) {
+            problems.push(at(
+                key_span(&text, key),
+                format!("'{key}': {}", e.message().trim()),
+            ));
+        }
+    }
+    match problems.is_empty() {
+        true => ConfigFile::deserialize(table).map_err(|e| {
+            Error::Usage(format!(
+                "invalid config {}",
+                at(None, e.message().to_string())
+            ))
+        }),
+        false => Err(Error::Usage(format!(
+            "invalid config '{name}':\n  {}",
+            problems.join("\n  ")
+        ))),
+    }
+}
+
+/// Where a top-level `key = ...` (or `[key...]` table) is written.
+fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        let rest = trimmed
+            .strip_prefix('[')
+            .unwrap_or(trimmed)
+            .trim_start_matches('"');
+        if rest.starts_with(key)
+            && rest[key.len()..]
+                .trim_start_matches('"')
+                .trim_start()
+                .starts_with(['=', '.', ']'])
+        {
+            let start = offset + indent + (trimmed.len() - rest.len());
+            return Some(start..start + key.len());
+        }
+        offset += line.len();
+    }
+    None
 }
 
 /// Parses `--as-of`: RFC 3339, or a date meaning its UTC midnight.

@@ -22,27 +22,27 @@ pub async fn run(project: &Project, args: ExplainArgs) -> Result<()> {
         output::print_json(&explanation);
         return Ok(());
     }
-    println!("group '{}' ({})", explanation.group, explanation.file);
+    outln!("group '{}' ({})", explanation.group, explanation.file);
     if let Some(name) = &explanation.name {
-        println!("name: {name}");
+        outln!("name: {name}");
     }
-    println!(
+    outln!(
         "\ncompiled expression (dynamic part, group references inlined):\n  {}",
         explanation.sql
     );
     if explanation.has_statics {
-        println!("\nstatic overrides are applied after the scan with bitmap algebra.");
+        outln!("\nstatic overrides are applied after the scan with bitmap algebra.");
     }
-    println!("\ndistinct conditions: {}", explanation.conditions);
+    outln!("\ndistinct conditions: {}", explanation.conditions);
     if !explanation.event_aggregates.is_empty() {
-        println!("event aggregates (one query per event table, joined on the customer id):");
+        outln!("event aggregates (one query per event table, joined on the customer id):");
         for line in &explanation.event_aggregates {
-            println!("  {line}");
+            outln!("  {line}");
         }
     }
-    println!("\nplan (executed; metrics show files and row groups pruned):");
+    outln!("\nplan (executed; metrics show files and row groups pruned):");
     for line in &explanation.plan {
-        println!("  {line}");
+        outln!("  {line}");
     }
     Ok(())
 }

@@ -10,7 +10,11 @@ use super::config::Project;
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Group id
-    group: String,
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    group: Option<String>,
+    /// Every group, in long format: one row per (member, group), columns <id column> and group
+    #[arg(long)]
+    all: bool,
     /// Output file: .csv, .jsonl (JSON lines) or .parquet (path or object-store URL)
     #[arg(long, value_name = "URL")]
     out: String,
@@ -24,14 +28,19 @@ pub async fn run(project: &Project, args: ExportArgs) -> Result<()> {
         ))
     })?;
     let snapshot = Snapshot::open_at(&project.publish()?).await?;
-    let ids = export::member_ids(&snapshot, &args.group)?;
+    let Some(group) = &args.group else {
+        let (bytes, rows) = export::encode_all(&snapshot, format)?;
+        project.stores().location(&args.out)?.write(bytes).await?;
+        eprintln!(
+            "exported {rows} membership(s) of {} group(s) to {}",
+            snapshot.groups().len(),
+            args.out
+        );
+        return Ok(());
+    };
+    let ids = export::member_ids(&snapshot, group)?;
     let bytes = export::encode(&snapshot, &ids, format)?;
     project.stores().location(&args.out)?.write(bytes).await?;
-    eprintln!(
-        "exported {} id(s) of '{}' to {}",
-        ids.len(),
-        args.group,
-        args.out
-    );
+    eprintln!("exported {} id(s) of '{group}' to {}", ids.len(), args.out);
     Ok(())
 }

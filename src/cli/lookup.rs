@@ -40,7 +40,7 @@ pub async fn check(project: &Project, args: CheckArgs) -> Result<()> {
             "member": member,
             "run_id": snapshot.run_id(),
         })),
-        Format::Text => println!(
+        Format::Text => outln!(
             "{} is {}a member of '{}' (run {})",
             args.customer_id,
             if member { "" } else { "not " },
@@ -62,7 +62,7 @@ pub async fn groups_of(project: &Project, args: GroupsOfArgs) -> Result<()> {
         })),
         Format::Text => {
             for g in groups {
-                println!("{g}");
+                outln!("{g}");
             }
         }
     }

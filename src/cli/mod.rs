@@ -1,7 +1,20 @@
 //! The `cohort` command line: clap definitions (plain data) and dispatch to one file per
 //! subcommand. Nothing below this module sees a raw flag.
 
+/// `println!` that ends quietly on a closed pipe (see [`output::stdout_write`]).
+macro_rules! outln {
+    () => {
+        $crate::cli::output::stdout_write(b"\n")
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::stdout_write(format!("{}\n", format_args!($($arg)*)).as_bytes())
+    };
+}
+
+#[cfg(feature = "ballista")]
+mod cluster;
 mod config;
+pub mod diagnostics;
 mod explain;
 mod export;
 mod gen;
@@ -14,16 +27,34 @@ mod size;
 mod synthetic;
 mod validate;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use cohort::Result;
-use config::{ConfigArg, Project, PublishArg, SourceArgs};
+use config::{ConfigArg, EngineArgs, Project, PublishArg, SourceArgs};
 
 /// Columnar batch segmentation: group definitions → DataFusion → roaring bitmaps → snapshots.
 #[derive(Debug, Parser)]
 #[command(name = "cohort", version, about, propagate_version = true)]
 pub struct Cli {
+    /// Log lines on stderr: text, or JSON objects one per line (for log collectors)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "COHORT_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (tracing's JSON format).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +68,8 @@ enum Command {
         #[command(flatten)]
         publish: PublishArg,
         #[command(flatten)]
+        engine: EngineArgs,
+        #[command(flatten)]
         args: run::RunArgs,
     },
     /// Count members without publishing
@@ -45,6 +78,8 @@ enum Command {
         config: ConfigArg,
         #[command(flatten)]
         source: SourceArgs,
+        #[command(flatten)]
+        engine: EngineArgs,
         #[command(flatten)]
         args: size::SizeArgs,
     },
@@ -133,6 +168,19 @@ enum Command {
     },
     /// Generate realistic synthetic customers
     Gen(gen::GenArgs),
+    /// Print a shell completion script (e.g. `cohort completions bash > ~/.local/share/bash-completion/completions/cohort`)
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `cohort man > cohort.1 && man ./cohort.1`
+    Man,
+    /// Run an Apache Ballista scheduler that `--engine df://HOST:PORT` submits scans to
+    #[cfg(feature = "ballista")]
+    Scheduler(cluster::SchedulerArgs),
+    /// Run an Apache Ballista executor that registers with a scheduler
+    #[cfg(feature = "ballista")]
+    Executor(cluster::ExecutorArgs),
 }
 
 /// Output format of read commands.
@@ -154,13 +202,21 @@ impl Cli {
                 config,
                 source,
                 publish,
+                engine,
                 args,
-            } => run::run(&Project::load(config, Some(source), Some(publish))?, args).await,
+            } => {
+                let project = Project::load(config, Some(source), Some(publish))?;
+                run::run(&project.with_engine(engine), args).await
+            }
             C::Size {
                 config,
                 source,
+                engine,
                 args,
-            } => size::run(&Project::load(config, Some(source), None)?, args).await,
+            } => {
+                let project = Project::load(config, Some(source), None)?;
+                size::run(&project.with_engine(engine), args).await
+            }
             C::Validate {
                 config,
                 source,
@@ -209,6 +265,24 @@ impl Cli {
             } => runs::gc(&Project::load(config, None, Some(publish))?, args).await,
             // `gen` needs no project settings.
             C::Gen(args) => gen::run(args),
+            C::Completions { shell } => {
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "cohort", &mut script);
+                output::stdout_write(&script);
+                Ok(())
+            }
+            C::Man => {
+                let mut page = Vec::new();
+                clap_mangen::Man::new(Cli::command())
+                    .render(&mut page)
+                    .map_err(|e| cohort::Error::io("stdout", e))?;
+                output::stdout_write(&page);
+                Ok(())
+            }
+            #[cfg(feature = "ballista")]
+            C::Scheduler(args) => cluster::scheduler(args).await,
+            #[cfg(feature = "ballista")]
+            C::Executor(args) => cluster::executor(args).await,
         }
     }
 }

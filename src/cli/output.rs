@@ -1,5 +1,6 @@
 //! Shared output helpers: tables, JSON, warnings, the progress bar.
 
+use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 
 use cohort::definition::Problem;
@@ -8,12 +9,24 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json(value: &impl serde::Serialize) {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    text.push('\n');
+    stdout_write(text.as_bytes());
+}
+
+/// Writes to stdout. When the reader has gone (`cohort ... | head`), the process ends
+/// quietly with success, as Unix tools do, instead of failing or panicking. (SIGPIPE stays
+/// ignored, as Rust sets it: restoring its default would let any closed socket kill a
+/// scheduler, an executor or a run talking to S3.)
+pub fn stdout_write(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(value).expect("JSON values serialize")
-    );
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Prints an aligned table on stdout; numeric-looking cells are right-aligned.
@@ -43,7 +56,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
             .collect();
         parts.join("  ").trim_end().to_string()
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     let _ = writeln!(out, "{}", line(header.to_vec()));
     let _ = writeln!(
         out,
@@ -57,12 +70,13 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
     }
+    stdout_write(out.as_bytes());
 }
 
 /// Prints lint warnings on stderr.
 pub fn print_warnings(problems: &[Problem]) {
     for p in problems.iter().filter(|p| !p.is_error()) {
-        eprintln!("warning: {p}");
+        eprintln!("{}", super::diagnostics::render(p));
     }
 }
 

@@ -125,9 +125,9 @@ pub async fn gc(project: &Project, args: GcArgs) -> Result<()> {
                 "deleted"
             };
             for run in &report.deleted {
-                println!("{verb} {run}");
+                outln!("{verb} {run}");
             }
-            println!(
+            outln!(
                 "{} run(s) kept, {} {verb}",
                 report.kept.len(),
                 report.deleted.len()
@@ -179,7 +179,7 @@ pub async fn diff(project: &Project, args: DiffArgs) -> Result<()> {
             })),
             Format::Text => {
                 for id in ids {
-                    println!("{id}");
+                    outln!("{id}");
                 }
             }
         }
@@ -198,7 +198,7 @@ pub async fn diff(project: &Project, args: DiffArgs) -> Result<()> {
             })).collect::<Vec<_>>(),
         })),
         Format::Text => {
-            println!("from {a}\nto   {b}");
+            outln!("from {a}\nto   {b}");
             let rows: Vec<Vec<String>> = diffs
                 .iter()
                 .map(|d| {

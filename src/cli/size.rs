@@ -62,10 +62,10 @@ fn print_text(report: &SizeReport, by: Option<&str>) {
         })
         .collect();
     output::print_table(&["group", "members", "% customers"], &rows);
-    println!("customers: {customers}");
+    outln!("customers: {customers}");
     if let Some(column) = by {
         for SizeGroup { group, members, by } in &report.groups {
-            println!("\n{group} by {column}:");
+            outln!("\n{group} by {column}:");
             let rows: Vec<Vec<String>> = by
                 .iter()
                 .flatten()
@@ -81,7 +81,7 @@ fn print_text(report: &SizeReport, by: Option<&str>) {
         }
     }
     if let Some(overlap) = &report.overlap {
-        println!("\noverlap (customers in both):");
+        outln!("\noverlap (customers in both):");
         let mut header = vec![""];
         header.extend(overlap.groups.iter().map(String::as_str));
         let rows: Vec<Vec<String>> = overlap

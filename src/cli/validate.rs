@@ -35,7 +35,7 @@ pub async fn run(project: &Project, args: ValidateArgs) -> Result<()> {
         Format::Text => {
             if result.is_ok() {
                 output::print_warnings(&problems);
-                println!(
+                outln!(
                     "ok: {groups} group(s) valid in {}",
                     project.queries().display()
                 );

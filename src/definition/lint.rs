@@ -44,6 +44,7 @@ pub fn lint(groups: &[Group]) -> Vec<Problem> {
                     group: group.id.clone(),
                     path: "static".into(),
                     line: None,
+                    ..Default::default()
                 };
                 warnings.push(Problem::warning(
                     &at,

@@ -130,10 +130,12 @@ fn parse_text(
         group: id.clone(),
         ..Default::default()
     };
-    let raw: RawGroup<(RawCondition, Option<usize>)> = if is_json {
+    let raw: RawGroup<(RawCondition, Option<Position>)> = if is_json {
         let raw: RawGroup<RawCondition> = serde_json::from_str(text).map_err(|e| {
             let at = Location {
                 line: Some(e.line()),
+                column: Some(e.column()),
+                width: Some(1),
                 ..file_at.clone()
             };
             Box::new(Problem::error(&at, format!("unparsable file: {e}")))
@@ -141,17 +143,13 @@ fn parse_text(
         raw.map_conditions(|c| (c, None))
     } else {
         let raw: RawGroup<toml::Spanned<RawCondition>> = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
             let message = e.message().trim().to_string();
-            let at = Location {
-                line,
-                ..file_at.clone()
-            };
+            let at = file_at.at(e.span().map(|s| Position::of(text, s)));
             Box::new(Problem::error(&at, format!("unparsable file: {message}")))
         })?;
         raw.map_conditions(|c| {
-            let line = line_of(text, c.span().start);
-            (c.into_inner(), Some(line))
+            let position = Position::of(text, c.span());
+            (c.into_inner(), Some(position))
         })
     };
 
@@ -181,14 +179,6 @@ fn parse_text(
         definition_hash: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
     };
     Ok((group, problems))
-}
-
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
 }
 
 impl<C> RawGroup<C> {

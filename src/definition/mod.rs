@@ -15,7 +15,7 @@ pub use lint::lint;
 pub use load::{definition_files, is_valid_group_id, load_dir, parse_definition_json, parse_group};
 pub use model::*;
 pub use ops::{Arity, Op};
-pub use problems::{did_you_mean, Location, Problem, Severity};
+pub use problems::{did_you_mean, Location, Position, Problem, Severity};
 pub use raw::{IdLiteral, Literal, RawCondition};
 pub use typing::type_condition;
 pub use window::Window;

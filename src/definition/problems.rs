@@ -9,6 +9,10 @@ pub struct Location {
     pub file: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
+    /// 1-based column (in characters) of the start of what is wrong, when known.
+    pub column: Option<usize>,
+    /// How many characters, from `column`, on that line, are what is wrong.
+    pub width: Option<usize>,
     /// The group id.
     pub group: String,
     /// e.g. `include[0].conditions[1]`.
@@ -20,11 +24,61 @@ impl fmt::Display for Location {
         write!(f, "{}", self.file)?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
         }
         if !self.path.is_empty() {
             write!(f, ", {}", self.path)?;
         }
         Ok(())
+    }
+}
+
+/// Where a piece of text starts in its file and how long it is on its first line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+    /// Characters from `column` to the end of the piece or of its first line.
+    pub width: usize,
+}
+
+impl Position {
+    /// The position of `text[range]`.
+    pub fn of(text: &str, range: std::ops::Range<usize>) -> Position {
+        let start = range.start.min(text.len());
+        let end = range.end.clamp(start, text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line = text[..start].matches('\n').count() + 1;
+        let column = text[line_start..start].chars().count() + 1;
+        let piece = &text[start..end];
+        let width = piece
+            .split('\n')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .count()
+            .max(1);
+        Position {
+            line,
+            column,
+            width,
+        }
+    }
+}
+
+impl Location {
+    /// This location, pointing at `position`.
+    pub fn at(&self, position: Option<Position>) -> Location {
+        Location {
+            line: position.map(|p| p.line).or(self.line),
+            column: position.map(|p| p.column),
+            width: position.map(|p| p.width),
+            ..self.clone()
+        }
     }
 }
 
@@ -82,7 +136,7 @@ impl Problem {
 
     /// The problem as JSON, the one shape `cohort validate --format json` prints and
     /// `POST /v1/size` answers: `severity`, `message`, `hint`, `group`, `file`, `line`,
-    /// `path` (e.g. `include[0].conditions[1]`; also as `condition`) and `text`.
+    /// `column`, `path` (e.g. `include[0].conditions[1]`; also as `condition`) and `text`.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "severity": if self.is_error() { "error" } else { "warning" },
@@ -91,6 +145,7 @@ impl Problem {
             "group": self.at.group,
             "file": self.at.file,
             "line": self.at.line,
+            "column": self.at.column,
             "path": self.at.path,
             "condition": self.at.path,
             "text": self.to_string(),

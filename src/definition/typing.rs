@@ -4,7 +4,7 @@ use super::raw::RawClause;
 use super::*;
 
 pub(super) fn type_clauses(
-    clauses: Vec<RawClause<(RawCondition, Option<usize>)>>,
+    clauses: Vec<RawClause<(RawCondition, Option<Position>)>>,
     kind: &str,
     file_at: &Location,
     problems: &mut Vec<Problem>,
@@ -13,7 +13,7 @@ pub(super) fn type_clauses(
     for (i, clause) in clauses.into_iter().enumerate() {
         let clause_at = Location {
             path: format!("{kind}[{i}]"),
-            line: clause.conditions.first().and_then(|c| c.1),
+            line: clause.conditions.first().and_then(|c| c.1).map(|p| p.line),
             ..file_at.clone()
         };
         let mode = match clause.mode.as_deref().map(|m| m.trim().to_lowercase()) {
@@ -29,12 +29,12 @@ pub(super) fn type_clauses(
             }
         };
         let mut conditions = Vec::new();
-        for (j, (raw, line)) in clause.conditions.into_iter().enumerate() {
+        for (j, (raw, position)) in clause.conditions.into_iter().enumerate() {
             let at = Location {
-                line,
                 path: format!("{kind}[{i}].conditions[{j}]"),
                 ..file_at.clone()
-            };
+            }
+            .at(position);
             match type_condition(raw, &at) {
                 Ok(spec) => conditions.push(Condition { spec, at }),
                 Err(p) => problems.push(*p),

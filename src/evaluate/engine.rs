@@ -24,6 +24,29 @@ pub const DEFAULT_BATCH_SIZE: usize = 65536;
 pub enum Engine {
     /// DataFusion in this process, on every core.
     Local(LocalEngine),
+    /// An Apache Ballista cluster: the scan runs on its executors; metadata, events'
+    /// preprocessing, ids, static lists and publishing stay on this machine.
+    #[cfg(feature = "ballista")]
+    Ballista(super::distributed::BallistaEngine),
+}
+
+/// How long a job on a cluster may take before it is cancelled and the run fails.
+pub const DEFAULT_ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// The customers table as the engine scans it: for a cluster, with positions every
+/// executor computes by itself.
+#[derive(Debug, Clone)]
+pub struct ScanSource {
+    frame: DataFrame,
+    #[cfg(feature = "ballista")]
+    positioned: Option<super::distributed::positions::Positioned>,
+}
+
+impl ScanSource {
+    /// The table to attach event aggregates to and scan.
+    pub fn frame(&self) -> &DataFrame {
+        &self.frame
+    }
 }
 
 /// The embedded DataFusion engine and its session settings.
@@ -42,16 +65,7 @@ impl Engine {
     /// DataFusion in this process. Its options can be tuned from the environment
     /// (`DATAFUSION_EXECUTION_BATCH_SIZE=32768`, ...; see DataFusion's config docs).
     pub fn local() -> Engine {
-        let mut config = SessionConfig::from_env().unwrap_or_else(|e| {
-            tracing::warn!("ignoring DATAFUSION_* environment settings: {e}");
-            SessionConfig::new()
-        });
-        if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
-            // Measured on 10M customers × 100 groups: 8192 (DataFusion's default) 7.0 s,
-            // 32768 6.6 s, 65536 6.3 s, 131072 6.3 s; fewer, larger masks to turn into bitmaps.
-            config = config.with_batch_size(DEFAULT_BATCH_SIZE);
-        }
-        Engine::local_with(config)
+        Engine::local_with(default_config())
     }
 
     /// DataFusion in this process with `config` (partitions, batch size, ...): tests run
@@ -60,33 +74,143 @@ impl Engine {
         Engine::Local(LocalEngine { config })
     }
 
+    /// The Apache Ballista scheduler at `url` (`df://HOST:PORT`); a job that has not
+    /// finished after `timeout` is cancelled and fails the run.
+    #[cfg(feature = "ballista")]
+    pub fn ballista(url: &str, timeout: std::time::Duration) -> Result<Engine> {
+        let parsed = Url::parse(url)
+            .ok()
+            .filter(|u| u.scheme() == "df" && u.host_str().is_some())
+            .ok_or_else(|| {
+                crate::Error::Usage(format!(
+                    "engine '{url}' is not 'local' or a Ballista scheduler 'df://HOST:PORT'"
+                ))
+            })?;
+        Ok(Engine::Ballista(super::distributed::BallistaEngine::new(
+            parsed,
+            timeout,
+            default_config(),
+        )))
+    }
+
+    /// `local`, or a Ballista scheduler `df://HOST:PORT` (with `timeout` per job).
+    pub fn from_name(name: &str, timeout: std::time::Duration) -> Result<Engine> {
+        if name == "local" {
+            return Ok(Engine::local());
+        }
+        #[cfg(feature = "ballista")]
+        return Engine::ballista(name, timeout);
+        #[cfg(not(feature = "ballista"))]
+        {
+            let _ = timeout;
+            Err(crate::Error::Usage(format!(
+                "engine '{name}': this build of cohort has no Ballista support \
+                 (build with the 'ballista' feature) and knows only 'local'"
+            )))
+        }
+    }
+
     /// How reports name the engine.
     pub fn name(&self) -> String {
         match self {
             Engine::Local(_) => "local".into(),
+            #[cfg(feature = "ballista")]
+            Engine::Ballista(b) => b.url().to_string(),
         }
     }
 
-    /// A session that reads through `stores` and has the settings Cohort's plans need.
+    /// Whether the scan runs in this process.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Engine::Local(_))
+    }
+
+    /// A session that reads through `stores` and has the settings Cohort's plans need
+    /// (for a cluster: the client's own session, for metadata and client-side steps).
     pub fn session(&self, stores: &Arc<Stores>) -> SessionContext {
         match self {
             Engine::Local(local) => session_with(local.config.clone(), stores),
+            #[cfg(feature = "ballista")]
+            Engine::Ballista(b) => {
+                let mut config = b.client_config();
+                // One partition per file, so positions follow each file's row order.
+                config.options_mut().optimizer.repartition_file_scans = false;
+                session_with(config, stores)
+            }
         }
     }
 
-    /// One pass over `customers`: every condition, the ids, and the `extra` columns.
+    /// The customers table (opened in `session` from `url`) as this engine scans it.
+    pub async fn source(
+        &self,
+        session: &SessionContext,
+        url: &str,
+        customers: DataFrame,
+    ) -> Result<ScanSource> {
+        match self {
+            Engine::Local(_) => {
+                let _ = (session, url);
+                Ok(ScanSource {
+                    frame: customers,
+                    #[cfg(feature = "ballista")]
+                    positioned: None,
+                })
+            }
+            #[cfg(feature = "ballista")]
+            Engine::Ballista(_) => {
+                let positioned =
+                    super::distributed::positions::positioned(session, url, &customers).await?;
+                Ok(ScanSource {
+                    frame: positioned.frame.clone(),
+                    positioned: Some(positioned),
+                })
+            }
+        }
+    }
+
+    /// One pass over `frame` (the source's frame, perhaps with event aggregates joined):
+    /// every condition, the ids, and the `extra` columns.
+    #[allow(clippy::too_many_arguments)]
     pub async fn scan(
         &self,
-        customers: DataFrame,
+        session: &SessionContext,
+        source: &ScanSource,
+        frame: DataFrame,
         id_column: &str,
         conditions: &[Expr],
         extra: &[Expr],
         progress: &Arc<dyn Progress>,
     ) -> Result<ScanOutput> {
         match self {
-            Engine::Local(_) => scan::scan(customers, id_column, conditions, extra, progress).await,
+            Engine::Local(_) => {
+                let _ = (session, source);
+                scan::scan(frame, id_column, conditions, extra, progress).await
+            }
+            #[cfg(feature = "ballista")]
+            Engine::Ballista(b) => {
+                let positioned = source.positioned.as_ref().ok_or_else(|| {
+                    crate::Error::Usage("the scan source was not made for this engine".into())
+                })?;
+                b.scan(
+                    session, positioned, frame, id_column, conditions, extra, progress,
+                )
+                .await
+            }
         }
     }
+}
+
+/// DataFusion's settings from `DATAFUSION_*` variables, with Cohort's batch size.
+fn default_config() -> SessionConfig {
+    let mut config = SessionConfig::from_env().unwrap_or_else(|e| {
+        tracing::warn!("ignoring DATAFUSION_* environment settings: {e}");
+        SessionConfig::new()
+    });
+    if std::env::var_os("DATAFUSION_EXECUTION_BATCH_SIZE").is_none() {
+        // Measured on 10M customers × 100 groups: 8192 (DataFusion's default) 7.0 s,
+        // 32768 6.6 s, 65536 6.3 s, 131072 6.3 s; fewer, larger masks to turn into bitmaps.
+        config = config.with_batch_size(DEFAULT_BATCH_SIZE);
+    }
+    config
 }
 
 /// A session with `config` reading through `stores`.
@@ -98,12 +222,8 @@ fn session_with(mut config: SessionConfig, stores: &Arc<Stores>) -> SessionConte
         .options_mut()
         .execution
         .skip_physical_aggregate_schema_check = true;
-    let registry = Arc::new(StoreRegistry {
-        stores: stores.clone(),
-        local: Arc::new(object_store::local::LocalFileSystem::new()),
-    });
     match RuntimeEnvBuilder::new()
-        .with_object_store_registry(registry)
+        .with_object_store_registry(store_registry(stores))
         .build_arc()
     {
         Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
@@ -112,6 +232,15 @@ fn session_with(mut config: SessionConfig, stores: &Arc<Stores>) -> SessionConte
             SessionContext::new_with_config(config)
         }
     }
+}
+
+/// Cohort's [`Stores`] as DataFusion's object store registry (for sessions here and on a
+/// cluster's scheduler and executors).
+pub(crate) fn store_registry(stores: &Arc<Stores>) -> Arc<dyn ObjectStoreRegistry> {
+    Arc::new(StoreRegistry {
+        stores: stores.clone(),
+        local: Arc::new(object_store::local::LocalFileSystem::new()),
+    })
 }
 
 /// Cohort's [`Stores`] as DataFusion's object store registry, so a table, an event table

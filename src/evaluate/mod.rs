@@ -6,6 +6,8 @@
 //! the snapshot's id space (see `cohort_snapshot::ids::mapping`), which makes the output independent of the
 //! order in which partitions deliver batches.
 
+#[cfg(feature = "ballista")]
+pub mod distributed;
 pub mod engine;
 pub mod events;
 mod scan;
@@ -13,7 +15,7 @@ pub mod statics;
 
 pub use crate::compile::col_exact;
 pub use crate::progress::{NoProgress, Phase, Progress};
-pub use engine::Engine;
+pub use engine::{Engine, ScanSource, DEFAULT_ENGINE_TIMEOUT};
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::{cast, concat};
@@ -39,6 +41,8 @@ pub struct ScanOutput {
     pub ids: ArrayRef,
     /// Extra projected columns by position (e.g. the `--by` column), as Utf8.
     pub extra: Vec<ArrayRef>,
+    /// The cluster's job ids (none on the local engine).
+    pub jobs: Vec<String>,
 }
 
 /// Checks the id column exists and has a supported type; returns its normalized type.

@@ -96,6 +96,7 @@ pub(super) async fn scan(
         masks,
         ids: concat_or_empty(&ids, &id_type)?,
         extra: extra_columns,
+        jobs: Vec::new(),
     })
 }
 

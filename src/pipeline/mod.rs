@@ -273,7 +273,15 @@ impl Pipeline {
             Some(ids) => validation.compiled.select(ids)?,
         };
         let as_of = validation.as_of;
-        let mut customers = validation.customers.clone();
+        let source = self
+            .engine
+            .source(
+                &validation.session,
+                &self.customers,
+                validation.customers.clone(),
+            )
+            .await?;
+        let mut customers = source.frame().clone();
         let mut ignored_events = Vec::new();
         if !compiled.events.is_empty() {
             self.progress.start(Phase::ReadingEvents, None);
@@ -315,6 +323,8 @@ impl Pipeline {
         let mut scan = self
             .engine
             .scan(
+                &validation.session,
+                &source,
                 customers,
                 &self.id_column,
                 &conditions,
@@ -482,6 +492,7 @@ fn missing_static_files(groups: &[Group]) -> Vec<Problem> {
                     group: g.id.clone(),
                     path: format!("static.{key}"),
                     line: None,
+                    ..Default::default()
                 };
                 let message = format!("static id file '{file}' does not exist");
                 problems.push(Problem::error(&at, message));

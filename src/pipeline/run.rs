@@ -33,8 +33,10 @@ pub struct RunReport {
     pub promoted: Option<bool>,
     /// Why `LATEST` was not moved.
     pub not_promoted_because: Option<String>,
-    /// The engine the scan ran on.
+    /// The engine the scan ran on (`local` or the scheduler's `df://` URL).
     pub engine: String,
+    /// The cluster's job ids (empty on the local engine).
+    pub jobs: Vec<String>,
     /// The evaluation time.
     pub as_of: String,
     /// Customers: rows with a non-null id.
@@ -159,6 +161,7 @@ impl Pipeline {
                 .as_ref()
                 .and_then(|p| p.published.not_promoted_because.clone()),
             engine: self.engine.name(),
+            jobs: evaluation.scan.jobs.clone(),
             as_of: evaluation
                 .as_of
                 .to_rfc3339_opts(SecondsFormat::AutoSi, true),

@@ -28,6 +28,10 @@ pub struct SizeRequest {
 /// The counts: `{"customers": N, "groups": [{"group": "g", "members": n}]}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SizeReport {
+    /// The engine the scan ran on (`local` or the scheduler's `df://` URL).
+    pub engine: String,
+    /// The cluster's job ids (empty on the local engine).
+    pub jobs: Vec<String>,
     /// Customers: rows with a non-null id.
     pub customers: u64,
     /// Each group asked for (and `"where"`), in order.
@@ -106,11 +110,17 @@ impl Pipeline {
             }
             None => Vec::new(),
         };
-        if request.groups.is_empty() && request.by.is_none() && !request.overlap {
+        if request.groups.is_empty()
+            && request.by.is_none()
+            && !request.overlap
+            && self.engine.is_local()
+        {
             // Only a count is asked for: no bitmaps, no ids.
             if let Some(condition) = adhoc.first().cloned() {
                 let (customers, members) = self.count_where(&validation, condition).await?;
                 return Ok(SizeReport {
+                    engine: self.engine.name(),
+                    jobs: Vec::new(),
                     customers,
                     groups: vec![SizeGroup {
                         group: "where".into(),
@@ -173,6 +183,8 @@ impl Pipeline {
                 .collect(),
         });
         Ok(SizeReport {
+            engine: self.engine.name(),
+            jobs: evaluation.scan.jobs.clone(),
             customers: evaluation.customers(),
             groups,
             overlap,

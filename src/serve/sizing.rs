@@ -256,6 +256,7 @@ fn request_location(path: &str) -> Location {
         group: REQUEST_ID.into(),
         path: path.into(),
         line: None,
+        ..Default::default()
     }
 }
 

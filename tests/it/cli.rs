@@ -245,7 +245,9 @@ fn validate_reports_every_problem_at_once() {
     let out = p.cohort(&["validate", AS_OF]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     let expected = [
-        "unknown attribute 'agee' in group 'typo' (queries/typo.toml:3, include[0].conditions[0]); did you mean 'age'?",
+        "unknown attribute 'agee' in group 'typo' (include[0].conditions[0])",
+        "queries/typo.toml:3:3",
+        "did you mean 'age'?",
         "operator 'starts_with' is not valid for 'age' of type integer",
         "value 'old' is a string but 'age' is integer",
         "bad window '30x'",
@@ -434,4 +436,140 @@ fn parallel_scan_matches_plain_sql_on_many_batches() {
     });
     assert!(expected.len() > 40_000);
     assert_eq!(exported, expected);
+}
+
+/// Each problem shows its line of the file with a caret under the condition, and
+/// `file:line:column`; JSON has `column`.
+#[test]
+fn problems_point_into_the_file_with_a_caret() {
+    let p = sample_project("int");
+    p.write(
+        "queries/typo.toml",
+        "name = \"typo\"\n[[include]]\nconditions = [\n  { attribute = \"agee\", op = \"gte\", value = 18 },\n]\n",
+    );
+    let out = p.cohort(&["validate", AS_OF]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let shown = "  { attribute = \"agee\", op = \"gte\", value = 18 },";
+    assert!(
+        out.stderr.contains("queries/typo.toml:4:3"),
+        "{}",
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.ends_with(shown))
+        .unwrap_or_else(|| panic!("the line is shown:\n{}", out.stderr));
+    let caret = lines[at + 1];
+    let text_start = lines[at].len() - shown.len();
+    assert_eq!(
+        caret.find('^'),
+        Some(text_start + 2),
+        "caret under the condition:\n{}",
+        out.stderr
+    );
+    assert!(caret.contains("did you mean 'age'?"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains('\u{1b}'),
+        "no ANSI colour when stderr is not a terminal"
+    );
+    let json = p.cohort(&["validate", AS_OF, "--format", "json"]).json();
+    let problem = &json["errors"][0];
+    assert_eq!(
+        (problem["line"].as_u64(), problem["column"].as_u64()),
+        (Some(4), Some(3))
+    );
+}
+
+/// cohort.toml problems name the file, line and column, all at once.
+#[test]
+fn config_problems_carry_their_location_all_at_once() {
+    let p = sample_project("int");
+    p.write(
+        "cohort.toml",
+        "customers = \"data/customers.parquet\"\nidcolumn = \"customer_id\"\nqueries = 3\npublsh = \"x\"\n",
+    );
+    let out = p.cohort(&["validate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for e in [
+        "cohort.toml:2:1: unknown key 'idcolumn'; did you mean 'id_column'?",
+        "cohort.toml:4:1: unknown key 'publsh'; did you mean 'publish'?",
+        "cohort.toml:3:",
+    ] {
+        assert!(out.stderr.contains(e), "missing {e:?} in:\n{}", out.stderr);
+    }
+    assert_eq!(
+        out.stderr.matches("cohort.toml:").count(),
+        3,
+        "{}",
+        out.stderr
+    );
+}
+
+/// Nightly-job conventions: COHORT_* variables (flags > environment > cohort.toml),
+/// JSON logs, completions and a man page, a closed pipe.
+#[test]
+fn environment_variables_logs_completions_and_pipes() {
+    let p = sample_project("int");
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    // The environment's publish beats cohort.toml's; a flag beats the environment.
+    let out = p.cohort_with_env(&["run", AS_OF], &env(&[("COHORT_PUBLISH", "from-env")]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(p.path("from-env/LATEST").exists());
+    let out = p.cohort_with_env(
+        &["run", AS_OF, "--publish", "from-flag"],
+        &env(&[("COHORT_PUBLISH", "from-env-2")]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(p.path("from-flag/LATEST").exists() && !p.path("from-env-2").exists());
+    let out = p.cohort_with_env(
+        &["size", "us_adults", AS_OF],
+        &env(&[("COHORT_CUSTOMERS", "nope.parquet")]),
+    );
+    assert_ne!(out.code, 0, "COHORT_CUSTOMERS is read");
+
+    // JSON log lines.
+    let out = p.cohort_with_env(
+        &["run", AS_OF, "--log-format", "json", "--publish", "logs"],
+        &env(&[("RUST_LOG", "info")]),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let first = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("a JSON log line:\n{}", out.stderr));
+    let line: serde_json::Value = serde_json::from_str(first).unwrap();
+    assert!(
+        line["level"].is_string() && line["fields"].is_object(),
+        "{line}"
+    );
+
+    for shell in ["bash", "zsh", "fish"] {
+        let out = p.cohort(&["completions", shell]).ok();
+        assert!(out.stdout.contains("cohort"), "{shell}");
+    }
+    let man = p.cohort(&["man"]).ok();
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH cohort"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+
+    // `| head`: the reader goes away; cohort ends quietly (no panic message).
+    let mut child = p
+        .command(&["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

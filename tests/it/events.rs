@@ -234,8 +234,11 @@ conditions = [
     ]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     for expected in [
-        "unknown event table 'ordrs' in group 'bad' (queries/bad.toml:3, include[0].conditions[0]); did you mean 'orders'?",
-        "unknown aggregate 'sume' in group 'bad' (queries/bad.toml:4",
+        "unknown event table 'ordrs' in group 'bad' (include[0].conditions[0])",
+        "--> queries/bad.toml:3:3",
+        "did you mean 'orders'?",
+        "unknown aggregate 'sume' in group 'bad' (include[0].conditions[1])",
+        "--> queries/bad.toml:4:3",
         "unknown column 'amont' in event table 'orders'",
         "did you mean 'amount'?",
         "aggregate 'sum' cannot apply to 'category'",
@@ -245,7 +248,11 @@ conditions = [
         "bad before = 'yesterday'",
         "aggregate 'sum' on events 'orders' needs a 'column'",
     ] {
-        assert!(out.stderr.contains(expected), "missing '{expected}' in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(expected),
+            "missing '{expected}' in:\n{}",
+            out.stderr
+        );
     }
     assert!(!p.path("snapshots").exists());
 }

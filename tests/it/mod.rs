@@ -1,4 +1,6 @@
 mod cli;
+#[cfg(feature = "ballista")]
+mod cluster;
 mod dashboard;
 mod determinism;
 mod differential;

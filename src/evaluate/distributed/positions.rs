@@ -1,0 +1,135 @@
+//! Scan positions every executor computes by itself: the rows of the files before a file
+//! (from the Parquet footers, read once on the client) plus the row's index in its file.
+//!
+//! Each file is its own table, read as one partition (`repartition_file_scans` off) so
+//! `row_number() OVER ()` follows the file's row order; the files are then unioned. The
+//! client checks that every file delivered exactly its footer's row count.
+
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::{lit, Expr};
+// Deprecated in parquet 59 in favour of hand-written `AsyncFileReader`s; still the
+// maintained way to read one footer through an `ObjectStore`, which is all we need.
+#[allow(deprecated)]
+use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
+use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::compile::col_exact;
+use crate::{Error, Result};
+
+/// The position column: `UInt64`, dense from 0 over the files in path order.
+pub(crate) const POSITION: &str = "__cohort_position";
+/// The file index column (`UInt32`, the file's place in path order).
+pub(crate) const FILE: &str = "__cohort_file";
+
+/// One file of the customers table and its footer's row count.
+#[derive(Debug, Clone)]
+pub(crate) struct FileRows {
+    pub(crate) url: String,
+    pub(crate) rows: u64,
+}
+
+/// The customers table with positions, and the files they come from.
+#[derive(Debug, Clone)]
+pub(crate) struct Positioned {
+    pub(crate) frame: DataFrame,
+    pub(crate) files: Vec<FileRows>,
+}
+
+impl Positioned {
+    /// Rows in all files, from the footers.
+    pub(crate) fn rows(&self) -> u64 {
+        self.files.iter().map(|f| f.rows).sum()
+    }
+}
+
+/// Lists the files of `url` as DataFusion does for `customers`, reads their footers and
+/// builds the positioned union with `customers`' (merged) schema.
+pub(crate) async fn positioned(
+    session: &SessionContext,
+    url: &str,
+    customers: &DataFrame,
+) -> Result<Positioned> {
+    let cannot = |e: &dyn std::fmt::Display| {
+        Error::Data(format!("cannot list the customers table '{url}': {e}"))
+    };
+    let table = ListingTableUrl::parse(url).map_err(|e| cannot(&e))?;
+    let store = session
+        .runtime_env()
+        .object_store(table.object_store())
+        .map_err(|e| cannot(&e))?;
+    let state = session.state();
+    let extension = ParquetReadOptions::default().file_extension;
+    let mut objects: Vec<object_store::ObjectMeta> = table
+        .list_all_files(&state, store.as_ref(), extension)
+        .await
+        .map_err(|e| cannot(&e))?
+        .try_collect()
+        .await
+        .map_err(|e| cannot(&e))?;
+    objects.sort_by(|a, b| a.location.cmp(&b.location));
+    if objects.is_empty() {
+        return Err(Error::Data(format!(
+            "the customers table '{url}' has no {extension} files"
+        )));
+    }
+    let base = table.object_store();
+    let files: Vec<FileRows> = futures::stream::iter(objects)
+        .map(|object| {
+            let store = store.clone();
+            let file_url = format!("{}{}", base.as_str(), object.location);
+            #[allow(deprecated)]
+            async move {
+                let reader = ParquetObjectReader::new(store, object.location.clone())
+                    .with_file_size(object.size);
+                let builder = ParquetRecordBatchStreamBuilder::new(reader)
+                    .await
+                    .map_err(|e| {
+                        Error::Data(format!("cannot read the footer of '{file_url}': {e}"))
+                    })?;
+                let rows = builder.metadata().file_metadata().num_rows();
+                Ok::<_, Error>(FileRows {
+                    url: file_url,
+                    rows: u64::try_from(rows).unwrap_or(0),
+                })
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let total: u64 = files.iter().map(|f| f.rows).sum();
+    if total > u32::MAX as u64 {
+        return Err(Error::Data(format!(
+            "more than 4,294,967,295 customers in one table ({total} rows in '{url}')"
+        )));
+    }
+
+    let schema = customers.schema().as_arrow().clone();
+    let columns: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .map(|f| col_exact(f.name()))
+        .collect();
+    let mut frame: Option<DataFrame> = None;
+    let mut before = 0u64;
+    for (index, file) in files.iter().enumerate() {
+        let options = ParquetReadOptions::default().schema(&schema);
+        let rows = session
+            .read_parquet(file.url.as_str(), options)
+            .await?
+            .window(vec![row_number().alias("__cohort_row")])?;
+        let mut projection = columns.clone();
+        projection.push(((col_exact("__cohort_row") - lit(1u64)) + lit(before)).alias(POSITION));
+        projection.push(lit(index as u32).alias(FILE));
+        let part = rows.select(projection)?;
+        frame = Some(match frame {
+            None => part,
+            Some(all) => all.union(part)?,
+        });
+        before += file.rows;
+    }
+    let frame = frame.ok_or_else(|| Error::Data(format!("no files in '{url}'")))?;
+    Ok(Positioned { frame, files })
+}
