@@ -94,11 +94,12 @@ def same_bytes(a, b):
     rb = open(os.path.join(b, "LATEST")).read().strip()
     if ra != rb:
         return False
-    for f in ["groups.bin", "ids.phf", "ids.parquet"]:
-        if not filecmp.cmp(os.path.join(a, "runs", ra, f), os.path.join(b, "runs", rb, f),
-                           shallow=False):
-            return False
-    return True
+    files = sorted(os.listdir(os.path.join(a, "runs", ra)))
+    if files != sorted(os.listdir(os.path.join(b, "runs", rb))):
+        return False
+    return all(filecmp.cmp(os.path.join(a, "runs", ra, f), os.path.join(b, "runs", rb, f),
+                           shallow=False)
+               for f in files if f != "manifest.json")
 
 
 def main():
