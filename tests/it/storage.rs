@@ -1,5 +1,6 @@
-//! One storage suite, run against local disk (plain path and `file://`) and a real
-//! S3-compatible server on loopback: every URL the CLI reads or writes goes through it.
+//! One storage suite, run against local disk (plain path and `file://`), a real
+//! S3-compatible server (moto), a GCS emulator (fake-gcs-server behind
+//! `tests/gcs_xml_shim.py`) and an Azure Blob emulator (Azurite), all on loopback: every URL the CLI reads or writes goes through it.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::harness::{runtime, sample_project, Moto, Project};
+use super::harness::{runtime, sample_project, Azurite, GcsEmulator, Moto, Project};
 
 /// Where the suite puts its inputs and outputs: a base URL, the store behind it (for the
 /// test's own reads and writes), and the environment `cohort` needs to reach it.
@@ -212,5 +213,33 @@ fn storage_suite_on_s3() {
             "team",
         )),
         env: moto.env(),
+    });
+}
+
+#[test]
+fn storage_suite_on_gcs() {
+    let gcs = GcsEmulator::start();
+    gcs.create_bucket("cohort-test");
+    storage_suite(&Target {
+        base: "gs://cohort-test/team".into(),
+        store: Arc::new(object_store::prefix::PrefixStore::new(
+            gcs.store("cohort-test"),
+            "team",
+        )),
+        env: gcs.env(),
+    });
+}
+
+#[test]
+fn storage_suite_on_azure() {
+    let azurite = Azurite::start();
+    azurite.create_container("cohort-test");
+    storage_suite(&Target {
+        base: "az://cohort-test/team".into(),
+        store: Arc::new(object_store::prefix::PrefixStore::new(
+            azurite.store("cohort-test"),
+            "team",
+        )),
+        env: azurite.env(),
     });
 }
