@@ -52,7 +52,6 @@ pub struct RawStatic {
 
 /// One condition with every key any kind of condition may use; typing decides which apply.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawCondition {
     /// The customers (or events) column compared.
     pub attribute: Option<String>,
@@ -81,7 +80,28 @@ pub struct RawCondition {
     /// Conditions on the event rows.
     #[serde(rename = "where")]
     pub where_: Option<Vec<RawCondition>>,
+    /// Keys no condition has (typing refuses them with "did you mean"; collected rather
+    /// than refused by the parser, so one typo does not hide the file's other problems).
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
 }
+
+/// The keys a condition may have.
+pub const CONDITION_KEYS: &[&str] = &[
+    "attribute",
+    "op",
+    "value",
+    "values",
+    "ignore_case",
+    "sql",
+    "events",
+    "aggregate",
+    "column",
+    "within_last",
+    "before",
+    "after",
+    "where",
+];
 
 /// A customer id written in a static list: TOML/JSON string or integer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]

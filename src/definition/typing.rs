@@ -104,6 +104,12 @@ fn hostile_value(raw: &RawCondition) -> Option<String> {
 /// Types a condition's shape (which keys, how many values); schema checks come later.
 pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec, Box<Problem>> {
     let err = |msg: String| Box::new(Problem::error(at, msg));
+    if let Some(key) = raw.unknown.keys().next() {
+        let hint = did_you_mean(key, super::raw::CONDITION_KEYS.iter().copied());
+        return Err(Box::new(
+            Problem::error(at, format!("unknown key '{key}' in a condition")).with_hint(hint),
+        ));
+    }
     if let Some(problem) = hostile_value(&raw) {
         return Err(err(problem));
     }

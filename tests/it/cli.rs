@@ -573,3 +573,25 @@ fn environment_variables_logs_completions_and_pipes() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// A typo in a condition's key was an "unparsable file" that hid every other problem of
+/// the file; now it is that condition's problem, with "did you mean".
+#[test]
+fn an_unknown_condition_key_gets_did_you_mean_and_hides_nothing() {
+    let p = sample_project("int");
+    p.write(
+        "queries/typos.toml",
+        "[[include]]\nconditions = [\n  { attribute = \"email\", op = \"ends with\", value = \"@gmail.com\", ignorecase = true },\n  { attribute = \"agee\", op = \">\", value = 3 },\n]\n",
+    );
+    let out = p.cohort(&["validate", AS_OF]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    for e in [
+        "unknown key 'ignorecase' in a condition in group 'typos' (include[0].conditions[0])",
+        "did you mean 'ignore_case'?",
+        "unknown attribute 'agee'",
+        "did you mean 'age'?",
+    ] {
+        assert!(out.stderr.contains(e), "missing {e:?} in:\n{}", out.stderr);
+    }
+    assert!(!out.stderr.contains("unparsable"), "{}", out.stderr);
+}

@@ -186,13 +186,19 @@ pub fn free_port() -> u16 {
 
 /// Waits (bounded) until something accepts connections on the port.
 pub fn wait_for_port(port: u16, what: &str) {
-    for _ in 0..300 {
+    wait_for_port_within(port, what, Duration::from_secs(15));
+}
+
+/// Waits until something accepts connections on the port, at most `limit`.
+pub fn wait_for_port_within(port: u16, what: &str, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{what} did not start listening on 127.0.0.1:{port} within 15 s");
+    panic!("{what} did not start listening on 127.0.0.1:{port} within {limit:?}");
 }
 
 /// An HTTP client that returns 4xx/5xx responses instead of failing on them.
@@ -228,7 +234,9 @@ impl Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        wait_for_port(port, "moto_server");
+        // moto is a Python server: under a loaded 2-core machine it has taken more than
+        // 15 s to listen (seen with the whole suite and a build running).
+        wait_for_port_within(port, "moto_server", Duration::from_secs(60));
         moto
     }
 
