@@ -20,7 +20,7 @@ use ballista_core::execution_plans::DistributedQueryExec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
 use ballista_core::serde::protobuf::CancelJobParams;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt64Array};
-use datafusion::arrow::compute::{concat, sort_to_indices, take};
+use datafusion::arrow::compute::{sort_to_indices, take};
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt32Type, UInt64Type};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::functions_aggregate::expr_fn::count;
@@ -299,18 +299,12 @@ impl BallistaEngine {
 
         // Ids (and extras) in position order, read on the client.
         let rows = source.rows();
-        let column = |i: usize| -> Result<ArrayRef> {
-            let parts: Vec<&dyn Array> = id_batches.iter().map(|b| b.column(i).as_ref()).collect();
-            Ok(match parts.is_empty() {
-                true => datafusion::arrow::array::new_empty_array(
-                    id_batches
-                        .first()
-                        .map_or(&DataType::UInt64, |b| b.column(i).data_type()),
-                ),
-                false => concat(&parts)?,
-            })
+        // The scan's own concatenation (empty input gives an empty array of the type).
+        let column = |i: usize, data_type: &DataType| -> Result<ArrayRef> {
+            let parts: Vec<ArrayRef> = id_batches.iter().map(|b| b.column(i).clone()).collect();
+            super::concat_or_empty(&parts, data_type)
         };
-        let positions = column(0)?;
+        let positions = column(0, &DataType::UInt64)?;
         if positions.len() as u64 != rows {
             return Err(self.failed(format!(
                 "read {} ids on the client, but the footers say {rows} rows",
@@ -323,18 +317,9 @@ impl BallistaEngine {
         if sorted.as_primitive::<UInt64Type>() != &expected {
             return Err(self.failed("client-side positions are not 0..rows"));
         }
-        let ids = if id_batches.is_empty() {
-            datafusion::arrow::array::new_empty_array(&id_type)
-        } else {
-            take(&column(1)?, &order, None)?
-        };
+        let ids = take(&column(1, &id_type)?, &order, None)?;
         let extra = (0..extra.len())
-            .map(|i| -> Result<ArrayRef> {
-                if id_batches.is_empty() {
-                    return Ok(datafusion::arrow::array::new_empty_array(&DataType::Utf8));
-                }
-                Ok(take(&column(2 + i)?, &order, None)?)
-            })
+            .map(|i| Ok(take(&column(2 + i, &DataType::Utf8)?, &order, None)?))
             .collect::<Result<Vec<_>>>()?;
         let mut universe = RoaringBitmap::new();
         match ids.logical_nulls() {
