@@ -237,7 +237,27 @@ impl Moto {
         // moto is a Python server: under a loaded 2-core machine it has taken more than
         // 15 s to listen (seen with the whole suite and a build running).
         wait_for_port_within(port, "moto_server", Duration::from_secs(60));
+        // Listening is not answering: moto loads its service models on the first request,
+        // which took more than 30 s in CI with the whole suite running (regression:
+        // `create_bucket` timed out). Wait, bounded, until it answers once.
+        moto.wait_until_answering(Duration::from_secs(120));
         moto
+    }
+
+    fn wait_until_answering(&self, limit: Duration) {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < limit {
+            match http().get(&format!("{}/", self.endpoint)).call() {
+                Ok(_) => return,
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "moto_server on {} did not answer within {limit:?}: {last}",
+            self.endpoint
+        );
     }
 
     /// Creates a bucket (path-style `PUT /<bucket>`).
@@ -245,7 +265,7 @@ impl Moto {
         let response = http()
             .put(&format!("{}/{bucket}", self.endpoint))
             .send_empty()
-            .unwrap();
+            .unwrap_or_else(|e| panic!("create bucket {bucket:?} on {}: {e}", self.endpoint));
         assert!(
             response.status().is_success(),
             "create bucket: {response:?}"
