@@ -139,18 +139,22 @@ impl Engine {
         }
     }
 
-    /// The customers table (opened in `session` from `url`) as this engine scans it.
+    /// The customers table (opened in `session` from `url`) as this engine scans it: on
+    /// this machine with its dictionary-encoded string columns read as dictionaries.
     pub async fn source(
         &self,
         session: &SessionContext,
         url: &str,
         customers: DataFrame,
+        id_column: &str,
     ) -> Result<ScanSource> {
         match self {
             Engine::Local(_) => {
-                let _ = (session, url);
+                let frame = super::dictionary::frame(session, url, &customers, id_column)
+                    .await?
+                    .unwrap_or(customers);
                 Ok(ScanSource {
-                    frame: customers,
+                    frame,
                     #[cfg(feature = "ballista")]
                     positioned: None,
                 })

@@ -6,10 +6,13 @@
 //! the snapshot's id space (see `cohort_snapshot::ids::mapping`), which makes the output independent of the
 //! order in which partitions deliver batches.
 
+mod by_value;
+mod dictionary;
 #[cfg(feature = "ballista")]
 pub mod distributed;
 pub mod engine;
 pub mod events;
+pub(crate) mod files;
 mod scan;
 pub mod statics;
 

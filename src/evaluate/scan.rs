@@ -13,8 +13,11 @@ use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use roaring::RoaringBitmap;
 
-use super::{bitmap_from_bits, col_exact, concat_or_empty, id_type, Progress, ScanOutput};
+use super::{
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, id_type, Progress, ScanOutput,
+};
 use crate::{Error, Result};
+use datafusion::common::Column;
 
 /// Runs the scan: one pass over `customers`, computing every condition.
 ///
@@ -32,15 +35,52 @@ pub(super) async fn scan(
     let id_type = id_type(&customers, id_column)?;
     let mut projection =
         vec![datafusion::logical_expr::cast(col_exact(id_column), id_type.clone()).alias("__id")];
-    projection.extend(
-        conditions
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.clone().alias(format!("__c{i}"))),
-    );
     projection.extend(extra.iter().enumerate().map(|(i, e)| {
         datafusion::logical_expr::cast(e.clone(), DataType::Utf8).alias(format!("__x{i}"))
     }));
+    // Each condition is either a projected boolean column, or (on one dictionary column)
+    // evaluated here once per distinct value and mapped through the keys.
+    let state = customers.clone().into_parts().0;
+    let mut slots = Vec::with_capacity(conditions.len());
+    let mut by_value = Vec::new();
+    // Each dictionary column once, with its index in the projection.
+    let mut dictionary_columns: Vec<(Column, usize)> = Vec::new();
+    for (i, condition) in conditions.iter().enumerate() {
+        match by_value::column_of(condition, customers.schema()) {
+            Some(column) => {
+                let index = match dictionary_columns.iter().find(|(c, _)| *c == column) {
+                    Some((_, index)) => *index,
+                    None => {
+                        let index = projection.len();
+                        projection.push(Expr::Column(column.clone()).alias(format!("__d{index}")));
+                        dictionary_columns.push((column.clone(), index));
+                        index
+                    }
+                };
+                by_value.push(by_value::ByValue::new(
+                    &state,
+                    condition,
+                    &column,
+                    customers.schema(),
+                )?);
+                slots.push(Slot::ByValue {
+                    condition: by_value.len() - 1,
+                    column: index,
+                });
+            }
+            None => {
+                slots.push(Slot::Column(projection.len()));
+                projection.push(condition.clone().alias(format!("__c{i}")));
+            }
+        }
+    }
+    tracing::debug!(
+        conditions = conditions.len(),
+        by_value = by_value.len(),
+        "conditions evaluated once per distinct value"
+    );
+    let slots: Arc<[Slot]> = slots.into();
+    let by_value: Arc<[by_value::ByValue]> = by_value.into();
     let partitions = customers.task_ctx().session_config().target_partitions();
     let plan = customers
         .repartition(Partitioning::RoundRobinBatch(partitions))?
@@ -55,9 +95,10 @@ pub(super) async fn scan(
         .map(|stream| {
             let next_position = next_position.clone();
             let progress = progress.clone();
-            let (conditions, extras) = (conditions.len(), extra.len());
+            let (slots, by_value) = (slots.clone(), by_value.clone());
+            let extras = extra.len();
             tokio::spawn(async move {
-                scan_partition(stream, conditions, extras, &next_position, &progress).await
+                scan_partition(stream, &slots, &by_value, extras, &next_position, &progress).await
             })
         })
         .collect();
@@ -135,14 +176,25 @@ impl PartialScan {
     }
 }
 
+/// Where one condition's result comes from in a batch.
+enum Slot {
+    /// A projected boolean column (its index in the batch).
+    Column(usize),
+    /// `by_value[condition]` over the dictionary column at `column`.
+    ByValue { condition: usize, column: usize },
+}
+
 async fn scan_partition(
     mut stream: SendableRecordBatchStream,
-    conditions: usize,
+    slots: &[Slot],
+    by_value: &[by_value::ByValue],
     extras: usize,
     next_position: &AtomicU64,
     progress: &Arc<dyn Progress>,
 ) -> Result<PartialScan> {
-    let mut part = PartialScan::new(conditions);
+    let mut part = PartialScan::new(slots.len());
+    // Per condition: its truth over the last dictionary it saw (one per row group).
+    let mut truths: Vec<Option<by_value::Truth>> = (0..by_value.len()).map(|_| None).collect();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let len = batch.num_rows();
@@ -162,20 +214,26 @@ async fn scan_partition(
                 part.universe.insert_range(start..start + len as u32);
             }
         }
-        for (i, mask) in part.masks.iter_mut().enumerate() {
-            let column = batch.column(1 + i).as_boolean();
-            let bits = match column.nulls() {
-                Some(valid) => column.values() & valid.inner(),
-                None => column.values().clone(),
-            };
-            *mask |= bitmap_from_bits(start, &bits);
+        for (slot, mask) in slots.iter().zip(part.masks.iter_mut()) {
+            match slot {
+                Slot::Column(index) => {
+                    let column = batch.column(*index).as_boolean();
+                    let bits = match column.nulls() {
+                        Some(valid) => column.values() & valid.inner(),
+                        None => column.values().clone(),
+                    };
+                    *mask |= bitmap_from_bits(start, &bits);
+                }
+                Slot::ByValue { condition, column } => {
+                    let truth = &mut truths[*condition];
+                    by_value[*condition].apply(truth, batch.column(*column), start, mask)?;
+                }
+            }
         }
         part.chunks.push(Chunk {
             start,
             ids: ids.clone(),
-            extra: (0..extras)
-                .map(|i| batch.column(1 + conditions + i).clone())
-                .collect(),
+            extra: (0..extras).map(|i| batch.column(1 + i).clone()).collect(),
         });
         progress.advance(len as u64);
     }

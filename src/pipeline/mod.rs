@@ -279,6 +279,7 @@ impl Pipeline {
                 &validation.session,
                 &self.customers,
                 validation.customers.clone(),
+                &self.id_column,
             )
             .await?;
         let mut customers = source.frame().clone();

@@ -449,14 +449,48 @@ fn with_external_static_ids(mut def: Value, kind: IdKind) -> Value {
     def
 }
 
+/// How the customers file is encoded: string columns arrive as dictionaries (evaluated
+/// once per distinct value) only when every page is dictionary-encoded.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// The writer's defaults: dictionary pages, one row group.
+    Default,
+    /// No dictionaries: every condition is evaluated row by row.
+    Plain,
+    /// Dictionary pages in row groups of 3 rows: a new dictionary every few rows.
+    SmallRowGroups,
+}
+
+impl Layout {
+    fn properties(self) -> Option<datafusion::parquet::file::properties::WriterProperties> {
+        use datafusion::parquet::file::properties::WriterProperties;
+        match self {
+            Layout::Default => None,
+            Layout::Plain => Some(
+                WriterProperties::builder()
+                    .set_dictionary_enabled(false)
+                    .build(),
+            ),
+            Layout::SmallRowGroups => Some(
+                WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(3))
+                    .build(),
+            ),
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 200, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
-    fn columnar_engine_equals_reference((customers, groups, kind, order, events) in scenario()) {
+    fn columnar_engine_equals_reference(
+        (customers, groups, kind, order, events) in scenario(),
+        layout in prop_oneof![Just(Layout::Default), Just(Layout::Plain), Just(Layout::SmallRowGroups)],
+    ) {
         let (batch, mut rows) = table(&customers, kind, &order);
         let project = Project::new();
-        project.write_parquet("customers.parquet", &batch);
+        harness::write_parquet_with(&project.path("customers.parquet"), &batch, layout.properties());
         project.write_parquet("orders.parquet", &orders_table(&events, kind));
         for row in &mut rows {
             row.events = events

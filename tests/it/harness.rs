@@ -311,9 +311,18 @@ impl Drop for Moto {
 }
 
 pub fn write_parquet(path: &Path, batch: &RecordBatch) {
+    write_parquet_with(path, batch, None);
+}
+
+/// Writes `batch` with writer properties (encodings, row group sizes).
+pub fn write_parquet_with(
+    path: &Path,
+    batch: &RecordBatch,
+    properties: Option<datafusion::parquet::file::properties::WriterProperties>,
+) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let file = std::fs::File::create(path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), properties).unwrap();
     writer.write(batch).unwrap();
     writer.close().unwrap();
 }

@@ -5,16 +5,9 @@
 //! `row_number() OVER ()` follows the file's row order; the files are then unioned. The
 //! client checks that every file delivered exactly its footer's row count.
 
-use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{lit, Expr};
-// Deprecated in parquet 59 in favour of hand-written `AsyncFileReader`s; still the
-// maintained way to read one footer through an `ObjectStore`, which is all we need.
-#[allow(deprecated)]
-use datafusion::parquet::arrow::async_reader::ParquetObjectReader;
-use datafusion::parquet::arrow::ParquetRecordBatchStreamBuilder;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
-use futures::{StreamExt, TryStreamExt};
 
 use crate::compile::col_exact;
 use crate::{Error, Result};
@@ -52,53 +45,14 @@ pub(crate) async fn positioned(
     url: &str,
     customers: &DataFrame,
 ) -> Result<Positioned> {
-    let cannot = |e: &dyn std::fmt::Display| {
-        Error::Data(format!("cannot list the customers table '{url}': {e}"))
-    };
-    let table = ListingTableUrl::parse(url).map_err(|e| cannot(&e))?;
-    let store = session
-        .runtime_env()
-        .object_store(table.object_store())
-        .map_err(|e| cannot(&e))?;
-    let state = session.state();
-    let extension = ParquetReadOptions::default().file_extension;
-    let mut objects: Vec<object_store::ObjectMeta> = table
-        .list_all_files(&state, store.as_ref(), extension)
-        .await
-        .map_err(|e| cannot(&e))?
-        .try_collect()
-        .await
-        .map_err(|e| cannot(&e))?;
-    objects.sort_by(|a, b| a.location.cmp(&b.location));
-    if objects.is_empty() {
-        return Err(Error::Data(format!(
-            "the customers table '{url}' has no {extension} files"
-        )));
-    }
-    let base = table.object_store();
-    let files: Vec<FileRows> = futures::stream::iter(objects)
-        .map(|object| {
-            let store = store.clone();
-            let file_url = format!("{}{}", base.as_str(), object.location);
-            #[allow(deprecated)]
-            async move {
-                let reader = ParquetObjectReader::new(store, object.location.clone())
-                    .with_file_size(object.size);
-                let builder = ParquetRecordBatchStreamBuilder::new(reader)
-                    .await
-                    .map_err(|e| {
-                        Error::Data(format!("cannot read the footer of '{file_url}': {e}"))
-                    })?;
-                let rows = builder.metadata().file_metadata().num_rows();
-                Ok::<_, Error>(FileRows {
-                    url: file_url,
-                    rows: u64::try_from(rows).unwrap_or(0),
-                })
-            }
+    let files: Vec<FileRows> = crate::evaluate::files::list(session, url)
+        .await?
+        .into_iter()
+        .map(|file| FileRows {
+            rows: file.rows(),
+            url: file.url,
         })
-        .buffered(16)
-        .try_collect()
-        .await?;
+        .collect();
     let total: u64 = files.iter().map(|f| f.rows).sum();
     if total > u32::MAX as u64 {
         return Err(Error::Data(format!(
