@@ -1,20 +1,29 @@
-//! Conditions on one dictionary column, evaluated once per distinct value and mapped to
-//! rows through the keys: the same DataFusion expression, on the dictionary's values.
+//! Conditions on one column, evaluated once per distinct value of a batch and mapped to
+//! rows through keys: the same DataFusion expressions, on the column's distinct values.
 //!
-//! A condition qualifies when it reads exactly one column, that column arrives as
-//! `Dictionary(Int32, Utf8)` (see `dictionary.rs`), and it is a deterministic function of
-//! that one value (no volatile functions, subqueries or outer references). Its result for
-//! a row is then its result for the row's value, so evaluating it over the distinct
-//! values (plus one null, for rows without a value) and looking rows up gives exactly
-//! what evaluating it row by row gives. A row group's batches share one dictionary, so
-//! the truth table is computed once per row group and condition.
+//! A condition qualifies when it reads exactly one column and is a deterministic function
+//! of that one value (no volatile functions, subqueries or outer references): its result
+//! for a row is then its result for the row's value, so evaluating it over the distinct
+//! values and looking rows up gives exactly what evaluating it row by row gives.
+//!
+//! Where the distinct values come from:
+//! - a column read as a dictionary (`dictionary.rs`): the Parquet dictionary itself. A
+//!   row group's batches share it, so each condition is evaluated once per row group;
+//! - a fixed-width, boolean or list column with several conditions: the batch's values,
+//!   made distinct through Arrow's row format and a hash map. A batch with many distinct
+//!   values (over a quarter of its rows: timestamps, amounts) is not worth it, and that
+//!   column's conditions are evaluated row by row from then on.
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, DictionaryArray, Int32Array};
-use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::datatypes::{Int32Type, Schema, SchemaRef};
+use datafusion::arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, UInt32Array,
+};
+use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
+use datafusion::arrow::compute::{concat, take};
+use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{Column, DFSchema};
 use datafusion::execution::SessionState;
@@ -23,17 +32,23 @@ use datafusion::physical_expr::PhysicalExpr;
 use roaring::RoaringBitmap;
 
 use super::bitmap_from_bits;
-use super::dictionary::dictionary_type;
 use crate::{Error, Result};
 
-/// The dictionary column `condition` can be evaluated per value of, if any.
+/// A column without a Parquet dictionary is evaluated per value only with this many
+/// conditions on it: making a batch's values distinct costs about what two comparisons do.
+pub(crate) const MIN_CONDITIONS: usize = 3;
+
+/// Distinct values a batch may always have and still be evaluated per value.
+const SMALL_BATCH_VALUES: usize = 64;
+
+/// The column `condition` can be evaluated per value of, if any.
 pub(crate) fn column_of(condition: &Expr, schema: &DFSchema) -> Option<Column> {
     let columns = condition.column_refs();
     let [column] = columns.into_iter().collect::<Vec<_>>()[..] else {
         return None;
     };
-    let (_, field) = schema.qualified_field_from_column(column).ok()?;
-    if *field.data_type() != dictionary_type() || condition.is_volatile() {
+    schema.qualified_field_from_column(column).ok()?;
+    if condition.is_volatile() {
         return None;
     }
     let row_independent = !condition
@@ -53,117 +68,239 @@ pub(crate) fn column_of(condition: &Expr, schema: &DFSchema) -> Option<Column> {
     row_independent.then(|| column.clone())
 }
 
-/// One condition, planned against its column alone.
+/// Whether `conditions` conditions on a column of this type are worth evaluating per
+/// value. Strings without a Parquet dictionary are not: they are mostly distinct (emails,
+/// names), and DataFusion shares `lower(column)` between their conditions row by row.
+pub(crate) fn worth_it(data_type: &DataType, conditions: usize) -> bool {
+    match data_type {
+        DataType::Dictionary(key, _) => **key == DataType::Int32,
+        DataType::List(_) | DataType::LargeList(_) | DataType::Boolean => {
+            conditions >= MIN_CONDITIONS
+        }
+        other => other.is_primitive() && conditions >= MIN_CONDITIONS,
+    }
+}
+
+/// The conditions on one column of the scan, planned against its values alone.
 #[derive(Debug)]
-pub(crate) struct ByValue {
-    expr: Arc<dyn PhysicalExpr>,
+pub(crate) struct ColumnConditions {
+    /// The column's index in the scan's batches.
+    pub(crate) index: usize,
+    /// Each condition's mask (its index among the scan's conditions) and expression.
+    conditions: Vec<(usize, Arc<dyn PhysicalExpr>)>,
+    /// A one-column batch of the column's values.
     schema: SchemaRef,
 }
 
-/// A condition's result for every value of one dictionary, and for a missing value.
+/// One partition's state for one column: the truth tables of the last Parquet dictionary,
+/// and whether making batches distinct was given up.
+#[derive(Debug, Default)]
+pub(crate) struct ColumnState {
+    dictionary: Option<Truths>,
+    row_by_row: bool,
+}
+
+/// Every condition's result for each value of `values` (the last entry: a null value).
 #[derive(Debug)]
-pub(crate) struct Truth {
-    /// The dictionary values it was computed for (kept, so their address stays theirs).
+struct Truths {
+    /// The values they were computed for (kept, so their address stays theirs).
     values: ArrayRef,
-    table: Vec<bool>,
-    null: bool,
+    tables: Vec<Table>,
+}
+
+#[derive(Debug)]
+struct Table {
+    holds: Vec<bool>,
     any: bool,
     all: bool,
 }
 
-impl ByValue {
-    /// Plans `condition` over `column` (a dictionary column of `schema`).
+impl Table {
+    fn of(result: &BooleanArray) -> Table {
+        let holds: Vec<bool> = (0..result.len())
+            .map(|i| result.is_valid(i) && result.value(i))
+            .collect();
+        Table {
+            any: holds.iter().any(|h| *h),
+            all: holds.iter().all(|h| *h),
+            holds,
+        }
+    }
+}
+
+impl ColumnConditions {
+    /// Plans `conditions` (mask index, expression) over `column` of `schema`, whose values
+    /// are at `index` in the scan's batches.
     pub(crate) fn new(
         state: &SessionState,
-        condition: &Expr,
         column: &Column,
         schema: &DFSchema,
-    ) -> Result<ByValue> {
+        index: usize,
+        conditions: &[(usize, &Expr)],
+    ) -> Result<ColumnConditions> {
         let (qualifier, field) = schema.qualified_field_from_column(column)?;
-        // Nullable even if the column is not: the truth table has a row for "no value".
-        let field = Arc::new(field.as_ref().clone().with_nullable(true));
+        // The values' own type (a dictionary's values), nullable: a value may be missing.
+        let value_type = match field.data_type() {
+            DataType::Dictionary(_, value) => value.as_ref().clone(),
+            other => other.clone(),
+        };
+        let field = Arc::new(Field::new(field.name(), value_type, true));
         let single = DFSchema::new_with_metadata(
             vec![(qualifier.cloned(), field.clone())],
             Default::default(),
         )?;
-        let expr = state.create_physical_expr(condition.clone(), &single)?;
-        Ok(ByValue {
-            expr,
+        let conditions = conditions
+            .iter()
+            .map(|(mask, condition)| {
+                Ok((
+                    *mask,
+                    state.create_physical_expr((*condition).clone(), &single)?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(ColumnConditions {
+            index,
+            conditions,
             schema: Arc::new(Schema::new(vec![field])),
         })
     }
 
-    /// ORs the rows of `column` (a batch's dictionary column, its rows at `start`) where
-    /// the condition holds into `mask`; `truth` is this condition's last truth table.
+    /// How many conditions read this column.
+    pub(crate) fn len(&self) -> usize {
+        self.conditions.len()
+    }
+
+    /// ORs the rows of `column` (a batch's values of this column, its rows from `start`)
+    /// where each condition holds into that condition's mask.
     pub(crate) fn apply(
         &self,
-        truth: &mut Option<Truth>,
+        state: &mut ColumnState,
         column: &ArrayRef,
         start: u32,
-        mask: &mut RoaringBitmap,
+        masks: &mut [RoaringBitmap],
     ) -> Result<()> {
-        let dictionary = column.as_dictionary_opt::<Int32Type>().ok_or_else(|| {
-            Error::Data(format!(
-                "expected a dictionary column, got {}",
-                column.data_type()
-            ))
-        })?;
-        let values = dictionary.values();
-        let current = match truth {
-            Some(t) if std::ptr::addr_eq(Arc::as_ptr(&t.values), Arc::as_ptr(values)) => t,
-            _ => truth.insert(self.truth(values)?),
-        };
-        let len = dictionary.len() as u32;
-        let nulls = dictionary.nulls().filter(|n| n.null_count() > 0);
-        let null_rows_hold = nulls.is_some() && current.null;
-        if !current.any && !null_rows_hold {
-            return Ok(());
-        }
-        if current.all && (nulls.is_none() || current.null) {
-            mask.insert_range(start..start + len);
-            return Ok(());
-        }
-        let keys = dictionary.keys().values();
-        let table = &current.table;
-        let mut bits = BooleanBuffer::collect_bool(keys.len(), |i| {
-            // Keys under null rows may be anything: they are masked below.
-            table.get(keys[i] as usize).copied().unwrap_or(false)
-        });
-        if let Some(valid) = nulls {
-            bits = if current.null {
-                &bits | &!valid.inner()
-            } else {
-                &bits & valid.inner()
+        if let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() {
+            let values = dictionary.values();
+            let truths = match &mut state.dictionary {
+                Some(t) if std::ptr::addr_eq(Arc::as_ptr(&t.values), Arc::as_ptr(values)) => t,
+                slot => {
+                    let with_null =
+                        concat(&[values.as_ref(), &new_null_array(values.data_type(), 1)])?;
+                    let tables = self.evaluate(&with_null)?;
+                    slot.insert(Truths {
+                        values: values.clone(),
+                        tables,
+                    })
+                }
             };
+            let null_key = values.len();
+            let keys = dictionary.keys();
+            let nulls = keys.nulls().filter(|n| n.null_count() > 0);
+            let keys = keys.values();
+            for ((mask, _), table) in self.conditions.iter().zip(&truths.tables) {
+                map_keys(table, start, keys, nulls, null_key, &mut masks[*mask]);
+            }
+            return Ok(());
         }
-        *mask |= bitmap_from_bits(start, &bits);
+        if !state.row_by_row {
+            // Small batches (tests, the last rows of a file) are cheap either way.
+            let limit = (column.len() / 4).max(SMALL_BATCH_VALUES);
+            if let Some((keys, values)) = distinct(column, limit)? {
+                let tables = self.evaluate(&values)?;
+                for ((mask, _), table) in self.conditions.iter().zip(&tables) {
+                    map_keys(table, start, &keys, None, 0, &mut masks[*mask]);
+                }
+                return Ok(());
+            }
+            state.row_by_row = true;
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), vec![column.clone()])?;
+        for (mask, expr) in &self.conditions {
+            let result = boolean(expr.evaluate(&batch)?.into_array(column.len())?)?;
+            let bits = match result.nulls() {
+                Some(valid) => result.values() & valid.inner(),
+                None => result.values().clone(),
+            };
+            masks[*mask] |= bitmap_from_bits(start, &bits);
+        }
         Ok(())
     }
 
-    /// Evaluates the condition over `values` and one null.
-    fn truth(&self, values: &ArrayRef) -> Result<Truth> {
-        let n = values.len();
-        let keys: Int32Array = (0..n)
-            .map(|k| i32::try_from(k).ok())
-            .chain(std::iter::once(None))
-            .collect();
-        let all_values = DictionaryArray::<Int32Type>::try_new(keys, values.clone())?;
-        let batch = RecordBatch::try_new(self.schema.clone(), vec![Arc::new(all_values)])?;
-        let result = self.expr.evaluate(&batch)?.into_array(n + 1)?;
-        let result = result.as_boolean_opt().ok_or_else(|| {
-            Error::Data(format!(
-                "a condition gave {}, not booleans",
-                result.data_type()
-            ))
-        })?;
-        let holds = |i: usize| result.is_valid(i) && result.value(i);
-        let table: Vec<bool> = (0..n).map(holds).collect();
-        Ok(Truth {
-            values: values.clone(),
-            any: table.iter().any(|t| *t),
-            all: table.iter().all(|t| *t),
-            null: holds(n),
-            table,
-        })
+    /// Every condition over `values`: one truth table each.
+    fn evaluate(&self, values: &ArrayRef) -> Result<Vec<Table>> {
+        let batch = RecordBatch::try_new(self.schema.clone(), vec![values.clone()])?;
+        self.conditions
+            .iter()
+            .map(|(_, expr)| {
+                let result = boolean(expr.evaluate(&batch)?.into_array(values.len())?)?;
+                Ok(Table::of(&result))
+            })
+            .collect()
     }
+}
+
+fn boolean(array: ArrayRef) -> Result<BooleanArray> {
+    array.as_boolean_opt().cloned().ok_or_else(|| {
+        Error::Data(format!(
+            "a condition gave {}, not booleans",
+            array.data_type()
+        ))
+    })
+}
+
+/// ORs into `mask` the rows (from `start`) whose key's value holds in `table`; rows that
+/// are null in `nulls` take the value at `null_key`.
+fn map_keys(
+    table: &Table,
+    start: u32,
+    keys: &[i32],
+    nulls: Option<&NullBuffer>,
+    null_key: usize,
+    mask: &mut RoaringBitmap,
+) {
+    let null_holds = nulls.is_some() && table.holds.get(null_key).copied().unwrap_or(false);
+    if !table.any {
+        return;
+    }
+    if table.all {
+        mask.insert_range(start..start + keys.len() as u32);
+        return;
+    }
+    let holds = &table.holds;
+    let mut bits = BooleanBuffer::collect_bool(keys.len(), |i| {
+        // Keys under null rows may be anything: they are replaced below.
+        holds.get(keys[i] as usize).copied().unwrap_or(false)
+    });
+    if let Some(valid) = nulls {
+        bits = if null_holds {
+            &bits | &!valid.inner()
+        } else {
+            &bits & valid.inner()
+        };
+    }
+    *mask |= bitmap_from_bits(start, &bits);
+}
+
+/// The distinct values of `column` (nulls included, as one value) and each row's key
+/// into them; `None` when there are more than `limit`.
+fn distinct(column: &ArrayRef, limit: usize) -> Result<Option<(Vec<i32>, ArrayRef)>> {
+    let converter = RowConverter::new(vec![SortField::new(column.data_type().clone())])?;
+    let rows = converter.convert_columns(std::slice::from_ref(column))?;
+    let mut seen: hashbrown::HashMap<datafusion::arrow::row::Row<'_>, i32> =
+        hashbrown::HashMap::with_capacity(256);
+    let mut firsts: Vec<u32> = Vec::new();
+    let mut keys = Vec::with_capacity(column.len());
+    for (i, row) in rows.iter().enumerate() {
+        let next = firsts.len() as i32;
+        let key = *seen.entry(row).or_insert(next);
+        if key == next {
+            if firsts.len() >= limit {
+                return Ok(None);
+            }
+            firsts.push(i as u32);
+        }
+        keys.push(key);
+    }
+    let values = take(column.as_ref(), &UInt32Array::from(firsts), None)?;
+    Ok(Some((keys, values)))
 }

@@ -38,49 +38,49 @@ pub(super) async fn scan(
     projection.extend(extra.iter().enumerate().map(|(i, e)| {
         datafusion::logical_expr::cast(e.clone(), DataType::Utf8).alias(format!("__x{i}"))
     }));
-    // Each condition is either a projected boolean column, or (on one dictionary column)
-    // evaluated here once per distinct value and mapped through the keys.
+    // Each condition is either a projected boolean column, or one of the conditions on a
+    // column that are evaluated here once per distinct value (see `by_value.rs`).
     let state = customers.clone().into_parts().0;
-    let mut slots = Vec::with_capacity(conditions.len());
-    let mut by_value = Vec::new();
-    // Each dictionary column once, with its index in the projection.
-    let mut dictionary_columns: Vec<(Column, usize)> = Vec::new();
+    let schema = customers.schema();
+    let mut by_column: Vec<(Column, Vec<(usize, &Expr)>)> = Vec::new();
     for (i, condition) in conditions.iter().enumerate() {
-        match by_value::column_of(condition, customers.schema()) {
-            Some(column) => {
-                let index = match dictionary_columns.iter().find(|(c, _)| *c == column) {
-                    Some((_, index)) => *index,
-                    None => {
-                        let index = projection.len();
-                        projection.push(Expr::Column(column.clone()).alias(format!("__d{index}")));
-                        dictionary_columns.push((column.clone(), index));
-                        index
-                    }
-                };
-                by_value.push(by_value::ByValue::new(
-                    &state,
-                    condition,
-                    &column,
-                    customers.schema(),
-                )?);
-                slots.push(Slot::ByValue {
-                    condition: by_value.len() - 1,
-                    column: index,
-                });
+        if let Some(column) = by_value::column_of(condition, schema) {
+            match by_column.iter_mut().find(|(c, _)| *c == column) {
+                Some((_, on_it)) => on_it.push((i, condition)),
+                None => by_column.push((column, vec![(i, condition)])),
             }
-            None => {
-                slots.push(Slot::Column(projection.len()));
-                projection.push(condition.clone().alias(format!("__c{i}")));
+        }
+    }
+    let mut columns = Vec::new();
+    let mut projected: Vec<Option<usize>> = vec![None; conditions.len()];
+    let mut per_value = vec![false; conditions.len()];
+    for (column, on_it) in &by_column {
+        let (_, field) = schema.qualified_field_from_column(column)?;
+        if by_value::worth_it(field.data_type(), on_it.len()) {
+            let index = projection.len();
+            projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
+            columns.push(by_value::ColumnConditions::new(
+                &state, column, schema, index, on_it,
+            )?);
+            for (i, _) in on_it {
+                per_value[*i] = true;
             }
+        }
+    }
+    for (i, condition) in conditions.iter().enumerate() {
+        if !per_value[i] {
+            projected[i] = Some(projection.len());
+            projection.push(condition.clone().alias(format!("__c{i}")));
         }
     }
     tracing::debug!(
         conditions = conditions.len(),
-        by_value = by_value.len(),
+        per_value = columns.iter().map(|c| c.len()).sum::<usize>(),
+        columns = columns.len(),
         "conditions evaluated once per distinct value"
     );
-    let slots: Arc<[Slot]> = slots.into();
-    let by_value: Arc<[by_value::ByValue]> = by_value.into();
+    let projected: Arc<[Option<usize>]> = projected.into();
+    let columns: Arc<[by_value::ColumnConditions]> = columns.into();
     let partitions = customers.task_ctx().session_config().target_partitions();
     let plan = customers
         .repartition(Partitioning::RoundRobinBatch(partitions))?
@@ -95,10 +95,18 @@ pub(super) async fn scan(
         .map(|stream| {
             let next_position = next_position.clone();
             let progress = progress.clone();
-            let (slots, by_value) = (slots.clone(), by_value.clone());
+            let (projected, columns) = (projected.clone(), columns.clone());
             let extras = extra.len();
             tokio::spawn(async move {
-                scan_partition(stream, &slots, &by_value, extras, &next_position, &progress).await
+                scan_partition(
+                    stream,
+                    &projected,
+                    &columns,
+                    extras,
+                    &next_position,
+                    &progress,
+                )
+                .await
             })
         })
         .collect();
@@ -176,25 +184,17 @@ impl PartialScan {
     }
 }
 
-/// Where one condition's result comes from in a batch.
-enum Slot {
-    /// A projected boolean column (its index in the batch).
-    Column(usize),
-    /// `by_value[condition]` over the dictionary column at `column`.
-    ByValue { condition: usize, column: usize },
-}
-
 async fn scan_partition(
     mut stream: SendableRecordBatchStream,
-    slots: &[Slot],
-    by_value: &[by_value::ByValue],
+    projected: &[Option<usize>],
+    columns: &[by_value::ColumnConditions],
     extras: usize,
     next_position: &AtomicU64,
     progress: &Arc<dyn Progress>,
 ) -> Result<PartialScan> {
-    let mut part = PartialScan::new(slots.len());
-    // Per condition: its truth over the last dictionary it saw (one per row group).
-    let mut truths: Vec<Option<by_value::Truth>> = (0..by_value.len()).map(|_| None).collect();
+    let mut part = PartialScan::new(projected.len());
+    let mut states: Vec<by_value::ColumnState> =
+        columns.iter().map(|_| Default::default()).collect();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
         let len = batch.num_rows();
@@ -214,21 +214,18 @@ async fn scan_partition(
                 part.universe.insert_range(start..start + len as u32);
             }
         }
-        for (slot, mask) in slots.iter().zip(part.masks.iter_mut()) {
-            match slot {
-                Slot::Column(index) => {
-                    let column = batch.column(*index).as_boolean();
-                    let bits = match column.nulls() {
-                        Some(valid) => column.values() & valid.inner(),
-                        None => column.values().clone(),
-                    };
-                    *mask |= bitmap_from_bits(start, &bits);
-                }
-                Slot::ByValue { condition, column } => {
-                    let truth = &mut truths[*condition];
-                    by_value[*condition].apply(truth, batch.column(*column), start, mask)?;
-                }
+        for (index, mask) in projected.iter().zip(part.masks.iter_mut()) {
+            if let Some(index) = index {
+                let column = batch.column(*index).as_boolean();
+                let bits = match column.nulls() {
+                    Some(valid) => column.values() & valid.inner(),
+                    None => column.values().clone(),
+                };
+                *mask |= bitmap_from_bits(start, &bits);
             }
+        }
+        for (column, state) in columns.iter().zip(states.iter_mut()) {
+            column.apply(state, batch.column(column.index), start, &mut part.masks)?;
         }
         part.chunks.push(Chunk {
             start,
