@@ -19,6 +19,11 @@ use super::{
 use crate::{Error, Result};
 use datafusion::common::Column;
 
+/// Scan partitions per core. With one per core, DataFusion's byte-range split of the
+/// files left one core alone for the last 3 s of a 10 s scan (10M × 100 groups, 4 files):
+/// equal bytes are not equal work. Smaller slices finish closer together.
+const SLICES_PER_CORE: usize = 4;
+
 /// Runs the scan: one pass over `customers`, computing every condition.
 ///
 /// The query runs on every core (round-robin repartitioned, so even a file with one row
@@ -81,12 +86,20 @@ pub(super) async fn scan(
     );
     let projected: Arc<[Option<usize>]> = projected.into();
     let columns: Arc<[by_value::ColumnConditions]> = columns.into();
-    let partitions = customers.task_ctx().session_config().target_partitions();
-    let plan = customers
-        .repartition(Partitioning::RoundRobinBatch(partitions))?
+    // More partitions than cores: DataFusion splits the files into that many byte ranges
+    // (and drops the round-robin repartition when the files already give enough).
+    let slices = customers.task_ctx().session_config().target_partitions() * SLICES_PER_CORE;
+    let (mut state, logical) = customers.into_parts();
+    state.config_mut().options_mut().execution.target_partitions = slices;
+    let plan = DataFrame::new(state, logical)
+        .repartition(Partitioning::RoundRobinBatch(slices))?
         .select(projection)?;
     let task_ctx = plan.task_ctx();
     let physical = plan.create_physical_plan().await?;
+    tracing::debug!(
+        "scan plan:\n{}",
+        datafusion::physical_plan::displayable(physical.as_ref()).indent(false)
+    );
     let streams = execute_stream_partitioned(physical, Arc::new(task_ctx))?;
 
     let next_position = Arc::new(AtomicU64::new(0));
