@@ -31,12 +31,12 @@ use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 use roaring::RoaringBitmap;
 
-use super::bitmap_from_bits;
+use super::{bitmap_from_bits, holding};
 use crate::{Error, Result};
 
 /// A column without a Parquet dictionary is evaluated per value only with this many
 /// conditions on it: making a batch's values distinct costs about what two comparisons do.
-pub(crate) const MIN_CONDITIONS: usize = 3;
+const MIN_CONDITIONS: usize = 3;
 
 /// Distinct values a batch may always have and still be evaluated per value.
 const SMALL_BATCH_VALUES: usize = 64;
@@ -117,9 +117,7 @@ struct Table {
 
 impl Table {
     fn of(result: &BooleanArray) -> Table {
-        let holds: Vec<bool> = (0..result.len())
-            .map(|i| result.is_valid(i) && result.value(i))
-            .collect();
+        let holds: Vec<bool> = holding(result).iter().collect();
         Table {
             any: holds.iter().any(|h| *h),
             all: holds.iter().all(|h| *h),
@@ -217,11 +215,7 @@ impl ColumnConditions {
         let batch = RecordBatch::try_new(self.schema.clone(), vec![column.clone()])?;
         for (mask, expr) in &self.conditions {
             let result = boolean(expr.evaluate(&batch)?.into_array(column.len())?)?;
-            let bits = match result.nulls() {
-                Some(valid) => result.values() & valid.inner(),
-                None => result.values().clone(),
-            };
-            masks[*mask] |= bitmap_from_bits(start, &bits);
+            masks[*mask] |= bitmap_from_bits(start, &holding(&result));
         }
         Ok(())
     }

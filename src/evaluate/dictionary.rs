@@ -37,7 +37,7 @@ use super::files::{self, TableFile};
 use crate::Result;
 
 /// The type a dictionary-read column has in the table and in every file schema.
-pub(crate) fn dictionary_type() -> DataType {
+fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 

@@ -76,6 +76,16 @@ fn concat_or_empty(chunks: &[ArrayRef], data_type: &DataType) -> Result<ArrayRef
     Ok(cast(&concat(&refs)?, data_type)?)
 }
 
+/// The rows where a condition's result holds: true and not null.
+fn holding(
+    result: &datafusion::arrow::array::BooleanArray,
+) -> datafusion::arrow::buffer::BooleanBuffer {
+    match result.nulls() {
+        Some(valid) => result.values() & valid.inner(),
+        None => result.values().clone(),
+    }
+}
+
 /// Bulk conversion of an Arrow bitset (LSB0, like roaring's) into a bitmap at `start`.
 pub fn bitmap_from_bits(
     start: u32,

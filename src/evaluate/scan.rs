@@ -14,7 +14,7 @@ use futures::StreamExt;
 use roaring::RoaringBitmap;
 
 use super::{
-    bitmap_from_bits, by_value, col_exact, concat_or_empty, id_type, Progress, ScanOutput,
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, Progress, ScanOutput,
 };
 use crate::{Error, Result};
 use datafusion::common::Column;
@@ -229,12 +229,7 @@ async fn scan_partition(
         }
         for (index, mask) in projected.iter().zip(part.masks.iter_mut()) {
             if let Some(index) = index {
-                let column = batch.column(*index).as_boolean();
-                let bits = match column.nulls() {
-                    Some(valid) => column.values() & valid.inner(),
-                    None => column.values().clone(),
-                };
-                *mask |= bitmap_from_bits(start, &bits);
+                *mask |= bitmap_from_bits(start, &holding(batch.column(*index).as_boolean()));
             }
         }
         for (column, state) in columns.iter().zip(states.iter_mut()) {

@@ -9,6 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::evaluate::ScanSource;
+
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -31,6 +33,8 @@ pub struct LiveSizer {
     pipeline: Pipeline,
     session: SessionContext,
     customers: DataFrame,
+    /// The customers table as the engine scans it, made once for every sizing.
+    source: Arc<tokio::sync::OnceCell<ScanSource>>,
     schema: Schema,
     id_type: DataType,
     events: EventTables,
@@ -88,6 +92,7 @@ impl Pipeline {
             pipeline: self.clone(),
             session,
             customers,
+            source: Default::default(),
             schema,
             id_type,
             events,
@@ -179,6 +184,7 @@ impl LiveSizer {
             id_type: self.id_type.clone(),
             session: self.session.clone(),
             customers: self.customers.clone(),
+            source: self.source.clone(),
         };
         let evaluation = pipeline
             .evaluate(&validation, Some(std::slice::from_ref(&id)), &[], &[])

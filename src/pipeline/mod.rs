@@ -36,7 +36,7 @@ use crate::bitmap::algebra;
 use crate::compile::events::{EventConfig, EventTables};
 use crate::compile::{self, Compiled, Environment};
 use crate::definition::{self, Group, Problem};
-use crate::evaluate::{self, statics, Engine, NoProgress, Phase, Progress, ScanOutput};
+use crate::evaluate::{self, statics, Engine, NoProgress, Phase, Progress, ScanOutput, ScanSource};
 use crate::ids::{id_type_name, IdMapping};
 use crate::{Error, Result};
 
@@ -218,6 +218,7 @@ impl Pipeline {
             id_type,
             session,
             customers,
+            source: Default::default(),
         })
     }
 
@@ -273,15 +274,18 @@ impl Pipeline {
             Some(ids) => validation.compiled.select(ids)?,
         };
         let as_of = validation.as_of;
-        let source = self
-            .engine
-            .source(
-                &validation.session,
-                &self.customers,
-                validation.customers.clone(),
-                &self.id_column,
-            )
-            .await?;
+        let source = validation
+            .source
+            .get_or_try_init(|| {
+                self.engine.source(
+                    &validation.session,
+                    &self.customers,
+                    validation.customers.clone(),
+                    &self.id_column,
+                )
+            })
+            .await?
+            .clone();
         let mut customers = source.frame().clone();
         let mut ignored_events = Vec::new();
         if !compiled.events.is_empty() {
@@ -374,6 +378,9 @@ pub struct Validation {
     id_type: DataType,
     session: SessionContext,
     customers: DataFrame,
+    /// The customers table as the engine scans it, made on the first evaluation (it reads
+    /// every file's footer) and shared by the clones of a table opened once.
+    source: Arc<tokio::sync::OnceCell<ScanSource>>,
 }
 
 impl std::fmt::Debug for Validation {
