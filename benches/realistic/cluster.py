@@ -161,7 +161,7 @@ def main():
         print(f"cluster peak RSS MiB (scheduler, executors): {rss}")
 
     for size in [int(x) for x in args.client_steps.split(",") if x]:
-        source = common.prepare_data(cohort, args.workdir, size, "string", args.files)
+        source = common.prepare_data(cohort, args.workdir, size, args.id_type, args.files)
         queries = os.path.join(args.workdir, "trivial")
         os.makedirs(queries, exist_ok=True)
         with open(os.path.join(queries, "adults.toml"), "w") as f:
@@ -170,7 +170,7 @@ def main():
         m = common.run([cohort, "run", "--config", config, "--customers", source,
                         "--queries", queries, "--as-of", AS_OF, "--publish", publish,
                         "--format", "json"])
-        print(f"client steps, {size} string ids, one condition: wall {m['wall']:.1f} s, "
+        print(f"client steps, {size} {args.id_type} ids, one condition: wall {m['wall']:.1f} s, "
               f"CPU {m['cpu']:.1f} s, peak RSS {m['rss']:.0f} MiB")
 
 

@@ -36,8 +36,8 @@ pub struct ExecutorArgs {
     #[arg(long, value_name = "DIR")]
     work_dir: Option<PathBuf>,
     /// Tasks run at once [default: one per core]
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    concurrent_tasks: usize,
+    #[arg(long, value_name = "N")]
+    concurrent_tasks: Option<usize>,
     /// Time between heartbeats to the scheduler
     #[arg(long, value_name = "DURATION", default_value = "10s")]
     heartbeat: String,
@@ -91,7 +91,7 @@ pub async fn executor(args: ExecutorArgs) -> Result<()> {
         work_dir: args.work_dir.unwrap_or_else(|| {
             std::env::temp_dir().join(format!("cohort-executor-{}", std::process::id()))
         }),
-        concurrent_tasks: args.concurrent_tasks,
+        concurrent_tasks: args.concurrent_tasks.unwrap_or(0),
         heartbeat: duration(&args.heartbeat, "--heartbeat")?,
     };
     eprintln!(

@@ -32,7 +32,7 @@ use roaring::RoaringBitmap;
 use super::{Progress, ScanOutput};
 use crate::compile::col_exact;
 use crate::{Error, Result};
-use positions::{Positioned, FILE, POSITION};
+use positions::{FileRows, Positioned, FILE, POSITION};
 
 /// The gRPC message limit Cohort sets on client, scheduler and executors (Ballista's
 /// default is 16 MiB). One result row carries at most one 8 KiB bitmap container per
@@ -287,14 +287,8 @@ impl BallistaEngine {
                 }
             }
         }
-        for (file, n) in source.files.iter().zip(&seen) {
-            if *n != file.rows {
-                return Err(self.failed(format!(
-                    "the cluster read {n} rows of '{}', whose footer says {}; nothing was \
-                     published",
-                    file.url, file.rows
-                )));
-            }
+        if let Some(message) = rows_mismatch(&source.files, &seen) {
+            return Err(self.failed(message));
         }
 
         // Ids (and extras) in position order, read on the client.
@@ -344,5 +338,53 @@ impl BallistaEngine {
             extra,
             jobs: job.into_iter().collect(),
         })
+    }
+}
+
+/// The first file of which the cluster read other than its footer's row count (a file
+/// changed or replaced under the run, or rows lost on the way), as the run's error.
+fn rows_mismatch(files: &[FileRows], seen: &[u64]) -> Option<String> {
+    files.iter().zip(seen).find_map(|(file, n)| {
+        (*n != file.rows).then(|| {
+            format!(
+                "the cluster read {n} rows of '{}', whose footer says {}; nothing was \
+                 published",
+                file.url, file.rows
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(url: &str, rows: u64) -> FileRows {
+        FileRows {
+            url: url.into(),
+            rows,
+        }
+    }
+
+    #[test]
+    fn rows_seen_must_equal_every_footers_count() {
+        let files = [file("s3://b/a.parquet", 10), file("s3://b/b.parquet", 5)];
+        assert_eq!(rows_mismatch(&files, &[10, 5]), None);
+        let cases = [
+            (
+                vec![10, 4],
+                "read 4 rows of 's3://b/b.parquet', whose footer says 5",
+            ),
+            (
+                vec![11, 5],
+                "read 11 rows of 's3://b/a.parquet', whose footer says 10",
+            ),
+            (vec![0, 5], "read 0 rows of 's3://b/a.parquet'"),
+        ];
+        for (seen, wanted) in cases {
+            let message = rows_mismatch(&files, &seen).expect("a mismatch");
+            assert!(message.contains(wanted), "{message}");
+            assert!(message.contains("nothing was published"), "{message}");
+        }
     }
 }
