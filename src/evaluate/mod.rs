@@ -13,6 +13,7 @@ pub mod distributed;
 pub mod engine;
 pub mod events;
 pub(crate) mod files;
+mod patterns;
 mod scan;
 pub mod statics;
 

@@ -14,7 +14,8 @@ use futures::StreamExt;
 use roaring::RoaringBitmap;
 
 use super::{
-    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, Progress, ScanOutput,
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, Progress,
+    ScanOutput,
 };
 use crate::{Error, Result};
 use datafusion::common::Column;
@@ -57,18 +58,27 @@ pub(super) async fn scan(
         }
     }
     let mut columns = Vec::new();
+    let mut substrings = Vec::new();
     let mut projected: Vec<Option<usize>> = vec![None; conditions.len()];
     let mut per_value = vec![false; conditions.len()];
     for (column, on_it) in &by_column {
         let (_, field) = schema.qualified_field_from_column(column)?;
+        let index = projection.len();
         if by_value::worth_it(field.data_type(), on_it.len()) {
-            let index = projection.len();
             projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
             columns.push(by_value::ColumnConditions::new(
                 &state, column, schema, index, on_it,
             )?);
             for (i, _) in on_it {
                 per_value[*i] = true;
+            }
+        } else if patterns::is_string(field.data_type()) {
+            if let Some(found) = patterns::PatternConditions::new(column, index, on_it)? {
+                projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
+                for i in found.masks() {
+                    per_value[i] = true;
+                }
+                substrings.push(found);
             }
         }
     }
@@ -82,10 +92,12 @@ pub(super) async fn scan(
         conditions = conditions.len(),
         per_value = columns.iter().map(|c| c.len()).sum::<usize>(),
         columns = columns.len(),
-        "conditions evaluated once per distinct value"
+        substrings = substrings.iter().map(|s| s.masks().count()).sum::<usize>(),
+        "conditions evaluated once per distinct value, and substring searches in one pass"
     );
     let projected: Arc<[Option<usize>]> = projected.into();
     let columns: Arc<[by_value::ColumnConditions]> = columns.into();
+    let substrings: Arc<[patterns::PatternConditions]> = substrings.into();
     // More partitions than cores: DataFusion splits the files into that many byte ranges
     // (and drops the round-robin repartition when the files already give enough).
     let slices = customers.task_ctx().session_config().target_partitions() * SLICES_PER_CORE;
@@ -109,12 +121,14 @@ pub(super) async fn scan(
             let next_position = next_position.clone();
             let progress = progress.clone();
             let (projected, columns) = (projected.clone(), columns.clone());
+            let substrings = substrings.clone();
             let extras = extra.len();
             tokio::spawn(async move {
                 scan_partition(
                     stream,
                     &projected,
                     &columns,
+                    &substrings,
                     extras,
                     &next_position,
                     &progress,
@@ -201,6 +215,7 @@ async fn scan_partition(
     mut stream: SendableRecordBatchStream,
     projected: &[Option<usize>],
     columns: &[by_value::ColumnConditions],
+    substrings: &[patterns::PatternConditions],
     extras: usize,
     next_position: &AtomicU64,
     progress: &Arc<dyn Progress>,
@@ -234,6 +249,9 @@ async fn scan_partition(
         }
         for (column, state) in columns.iter().zip(states.iter_mut()) {
             column.apply(state, batch.column(column.index), start, &mut part.masks)?;
+        }
+        for substring in substrings {
+            substring.apply(batch.column(substring.index), start, &mut part.masks)?;
         }
         part.chunks.push(Chunk {
             start,

@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use super::harness::{self, Project};
 use super::reference::{self, Cell, GroupDef, Row};
 
-const STRINGS: &[&str] = &["a", "A", "ab", "b", "", "ba"];
+/// Non-ASCII values too: `ignore_case` lowers them by Unicode rules (the Kelvin sign
+/// lowers to an ASCII `k`).
+const STRINGS: &[&str] = &["a", "A", "ab", "b", "", "ba", "Äb", "äB", "\u{212A}a", "ka"];
 const TAGS: &[&str] = &["a", "b", "c"];
 /// Dates and times cluster around as_of (2026-11-22) so windows hit their boundaries.
 const AS_OF_DAY: i32 = 20_414;
