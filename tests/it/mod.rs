@@ -2,6 +2,7 @@ mod cli;
 #[cfg(feature = "ballista")]
 mod cluster;
 mod dashboard;
+mod definitions;
 mod determinism;
 mod differential;
 mod events;
