@@ -218,3 +218,35 @@ fn json_definition_problems_show_the_line_with_a_caret() {
     );
     assert!(caret.contains("did you mean 'age'?"), "{}", out.stderr);
 }
+
+/// `validate --format json` said `"groups": 0` as soon as one file had an error, however
+/// many others were valid.
+#[test]
+fn validate_json_counts_the_valid_groups_beside_the_broken_ones() {
+    let p = sample_project("int");
+    let examples = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/queries"))
+        .unwrap()
+        .filter(|e| {
+            let path = e.as_ref().unwrap().path();
+            matches!(
+                path.extension().and_then(|x| x.to_str()),
+                Some("toml" | "json")
+            )
+        })
+        .count() as u64;
+    let ok = p
+        .cohort(&["validate", "--format", "json", AS_OF])
+        .ok()
+        .json();
+    assert_eq!(ok["groups"].as_u64(), Some(examples), "{ok:#}");
+    p.write(
+        "queries/broken.toml",
+        "[[include]]\nconditions = [{ attribute = \"agee\", op = \">\", value = 3 }]\n",
+    );
+    let out = p.cohort(&["validate", "--format", "json", AS_OF]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let report = out.json();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["groups"].as_u64(), Some(examples), "{report:#}");
+    assert_eq!(report["groups_with_errors"].as_u64(), Some(1), "{report:#}");
+}
