@@ -19,6 +19,16 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// Problems in the project config file (`cohort.toml`), all of them, each located like
+    /// a definition problem (its `group` is empty).
+    #[error("invalid config '{file}':\n  {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Config {
+        /// The config file.
+        file: String,
+        /// What is wrong in it.
+        problems: Vec<Problem>,
+    },
+
     /// Reading or writing a local file failed.
     #[error("cannot access '{path}': {source}")]
     Io {
@@ -58,7 +68,9 @@ impl Error {
     /// The process exit code for this error: 2 for usage and definition errors, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Definitions(_) | Error::Usage(_) | Error::NotFound(_) => 2,
+            Error::Definitions(_) | Error::Config { .. } | Error::Usage(_) | Error::NotFound(_) => {
+                2
+            }
             Error::Snapshot(e) if e.is_usage() => 2,
             _ => 1,
         }

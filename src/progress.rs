@@ -28,9 +28,20 @@ impl fmt::Display for Phase {
     }
 }
 
+impl Phase {
+    /// What the phase's total counts: customer or event rows, groups.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Phase::ReadingEvents | Phase::ScanningCustomers => "rows",
+            Phase::BuildingBitmaps | Phase::Publishing => "groups",
+        }
+    }
+}
+
 /// Receives progress. Calls come from any thread.
 pub trait Progress: Send + Sync + fmt::Debug {
-    /// A phase begins; `total` is its amount of work (rows) when known.
+    /// A phase begins; `total` is its amount of work, in [`Phase::unit`]s, when known.
+    /// The scan advances row by row; the other phases advance all at once when done.
     fn start(&self, phase: Phase, total: Option<u64>);
     /// `amount` more of the current phase is done.
     fn advance(&self, amount: u64);

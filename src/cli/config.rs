@@ -3,13 +3,15 @@
 //! turned once into the library's values: a [`Pipeline`], a publish [`Location`].
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
 use cohort::compile::events::EventConfig;
-use cohort::definition::did_you_mean;
+use cohort::definition::spans::{self, Kind, Node};
+use cohort::definition::{did_you_mean, Location as At, Problem};
 use cohort::snapshot::{Location, Stores};
 use cohort::{Error, Pipeline, Result};
 use serde::Deserialize;
@@ -85,6 +87,9 @@ struct ConfigFile {
     publish: PublishArg,
     #[serde(flatten)]
     engine: EngineArgs,
+    /// `--log-format` (read by [`log_format`] before logging starts; checked here).
+    #[allow(dead_code)]
+    log_format: Option<super::LogFormat>,
 }
 
 /// The keys `cohort.toml` may have (serde can't deny unknown keys of flattened structs).
@@ -97,7 +102,20 @@ const KEYS: &[&str] = &[
     "events",
     "engine",
     "engine_timeout",
+    "log_format",
 ];
+
+/// `log_format` of the config file `--config` names (or `cohort.toml` if present), if it
+/// says one. Anything wrong with the file is left to [`Project::load`] to report.
+pub fn log_format(config: &ConfigArg) -> Option<super::LogFormat> {
+    let path = config
+        .config
+        .as_deref()
+        .unwrap_or(Path::new(DEFAULT_CONFIG));
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    super::LogFormat::deserialize(table.get("log_format")?.clone()).ok()
+}
 
 /// The project: flags over the config file, with the stores every URL is read through.
 #[derive(Debug)]
@@ -109,6 +127,8 @@ pub struct Project {
     engine: EngineArgs,
     /// Whether the command scans (run, size): only then is the engine used.
     scans: bool,
+    /// Where `as_of` was set, for its error message.
+    as_of_from: String,
 }
 
 impl Project {
@@ -118,9 +138,13 @@ impl Project {
         source: Option<SourceArgs>,
         publish: Option<PublishArg>,
     ) -> Result<Project> {
-        let file = match &config.config {
+        let config_path = match &config.config {
+            Some(path) => Some(path.as_path()),
+            None if Path::new(DEFAULT_CONFIG).is_file() => Some(Path::new(DEFAULT_CONFIG)),
+            None => None,
+        };
+        let file = match config_path {
             Some(path) => read_config(path)?,
-            None if Path::new(DEFAULT_CONFIG).is_file() => read_config(Path::new(DEFAULT_CONFIG))?,
             None => ConfigFile::default(),
         };
         let flags = source.unwrap_or_default();
@@ -134,7 +158,16 @@ impl Project {
             let entry = events.entry(name.trim().to_string()).or_default();
             entry.url = url.trim().to_string();
         }
+        let as_of_from = match (&flags.as_of, config_path) {
+            (Some(_), _) if given_on_command_line("--as-of") => "--as-of".to_string(),
+            (Some(_), _) => "COHORT_AS_OF".to_string(),
+            (None, path) => format!(
+                "as_of in {}",
+                path.map_or(DEFAULT_CONFIG.into(), |p| p.display().to_string())
+            ),
+        };
         Ok(Project {
+            as_of_from,
             source: SourceArgs {
                 customers: flags.customers.or(file.source.customers),
                 id_column: flags.id_column.or(file.source.id_column),
@@ -224,7 +257,7 @@ impl Project {
             pipeline = pipeline.with_id_column(column.clone());
         }
         if let Some(text) = &self.source.as_of {
-            pipeline = pipeline.with_as_of(parse_as_of(text)?);
+            pipeline = pipeline.with_as_of(parse_as_of(text, &self.as_of_from)?);
         }
         for (name, table) in &self.source.events {
             pipeline = pipeline.with_event_table(name.clone(), table.clone());
@@ -236,6 +269,10 @@ impl Project {
     }
 }
 
+/// The keys of an `[events.<name>]` table (the fields of `EventConfig`; a test holds them
+/// to it).
+const EVENT_KEYS: &[&str] = &["url", "id_column", "time_column"];
+
 fn read_config(path: &Path) -> Result<ConfigFile> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Usage(format!(
@@ -244,83 +281,139 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
         )),
         _ => Error::io(path.display(), e),
     })?;
-    let name = path.display();
-    // Each problem as `file:line:column: message`; all of them at once.
-    let at = |span: Option<std::ops::Range<usize>>, message: String| match span {
-        Some(span) => {
-            let p = cohort::definition::Position::of(&text, span);
-            format!("{name}:{}:{}: {message}", p.line, p.column)
+    let file = path.display().to_string();
+    let config_error = |problems| Error::Config {
+        file: file.clone(),
+        problems,
+    };
+    // Config problems have no group, and no path: their messages name the key.
+    let at = |span: Option<&Range<usize>>| {
+        At {
+            file: file.clone(),
+            ..Default::default()
         }
-        None => format!("{name}: {message}"),
+        .at(span.and_then(|s| spans::position(&text, s)))
     };
     let table: toml::Table = toml::from_str(&text).map_err(|e| {
-        Error::Usage(format!(
-            "invalid config {}",
-            at(e.span(), e.message().to_string())
-        ))
+        let span = e.span();
+        let message = format!("unparsable config: {}", e.message().trim());
+        config_error(vec![Problem::error(&at(span.as_ref()), message)])
     })?;
+    let root = Node::toml(&text).unwrap_or_default();
     let mut problems = Vec::new();
-    for key in table.keys() {
-        if !KEYS.contains(&key.as_str()) {
-            let hint = did_you_mean(key, KEYS.iter().copied())
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
-            problems.push(at(
-                key_span(&text, key),
-                format!("unknown key '{key}'{hint}"),
-            ));
+    let unknown = |entry: &spans::Entry, known: &[&str], place: &str| {
+        let hint = did_you_mean(&entry.key, known.iter().copied())
+            .unwrap_or_else(|| format!("expected one of: {}", known.join(", ")));
+        Problem::error(
+            &at(Some(&entry.key_span)),
+            format!("unknown key '{}'{place}", entry.key),
+        )
+        .with_hint(Some(hint))
+    };
+    for entry in root.entries() {
+        if !KEYS.contains(&entry.key.as_str()) {
+            problems.push(unknown(entry, KEYS, ""));
+        } else if entry.key == "events" {
+            event_problems(&entry.value, &text, &at, &unknown, &mut problems);
+        } else {
+            // A value of the wrong type, at the value.
+            let value = table[&entry.key].clone();
+            let single = toml::Table::from_iter([(entry.key.clone(), value)]);
+            if let Err(e) = ConfigFile::deserialize(single) {
+                problems.push(Problem::error(
+                    &at(Some(&entry.value.span)),
+                    format!("'{}': {}", entry.key, e.message().trim()),
+                ));
+            }
         }
     }
-    // Values of the wrong type, each at its key (serde's flatten loses the spans).
-    for (key, value) in table.iter().filter(|(k, _)| KEYS.contains(&k.as_str())) {
-        let single = toml::Table::from_iter([(key.clone(), value.clone())]);
-        if let Err(e) = ConfigFile::deserialize(single) {
-            problems.push(at(
-                key_span(&text, key),
-                format!("'{key}': {}", e.message().trim()),
-            ));
-        }
+    if !problems.is_empty() {
+        return Err(config_error(problems));
     }
-    match problems.is_empty() {
-        true => ConfigFile::deserialize(table).map_err(|e| {
-            Error::Usage(format!(
-                "invalid config {}",
-                at(None, e.message().to_string())
-            ))
-        }),
-        false => Err(Error::Usage(format!(
-            "invalid config '{name}':\n  {}",
-            problems.join("\n  ")
-        ))),
+    ConfigFile::deserialize(table).map_err(|e| {
+        config_error(vec![Problem::error(
+            &at(None),
+            e.message().trim().to_string(),
+        )])
+    })
+}
+
+/// The problems of `events = { name = { url, id_column, time_column } }`, each at its key
+/// or value.
+fn event_problems(
+    events: &Node,
+    text: &str,
+    at: &dyn Fn(Option<&Range<usize>>) -> At,
+    unknown: &dyn Fn(&spans::Entry, &[&str], &str) -> Problem,
+    problems: &mut Vec<Problem>,
+) {
+    let Kind::Table(tables) = &events.kind else {
+        problems.push(Problem::error(
+            &at(Some(&events.span)),
+            "'events' takes tables such as [events.orders] with a 'url'",
+        ));
+        return;
+    };
+    for table in tables {
+        let name = &table.key;
+        if !matches!(table.value.kind, Kind::Table(_)) {
+            problems.push(
+                Problem::error(
+                    &at(Some(&table.value.span)),
+                    format!("event table '{name}' must be a table with a 'url'"),
+                )
+                .with_hint(Some(format!(
+                    "write [events.{name}] and url = \"...\" below it"
+                ))),
+            );
+            continue;
+        }
+        for entry in table.value.entries() {
+            if !EVENT_KEYS.contains(&entry.key.as_str()) {
+                let place = format!(" in [events.{name}]");
+                problems.push(unknown(entry, EVENT_KEYS, &place));
+            } else if !matches!(entry.value.kind, Kind::Scalar)
+                || !text[entry.value.span.clone()].starts_with(['"', '\''])
+            {
+                problems.push(Problem::error(
+                    &at(Some(&entry.value.span)),
+                    format!(
+                        "'{}' of [events.{name}] must be a string, not {}",
+                        entry.key,
+                        &text[entry.value.span.clone()]
+                    ),
+                ));
+            }
+        }
+        if table.value.get("url").is_none() {
+            problems.push(
+                Problem::error(
+                    &at(Some(&table.key_span)),
+                    format!("event table '{name}' has no 'url'"),
+                )
+                .with_hint(Some(format!(
+                    "add url = \"data/{name}.parquet\" (a path or URL)"
+                ))),
+            );
+        }
     }
 }
 
-/// Where a top-level `key = ...` (or `[key...]` table) is written.
-fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let trimmed = line.trim_start();
-        let indent = line.len() - trimmed.len();
-        let rest = trimmed
-            .strip_prefix('[')
-            .unwrap_or(trimmed)
-            .trim_start_matches('"');
-        if rest.starts_with(key)
-            && rest[key.len()..]
-                .trim_start_matches('"')
-                .trim_start()
-                .starts_with(['=', '.', ']'])
-        {
-            let start = offset + indent + (trimmed.len() - rest.len());
-            return Some(start..start + key.len());
-        }
-        offset += line.len();
-    }
-    None
+/// Whether `flag` is on the command line (clap has taken it from the environment
+/// otherwise): only to name where a bad value came from.
+fn given_on_command_line(flag: &str) -> bool {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .any(|a| {
+            a.to_str()
+                .is_some_and(|a| a == flag || a.starts_with(&format!("{flag}=")))
+        })
 }
 
-/// Parses `--as-of`: RFC 3339, or a date meaning its UTC midnight.
-pub fn parse_as_of(text: &str) -> Result<DateTime<Utc>> {
+/// Parses `--as-of`: RFC 3339, or a date meaning its UTC midnight. `from` names where the
+/// text was set (`--as-of`, `COHORT_AS_OF`, `as_of in cohort.toml`).
+pub fn parse_as_of(text: &str, from: &str) -> Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
         return Ok(t.with_timezone(&Utc));
     }
@@ -331,6 +424,28 @@ pub fn parse_as_of(text: &str) -> Result<DateTime<Utc>> {
         return Ok(midnight.and_utc());
     }
     Err(Error::Usage(format!(
-        "invalid --as-of '{text}': expected an RFC 3339 timestamp such as 2026-11-22T00:00:00Z"
+        "invalid {from} '{text}': expected an RFC 3339 timestamp such as 2026-11-22T00:00:00Z"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_are_the_fields_of_event_config() {
+        let all: toml::Table = EVENT_KEYS
+            .iter()
+            .map(|k| (k.to_string(), toml::Value::String("x".into())))
+            .collect();
+        assert!(EventConfig::deserialize(all).is_ok());
+        let unknown: toml::Table = toml::from_str("url = \"x\"\nzzz = 1").unwrap();
+        let message = EventConfig::deserialize(unknown).unwrap_err().to_string();
+        let listed = EVENT_KEYS
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(message.contains(&listed), "{message}");
+    }
 }

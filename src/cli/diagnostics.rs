@@ -2,8 +2,6 @@
 //! of the file with a caret under the condition (annotate-snippets, the renderer rustc
 //! uses); coloured only on a terminal without `NO_COLOR`.
 
-use std::io::IsTerminal;
-
 use annotate_snippets::{Level, Renderer, Snippet};
 use cohort::definition::Problem;
 
@@ -55,7 +53,7 @@ pub fn render(problem: &Problem) -> String {
                     .label(label),
             ),
     );
-    let renderer = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+    let renderer = if super::output::stderr_colour() {
         Renderer::styled()
     } else {
         Renderer::plain()

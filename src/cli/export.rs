@@ -6,6 +6,7 @@ use cohort::snapshot::Snapshot;
 use cohort::{Error, Result};
 
 use super::config::Project;
+use super::output;
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
@@ -31,16 +32,20 @@ pub async fn run(project: &Project, args: ExportArgs) -> Result<()> {
     let Some(group) = &args.group else {
         let (bytes, rows) = export::encode_all(&snapshot, format)?;
         project.stores().location(&args.out)?.write(bytes).await?;
-        eprintln!(
+        output::note(format_args!(
             "exported {rows} membership(s) of {} group(s) to {}",
             snapshot.groups().len(),
             args.out
-        );
+        ));
         return Ok(());
     };
     let ids = export::member_ids(&snapshot, group)?;
     let bytes = export::encode(&snapshot, &ids, format)?;
     project.stores().location(&args.out)?.write(bytes).await?;
-    eprintln!("exported {} id(s) of '{group}' to {}", ids.len(), args.out);
+    output::note(format_args!(
+        "exported {} id(s) of '{group}' to {}",
+        ids.len(),
+        args.out
+    ));
     Ok(())
 }

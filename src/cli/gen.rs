@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::output;
 use super::synthetic::{self as gen, GenOptions, IdType};
 use cohort::{Error, Result};
 
@@ -52,10 +53,18 @@ pub fn run(args: GenArgs) -> Result<()> {
         anchor,
     };
     let path = gen::write_customers(&options, &args.out)?;
-    eprintln!("wrote {} customers to {}", args.customers, path.display());
+    output::note(format_args!(
+        "wrote {} customers to {}",
+        args.customers,
+        path.display()
+    ));
     if args.orders > 0 {
         let path = gen::write_orders(&options, args.orders, &args.out)?;
-        eprintln!("wrote {} orders to {}", args.orders, path.display());
+        output::note(format_args!(
+            "wrote {} orders to {}",
+            args.orders,
+            path.display()
+        ));
     }
     Ok(())
 }

@@ -19,7 +19,7 @@ mod explain;
 mod export;
 mod gen;
 mod lookup;
-mod output;
+pub mod output;
 mod run;
 mod runs;
 mod serve;
@@ -35,21 +35,16 @@ use config::{ConfigArg, EngineArgs, Project, PublishArg, SourceArgs};
 #[derive(Debug, Parser)]
 #[command(name = "cohort", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Log lines on stderr: text, or JSON objects one per line (for log collectors)
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value_t = LogFormat::Text,
-        env = "COHORT_LOG_FORMAT"
-    )]
-    pub log_format: LogFormat,
+    /// Log lines on stderr: text, or JSON objects one per line (for log collectors); with json every stderr line is one [default: text, or log_format in cohort.toml]
+    #[arg(long, global = true, value_enum, env = "COHORT_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
 
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--log-format`, and `log_format` in `cohort.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.
     Text,
@@ -173,8 +168,12 @@ enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `cohort man > cohort.1 && man ./cohort.1`
-    Man,
+    /// Print the man page (roff), e.g. `cohort man > cohort.1 && man ./cohort.1`; or with --out-dir write one page per subcommand
+    Man {
+        /// Write cohort.1 and a page per subcommand (cohort-run.1, ...) with its flags into this folder
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
     /// Run an Apache Ballista scheduler that `--engine df://HOST:PORT` submits scans to
     #[cfg(feature = "ballista")]
     Scheduler(cluster::SchedulerArgs),
@@ -194,6 +193,31 @@ pub enum Format {
 }
 
 impl Cli {
+    /// The log format: the flag (or `COHORT_LOG_FORMAT`), else the config file's
+    /// `log_format`, else text. Known before anything is logged, so the config file is
+    /// only peeked at here; its problems are reported by the command that loads it.
+    pub fn log_format(&self) -> LogFormat {
+        use Command as C;
+        if let Some(format) = self.log_format {
+            return format;
+        }
+        let config = match &self.command {
+            C::Run { config, .. }
+            | C::Size { config, .. }
+            | C::Validate { config, .. }
+            | C::Explain { config, .. }
+            | C::Check { config, .. }
+            | C::GroupsOf { config, .. }
+            | C::Export { config, .. }
+            | C::Diff { config, .. }
+            | C::Serve { config, .. }
+            | C::Runs { config, .. }
+            | C::Gc { config, .. } => config,
+            _ => return LogFormat::Text,
+        };
+        config::log_format(config).unwrap_or(LogFormat::Text)
+    }
+
     /// Runs the command.
     pub async fn run(self) -> Result<()> {
         use Command as C;
@@ -221,7 +245,7 @@ impl Cli {
                 config,
                 source,
                 args,
-            } => validate::run(&Project::load(config, Some(source), None)?, args).await,
+            } => validate::run(Project::load(config, Some(source), None), args).await,
             C::Explain {
                 config,
                 source,
@@ -271,7 +295,14 @@ impl Cli {
                 output::stdout_write(&script);
                 Ok(())
             }
-            C::Man => {
+            C::Man { out_dir: Some(dir) } => {
+                let failed = |e| cohort::Error::io(dir.display(), e);
+                std::fs::create_dir_all(&dir).map_err(failed)?;
+                clap_mangen::generate_to(Cli::command(), &dir).map_err(failed)?;
+                output::note(format_args!("wrote the man pages to {}", dir.display()));
+                Ok(())
+            }
+            C::Man { out_dir: None } => {
                 let mut page = Vec::new();
                 clap_mangen::Man::new(Cli::command())
                     .render(&mut page)

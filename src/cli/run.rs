@@ -78,23 +78,25 @@ pub async fn run(project: &Project, args: RunArgs) -> Result<()> {
                 .collect();
             output::print_table(&["group", "members", "% customers", "change"], &table);
             if !report.removed.is_empty() {
-                eprintln!(
+                output::note(format_args!(
                     "removed: {} (no definition file any more)",
                     report.removed.join(", ")
-                );
+                ));
             }
             match &report.run_id {
                 Some(run_id) => {
-                    eprintln!(
+                    output::note(format_args!(
                         "published run {run_id} to {} ({customers} customers, {} distinct conditions)",
                         project.publish_url(),
                         report.conditions
-                    );
+                    ));
                     if let Some(why) = &report.not_promoted_because {
-                        eprintln!("LATEST not moved: {why}");
+                        output::note(format_args!("LATEST not moved: {why}"));
                     }
                 }
-                None => eprintln!("dry run: nothing published ({customers} customers)"),
+                None => output::note(format_args!(
+                    "dry run: nothing published ({customers} customers)"
+                )),
             }
         }
     }

@@ -109,7 +109,9 @@ pub async fn gc(project: &Project, args: GcArgs) -> Result<()> {
     };
     let report = catalog::gc(&publish, policy).await?;
     for (run, reason) in &report.unreadable {
-        eprintln!("warning: kept run {run}: its manifest can't be read ({reason})");
+        output::warn(format_args!(
+            "kept run {run}: its manifest can't be read ({reason})"
+        ));
     }
     match args.format {
         Format::Json => output::print_json(&json!({

@@ -71,7 +71,7 @@ pub async fn run(project: &Project, args: ServeArgs) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::io(args.listen, e))?;
     // On stderr whatever RUST_LOG says: scripts and tests read the port from it.
-    eprintln!("listening on http://{address}");
+    super::output::note(format_args!("listening on http://{address}"));
     serve::serve(options, listener, shutdown_signal()).await
 }
 

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::raw::{RawClause, RawGroup};
+use super::keys::{unknown_keys, Source};
+use super::raw::RawGroup;
+use super::spans::Node;
 use super::typing::type_clauses;
 use super::*;
 
@@ -130,8 +132,8 @@ fn parse_text(
         group: id.clone(),
         ..Default::default()
     };
-    let raw: RawGroup<(RawCondition, Option<Position>)> = if is_json {
-        let raw: RawGroup<RawCondition> = serde_json::from_str(text).map_err(|e| {
+    let raw: RawGroup = if is_json {
+        serde_json::from_str(text).map_err(|e| {
             let at = Location {
                 line: Some(e.line()),
                 column: Some(e.column()),
@@ -139,19 +141,21 @@ fn parse_text(
                 ..file_at.clone()
             };
             Box::new(Problem::error(&at, format!("unparsable file: {e}")))
-        })?;
-        raw.map_conditions(|c| (c, None))
+        })?
     } else {
-        let raw: RawGroup<toml::Spanned<RawCondition>> = toml::from_str(text).map_err(|e| {
+        toml::from_str(text).map_err(|e| {
             let message = e.message().trim().to_string();
             let at = file_at.at(e.span().map(|s| Position::of(text, s)));
             Box::new(Problem::error(&at, format!("unparsable file: {message}")))
-        })?;
-        raw.map_conditions(|c| {
-            let position = Position::of(text, c.span());
-            (c.into_inner(), Some(position))
-        })
+        })?
     };
+    // Where everything is written, in either format (empty if it can't be told).
+    let root = match is_json {
+        true => Node::json(text),
+        false => Node::toml(text),
+    }
+    .unwrap_or_default();
+    let source = Source { text, root: &root };
 
     let mut problems = Vec::new();
     if check_id && !is_valid_group_id(&id) {
@@ -160,8 +164,9 @@ fn parse_text(
             format!("invalid group id '{id}': file stems must match [a-z0-9][a-z0-9_-]{{0,63}}"),
         ));
     }
-    let include = type_clauses(raw.include, "include", &file_at, &mut problems);
-    let exclude = type_clauses(raw.exclude, "exclude", &file_at, &mut problems);
+    unknown_keys(source, &file_at, &mut problems);
+    let include = type_clauses(raw.include, "include", &file_at, source, &mut problems);
+    let exclude = type_clauses(raw.exclude, "exclude", &file_at, source, &mut problems);
     let statics = Statics {
         include: raw.statics.include,
         exclude: raw.statics.exclude,
@@ -179,25 +184,4 @@ fn parse_text(
         definition_hash: format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes()))),
     };
     Ok((group, problems))
-}
-
-impl<C> RawGroup<C> {
-    fn map_conditions<D>(self, f: impl Fn(C) -> D + Copy) -> RawGroup<D> {
-        let map = |clauses: Vec<RawClause<C>>| {
-            clauses
-                .into_iter()
-                .map(|c| RawClause {
-                    mode: c.mode,
-                    conditions: c.conditions.into_iter().map(f).collect(),
-                })
-                .collect()
-        };
-        RawGroup {
-            name: self.name,
-            description: self.description,
-            include: map(self.include),
-            exclude: map(self.exclude),
-            statics: self.statics,
-        }
-    }
 }

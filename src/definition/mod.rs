@@ -2,12 +2,14 @@
 //!
 //! Nothing here knows the customers schema; checks against it happen in `compile`.
 
+mod keys;
 mod lint;
 mod load;
 mod model;
 pub mod ops;
 mod problems;
 pub mod raw;
+pub mod spans;
 mod typing;
 mod window;
 
@@ -16,7 +18,7 @@ pub use load::{definition_files, is_valid_group_id, load_dir, parse_definition_j
 pub use model::*;
 pub use ops::{Arity, Op};
 pub use problems::{did_you_mean, Location, Position, Problem, Severity};
-pub use raw::{IdLiteral, Literal, RawCondition};
+pub use raw::{IdLiteral, Literal, RawCondition, RawValue, RawValues};
 pub use typing::type_condition;
 pub use window::Window;
 

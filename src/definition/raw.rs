@@ -1,42 +1,48 @@
 //! The on-disk shape of a group file (TOML or JSON), deserialized with serde before any typing.
+//!
+//! Unknown keys are not refused here: serde skips them, and `load` reports each one at
+//! its key with "did you mean" (one typo must not hide the file's other problems). The
+//! `*_KEYS` lists are what `load` checks against; a test holds them to the fields.
 
 use serde::Deserialize;
 
-/// A group file as written. `C` is the condition type: `toml::Spanned<RawCondition>` for
-/// TOML (so problems can name a line) and plain [`RawCondition`] for JSON.
+/// A group file as written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, bound(deserialize = "C: Deserialize<'de>"))]
-pub struct RawGroup<C> {
+pub struct RawGroup {
     /// Display name.
     pub name: Option<String>,
     /// What the group is for.
     pub description: Option<String>,
     /// Include clauses (OR-ed).
     #[serde(default)]
-    pub include: Vec<RawClause<C>>,
+    pub include: Vec<RawClause>,
     /// Exclude clauses (OR-ed).
     #[serde(default)]
-    pub exclude: Vec<RawClause<C>>,
+    pub exclude: Vec<RawClause>,
     /// `[static]` overrides.
     #[serde(rename = "static", default)]
     pub statics: RawStatic,
 }
 
+/// The keys a group file may have at its top level.
+pub const GROUP_KEYS: &[&str] = &["name", "description", "include", "exclude", "static"];
+
 /// `[[include]]` / `[[exclude]]` as written.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, bound(deserialize = "C: Deserialize<'de>"))]
-pub struct RawClause<C> {
+pub struct RawClause {
     /// `match = "all" | "any"`.
     #[serde(rename = "match")]
     pub mode: Option<String>,
     /// The clause's conditions.
     #[serde(default = "Vec::new")]
-    pub conditions: Vec<C>,
+    pub conditions: Vec<RawCondition>,
 }
+
+/// The keys a clause may have.
+pub const CLAUSE_KEYS: &[&str] = &["match", "conditions"];
 
 /// `[static]` as written.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawStatic {
     /// Ids always in the group (unless excluded).
     #[serde(default)]
@@ -50,6 +56,9 @@ pub struct RawStatic {
     pub exclude_from: Option<String>,
 }
 
+/// The keys `[static]` may have.
+pub const STATIC_KEYS: &[&str] = &["include", "exclude", "include_from", "exclude_from"];
+
 /// One condition with every key any kind of condition may use; typing decides which apply.
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 pub struct RawCondition {
@@ -58,9 +67,9 @@ pub struct RawCondition {
     /// The operator, canonical or alias.
     pub op: Option<String>,
     /// One value.
-    pub value: Option<Literal>,
+    pub value: Option<RawValue>,
     /// Several values.
-    pub values: Option<Vec<Literal>>,
+    pub values: Option<RawValues>,
     /// Case-insensitive string comparison.
     pub ignore_case: Option<bool>,
     /// An SQL escape-hatch expression.
@@ -80,10 +89,43 @@ pub struct RawCondition {
     /// Conditions on the event rows.
     #[serde(rename = "where")]
     pub where_: Option<Vec<RawCondition>>,
-    /// Keys no condition has (typing refuses them with "did you mean"; collected rather
-    /// than refused by the parser, so one typo does not hide the file's other problems).
-    #[serde(flatten)]
-    pub unknown: std::collections::BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+/// `value` as written: a literal, or a shape typing reports (rather than the parser
+/// failing the whole file with serde's words).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawValue {
+    /// One literal, as expected.
+    One(Literal),
+    /// A list (`value = []`): `values` was meant.
+    List(Vec<serde::de::IgnoredAny>),
+    /// Anything else (a table).
+    Other(serde::de::IgnoredAny),
+}
+
+/// `values` as written: a list of literals, or a shape typing reports.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RawValues {
+    /// A list of literals, as expected.
+    List(Vec<Literal>),
+    /// One literal (`values = "x"`).
+    One(Literal),
+    /// Anything else (a table, a list of lists).
+    Other(serde::de::IgnoredAny),
+}
+
+impl From<Literal> for RawValue {
+    fn from(literal: Literal) -> Self {
+        RawValue::One(literal)
+    }
+}
+
+impl From<Vec<Literal>> for RawValues {
+    fn from(list: Vec<Literal>) -> Self {
+        RawValues::List(list)
+    }
 }
 
 /// The keys a condition may have.

@@ -1,40 +1,56 @@
 //! Typing a condition's shape (which keys, how many values), once, into the model.
 
-use super::raw::RawClause;
+use super::keys::{value_shapes, Source};
+use super::raw::{RawClause, RawValue, RawValues};
 use super::*;
 
 pub(super) fn type_clauses(
-    clauses: Vec<RawClause<(RawCondition, Option<Position>)>>,
+    clauses: Vec<RawClause>,
     kind: &str,
     file_at: &Location,
+    source: Source<'_>,
     problems: &mut Vec<Problem>,
 ) -> Vec<Clause> {
+    let written = source.clauses(kind);
     let mut typed = Vec::new();
     for (i, clause) in clauses.into_iter().enumerate() {
+        let node = written.get(i);
         let clause_at = Location {
             path: format!("{kind}[{i}]"),
-            line: clause.conditions.first().and_then(|c| c.1).map(|p| p.line),
             ..file_at.clone()
-        };
+        }
+        .at(source.position(node));
         let mode = match clause.mode.as_deref().map(|m| m.trim().to_lowercase()) {
             None => Match::All,
             Some(m) if m == "all" => Match::All,
             Some(m) if m == "any" => Match::Any,
             Some(m) => {
+                let written = node.and_then(|n| n.get("match")).map(|e| &e.value);
                 problems.push(Problem::error(
-                    &clause_at,
+                    &clause_at.at(source.position(written).or(source.position(node))),
                     format!("invalid match '{m}': expected 'all' or 'any'"),
                 ));
                 Match::All
             }
         };
+        let condition_nodes = node
+            .and_then(|n| n.get("conditions"))
+            .map_or(&[][..], |e| e.value.items());
         let mut conditions = Vec::new();
-        for (j, (raw, position)) in clause.conditions.into_iter().enumerate() {
+        for (j, raw) in clause.conditions.into_iter().enumerate() {
+            let node = condition_nodes.get(j);
             let at = Location {
                 path: format!("{kind}[{i}].conditions[{j}]"),
                 ..file_at.clone()
             }
-            .at(position);
+            .at(source.position(node));
+            // A value of the wrong shape leaves nothing to type; an unknown key (reported
+            // by `keys`) does not stop the rest of the condition from being checked.
+            let shapes = value_shapes(&raw, node, source, &at);
+            if !shapes.is_empty() {
+                problems.extend(shapes);
+                continue;
+            }
             match type_condition(raw, &at) {
                 Ok(spec) => conditions.push(Condition { spec, at }),
                 Err(p) => problems.push(*p),
@@ -52,10 +68,18 @@ pub(super) fn type_clauses(
 /// A value no condition can mean: a float that is not a number (`nan`, `inf`), or text
 /// with control characters (invisible in every message and table that would show it).
 fn hostile_value(raw: &RawCondition) -> Option<String> {
-    let literals = raw
-        .value
-        .iter()
-        .chain(raw.values.iter().flatten())
+    let one = match &raw.value {
+        Some(RawValue::One(v)) => Some(v),
+        _ => None,
+    };
+    let list = match &raw.values {
+        Some(RawValues::List(vs)) => &vs[..],
+        Some(RawValues::One(v)) => std::slice::from_ref(v),
+        _ => &[],
+    };
+    let literals = one
+        .into_iter()
+        .chain(list)
         .chain(raw.before.iter())
         .chain(raw.after.iter());
     let texts = [
@@ -102,14 +126,9 @@ fn hostile_value(raw: &RawCondition) -> Option<String> {
 }
 
 /// Types a condition's shape (which keys, how many values); schema checks come later.
+/// Unknown keys are not its business (serde skips them; the loader reports them).
 pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec, Box<Problem>> {
     let err = |msg: String| Box::new(Problem::error(at, msg));
-    if let Some(key) = raw.unknown.keys().next() {
-        let hint = did_you_mean(key, super::raw::CONDITION_KEYS.iter().copied());
-        return Err(Box::new(
-            Problem::error(at, format!("unknown key '{key}' in a condition")).with_hint(hint),
-        ));
-    }
     if let Some(problem) = hostile_value(&raw) {
         return Err(err(problem));
     }
@@ -152,9 +171,20 @@ pub fn type_condition(raw: RawCondition, at: &Location) -> Result<ConditionSpec,
     };
     let values = match (raw.value, raw.values) {
         (Some(_), Some(_)) => return Err(err("give either 'value' or 'values', not both".into())),
-        (Some(v), None) => vec![v],
-        (None, Some(vs)) => vs,
+        (Some(RawValue::One(v)), None) => vec![v],
+        (None, Some(RawValues::List(vs))) => vs,
         (None, None) => Vec::new(),
+        // The loader reports these where they are written (`keys::value_shapes`).
+        (Some(_), None) => {
+            return Err(err(
+                "'value' takes one string, number, boolean or date".into()
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "'values' takes a list of strings, numbers, booleans or dates".into(),
+            ))
+        }
     };
     if matches!(op, Op::InGroup | Op::NotInGroup) {
         return match values.as_slice() {

@@ -289,7 +289,18 @@ impl Pipeline {
         let mut customers = source.frame().clone();
         let mut ignored_events = Vec::new();
         if !compiled.events.is_empty() {
-            self.progress.start(Phase::ReadingEvents, None);
+            let tables: std::collections::BTreeSet<&str> =
+                compiled.events.iter().map(|e| e.table.as_str()).collect();
+            let mut rows = Some(0);
+            for table in tables {
+                let url = validation.events.get(table).map(|t| t.url.as_str());
+                let counted = match url {
+                    Some(url) => parquet_rows(&validation.session, url).await,
+                    None => None,
+                };
+                rows = rows.zip(counted).map(|(a, b)| a + b);
+            }
+            self.progress.start(Phase::ReadingEvents, rows);
             let (joined, attached) = evaluate::events::attach(
                 &validation.session,
                 customers,
@@ -301,6 +312,7 @@ impl Pipeline {
             .await?;
             customers = joined;
             ignored_events = attached.ignored;
+            self.progress.advance(rows.unwrap_or(0));
         }
         let id_type = &validation.id_type;
         let mut static_ids = Vec::with_capacity(compiled.groups.len());
@@ -337,10 +349,12 @@ impl Pipeline {
                 &self.progress,
             )
             .await?;
-        self.progress.start(Phase::BuildingBitmaps, None);
+        let groups = compiled.groups.len() as u64;
+        self.progress.start(Phase::BuildingBitmaps, Some(groups));
         let adhoc_masks = scan.masks.split_off(compiled.conditions.len());
         let located = statics::locate(&static_ids, &scan.ids);
         let members = algebra::members(&compiled, &scan.universe, &scan.masks, &located);
+        self.progress.advance(groups);
         let warnings = run_warnings(
             &compiled,
             &scan,
@@ -359,6 +373,26 @@ impl Pipeline {
             as_of,
         })
     }
+}
+
+/// A table's row count from its Parquet footers, when they give it.
+async fn frame_rows(frame: &DataFrame) -> Option<u64> {
+    use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
+    let plan = frame.clone().create_physical_plan().await.ok()?;
+    let stats = StatisticsContext::default()
+        .compute(plan.as_ref(), &StatisticsArgs::new())
+        .ok()?;
+    stats.num_rows.get_value().map(|n| *n as u64)
+}
+
+/// The row count of the Parquet table at `url`, from its footers (for progress only: any
+/// failure is "unknown", the scan reports real ones).
+async fn parquet_rows(session: &SessionContext, url: &str) -> Option<u64> {
+    let frame = session
+        .read_parquet(url, ParquetReadOptions::default())
+        .await
+        .ok()?;
+    frame_rows(&frame).await
 }
 
 /// Definitions that passed validation, compiled, with the customers table opened.
@@ -398,12 +432,7 @@ impl std::fmt::Debug for Validation {
 impl Validation {
     /// The customers table's row count from the Parquet footers, when they give it.
     async fn rows(&self) -> Option<u64> {
-        use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
-        let plan = self.customers.clone().create_physical_plan().await.ok()?;
-        let stats = StatisticsContext::default()
-            .compute(plan.as_ref(), &StatisticsArgs::new())
-            .ok()?;
-        stats.num_rows.get_value().map(|n| *n as u64)
+        frame_rows(&self.customers).await
     }
 
     /// The session the table was opened in (explain runs its plan there).

@@ -67,9 +67,26 @@ pub(super) async fn publish(
     evaluation: &Evaluation,
     options: PublishOptions<'_>,
 ) -> Result<Publication> {
-    pipeline.progress.start(Phase::Publishing, None);
     let as_of = evaluation.as_of;
     let selected = options.selected;
+    // The groups the run will hold: those evaluated, and those carried over.
+    let fresh = evaluation
+        .compiled
+        .groups
+        .iter()
+        .filter(|g| selected.is_empty() || selected.contains(&g.group.id))
+        .count();
+    let carried_over = match (&options.previous, selected.is_empty()) {
+        (Some(previous), false) => previous
+            .manifest
+            .groups
+            .iter()
+            .filter(|g| !selected.contains(&g.id))
+            .count(),
+        _ => 0,
+    };
+    let total = (fresh + carried_over) as u64;
+    pipeline.progress.start(Phase::Publishing, Some(total));
     let mapping = IdMapping::build(
         &evaluation.scan.ids,
         &evaluation.scan.universe,
@@ -149,6 +166,7 @@ pub(super) async fn publish(
         groups: Vec::new(),
     };
     let published = writer::publish(&publish, manifest, &groups, &ids, options.promote).await?;
+    pipeline.progress.advance(total);
     Ok(Publication {
         published,
         carried,

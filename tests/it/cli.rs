@@ -492,9 +492,14 @@ fn config_problems_carry_their_location_all_at_once() {
     let out = p.cohort(&["validate"]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     for e in [
-        "cohort.toml:2:1: unknown key 'idcolumn'; did you mean 'id_column'?",
-        "cohort.toml:4:1: unknown key 'publsh'; did you mean 'publish'?",
-        "cohort.toml:3:",
+        "error: unknown key 'idcolumn'",
+        "--> cohort.toml:2:1",
+        "did you mean 'id_column'?",
+        "error: unknown key 'publsh'",
+        "--> cohort.toml:4:1",
+        "did you mean 'publish'?",
+        "--> cohort.toml:3:11",
+        "3 error(s) in config 'cohort.toml'",
     ] {
         assert!(out.stderr.contains(e), "missing {e:?} in:\n{}", out.stderr);
     }

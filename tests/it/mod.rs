@@ -1,7 +1,9 @@
 mod cli;
 #[cfg(feature = "ballista")]
 mod cluster;
+mod config;
 mod dashboard;
+mod definitions;
 mod determinism;
 mod differential;
 mod events;
@@ -16,4 +18,5 @@ mod serve;
 mod serve_dashboard;
 mod serve_load;
 mod snapshots;
+mod stderr;
 mod storage;

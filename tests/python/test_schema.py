@@ -488,3 +488,52 @@ def test_cohort_knows_every_spelling_the_schema_offers(tmp_path):
     output = result.stdout + result.stderr
     assert "unknown operator 'equalz'" in output, shown(result)
     assert output.count("unknown operator") == 1, shown(result)
+
+
+# ------------------------------------------------------- the config schema and config.rs
+
+CONFIG_RS = (ROOT / "src" / "cli" / "config.rs").read_text(encoding="utf-8")
+
+
+def rust_config_keys() -> list[str]:
+    """The KEYS table of src/cli/config.rs: the keys cohort.toml may have."""
+    block = CONFIG_RS[CONFIG_RS.index("const KEYS") :]
+    block = block[block.index("[") : block.index("];")]
+    keys = re.findall(r'"([^"]*)"', block)
+    assert keys, "could not parse KEYS in config.rs"
+    return keys
+
+
+def test_config_schema_has_exactly_the_rust_config_keys():
+    # They drifted once: engine and engine_timeout were accepted but not in the schema.
+    assert sorted(CONFIG_SCHEMA["properties"]) == sorted(rust_config_keys())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'engine = "df://h:1"',
+        'engine = "local"',
+        'engine = "df://scheduler.internal:50050"\nengine_timeout = "10m"',
+    ],
+)
+def test_engine_settings_validate(text):
+    assert errors(CONFIG, tomllib.loads(text)) == []
+
+
+@pytest.mark.parametrize(
+    "text", ['engine = "ballista"', 'engine = "df://"', "engine_timeout = 90"]
+)
+def test_bad_engine_settings_are_rejected(text):
+    assert errors(CONFIG, tomllib.loads(text))
+
+
+@needs_cohort
+def test_cohort_accepts_an_engine_in_cohort_toml(tmp_path):
+    config = tmp_path / "cohort.toml"
+    project = (ROOT / "cohort.toml").read_text(encoding="utf-8")
+    engine = 'engine = "df://h:1"\nengine_timeout = "90s"\n'
+    config.write_text(engine + project, encoding="utf-8")
+    assert errors(CONFIG, load_document(config)) == []
+    result = cohort_validate(folder_with(tmp_path), "--config", str(config))
+    assert result.returncode == 0, shown(result)
