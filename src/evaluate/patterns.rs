@@ -17,10 +17,14 @@
 //!   one can never occur in `lower(s)`: such a condition is left to DataFusion). A value
 //!   that is not ASCII is lowered first, and searched the same way;
 //! - an empty pattern occurs in every value;
+//! - a batch is searched as one text, its values separated by NUL bytes; a pattern with a
+//!   NUL is left to DataFusion, so no occurrence spans two values;
 //! - on a missing value every leaf is null, and so is any `AND` / `OR` / `NOT` of them:
 //!   the condition does not hold.
 
-use aho_corasick::AhoCorasick;
+use aho_corasick::automaton::{Automaton, OverlappingState};
+use aho_corasick::dfa::DFA;
+use aho_corasick::Input;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer};
 use datafusion::arrow::datatypes::DataType;
@@ -136,6 +140,10 @@ impl Leaves {
                 if folded && pattern.bytes().any(|b| b.is_ascii_uppercase()) {
                     return None;
                 }
+                // NUL separates values in the searched text.
+                if pattern.contains('\0') {
+                    return None;
+                }
                 Some(Tree::Leaf(self.add(kind, folded, pattern)))
             }
             _ => None,
@@ -145,9 +153,11 @@ impl Leaves {
 
 /// One automaton over the patterns of the leaves on the column (`folded`: of its lowered
 /// values), and the leaves each pattern decides.
+/// The DFA itself, not `AhoCorasick`: that one searches through a trait object, a
+/// dynamic call per byte in an overlapping search.
 #[derive(Debug)]
 struct Search {
-    automaton: AhoCorasick,
+    automaton: DFA,
     leaves: Vec<Vec<(usize, Kind)>>,
 }
 
@@ -172,7 +182,7 @@ impl Search {
         if patterns.is_empty() {
             return Ok(None);
         }
-        let automaton = AhoCorasick::builder()
+        let automaton = DFA::builder()
             .ascii_case_insensitive(folded)
             .build(&patterns)
             .map_err(|e| Error::Data(format!("substring search could not be built: {e}")))?;
@@ -182,21 +192,51 @@ impl Search {
         }))
     }
 
-    /// Marks the leaves `value` satisfies in `fired`, listing them in `touched`.
-    fn run(&self, value: &[u8], fired: &mut [bool], touched: &mut Vec<usize>) {
-        for found in self.automaton.find_overlapping_iter(value) {
+    /// Marks in `fired` (`words` per row) every leaf that holds for each row of `text`:
+    /// the batch's values one after the other, each followed by a NUL (no pattern has
+    /// one, so no occurrence spans two values); value `r` ends at `ends[r]`.
+    fn run(&self, text: &[u8], ends: &[usize], fired: &mut [u64], words: usize) -> Result<()> {
+        let input = Input::new(text);
+        let mut state = OverlappingState::start();
+        let mut row = 0;
+        loop {
+            self.automaton
+                .try_find_overlapping(&input, &mut state)
+                .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
+            let Some(found) = state.get_match() else {
+                return Ok(());
+            };
+            // Occurrences come in the order of their ends.
+            while ends[row] < found.end() {
+                row += 1;
+            }
+            let first = if row == 0 { 0 } else { ends[row - 1] + 1 };
             for (leaf, kind) in &self.leaves[found.pattern().as_usize()] {
                 let holds = match kind {
                     Kind::Contains => true,
-                    Kind::StartsWith => found.start() == 0,
-                    Kind::EndsWith => found.end() == value.len(),
+                    Kind::StartsWith => found.start() == first,
+                    Kind::EndsWith => found.end() == ends[row],
                 };
-                if holds && !fired[*leaf] {
-                    fired[*leaf] = true;
-                    touched.push(*leaf);
+                if holds {
+                    fired[row * words + leaf / 64] |= 1 << (leaf % 64);
                 }
             }
         }
+    }
+}
+
+/// A batch's values as one text for [`Search::run`], and where each ends.
+#[derive(Debug, Default)]
+struct Text {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Text {
+    fn push(&mut self, value: &str) {
+        self.bytes.extend_from_slice(value.as_bytes());
+        self.ends.push(self.bytes.len());
+        self.bytes.push(0);
     }
 }
 
@@ -291,64 +331,79 @@ impl PatternConditions {
         masks: &mut [RoaringBitmap],
     ) -> Result<()> {
         let rows = column.len();
-        // Per condition, the rows where it differs from its result on no leaf.
-        let words = rows.div_ceil(64);
-        let mut differs = vec![0u64; words * self.conditions.len()];
-        let mut fired = vec![false; self.leaves];
-        let mut touched = Vec::new();
-        let mut seen = vec![usize::MAX; self.conditions.len()];
-        let mut lowered = String::new();
-        let mut row = |i: usize, value: &str| {
-            if let Some(search) = &self.exact {
-                search.run(value.as_bytes(), &mut fired, &mut touched);
-            }
-            if let Some(search) = &self.folded {
-                let folded = if value.is_ascii() {
-                    value
-                } else {
-                    lowered = value.to_lowercase();
-                    lowered.as_str()
-                };
-                search.run(folded.as_bytes(), &mut fired, &mut touched);
-            }
-            for leaf in &self.always {
-                if !fired[*leaf] {
-                    fired[*leaf] = true;
-                    touched.push(*leaf);
-                }
-            }
-            for leaf in touched.drain(..) {
-                for c in &self.by_leaf[leaf] {
-                    if seen[*c] != i {
-                        seen[*c] = i;
-                        if self.conditions[*c].1.holds(&fired) != self.on_none[*c] {
-                            differs[*c * words + i / 64] |= 1 << (i % 64);
-                        }
-                    }
-                }
-                fired[leaf] = false;
-            }
-        };
-        match column.data_type() {
-            DataType::Utf8View => column
-                .as_string_view()
-                .iter()
-                .enumerate()
-                .for_each(|(i, v)| v.into_iter().for_each(|v| row(i, v))),
-            DataType::Utf8 => column
-                .as_string::<i32>()
-                .iter()
-                .enumerate()
-                .for_each(|(i, v)| v.into_iter().for_each(|v| row(i, v))),
-            DataType::LargeUtf8 => column
-                .as_string::<i64>()
-                .iter()
-                .enumerate()
-                .for_each(|(i, v)| v.into_iter().for_each(|v| row(i, v))),
+        let values: Vec<Option<&str>> = match column.data_type() {
+            DataType::Utf8View => column.as_string_view().iter().collect(),
+            DataType::Utf8 => column.as_string::<i32>().iter().collect(),
+            DataType::LargeUtf8 => column.as_string::<i64>().iter().collect(),
             other => {
                 return Err(Error::Data(format!(
                     "substring conditions on a column of {other}"
                 )))
+            }
+        };
+        // The values, and (only where one is not ASCII) their lowered forms.
+        let mut text = Text::default();
+        for value in &values {
+            text.push(value.unwrap_or(""));
+        }
+        let lowered = (self.folded.is_some() && !text.bytes.is_ascii()).then(|| {
+            let mut lowered = Text::default();
+            for value in &values {
+                lowered.push(&value.unwrap_or("").to_lowercase());
+            }
+            lowered
+        });
+        // Per row, the leaves that hold (a bit each).
+        let leaf_words = self.leaves.div_ceil(64);
+        let mut fired = vec![0u64; rows * leaf_words];
+        if let Some(search) = &self.exact {
+            search.run(&text.bytes, &text.ends, &mut fired, leaf_words)?;
+        }
+        if let Some(search) = &self.folded {
+            let text = lowered.as_ref().unwrap_or(&text);
+            search.run(&text.bytes, &text.ends, &mut fired, leaf_words)?;
+        }
+        for leaf in &self.always {
+            for (row, value) in values.iter().enumerate() {
+                if value.is_some() {
+                    fired[row * leaf_words + leaf / 64] |= 1 << (leaf % 64);
+                }
+            }
+        }
+
+        // Per condition, the rows where it differs from its result on no leaf: only rows
+        // where a leaf holds can.
+        let words = rows.div_ceil(64);
+        let mut differs = vec![0u64; words * self.conditions.len()];
+        let mut holding = vec![false; self.leaves];
+        let mut on_row: Vec<usize> = Vec::new();
+        let mut seen = vec![usize::MAX; self.conditions.len()];
+        for (row, bits) in fired.chunks_exact(leaf_words).enumerate() {
+            if values[row].is_none() || bits.iter().all(|w| *w == 0) {
+                continue;
+            }
+            on_row.clear();
+            for (w, word) in bits.iter().enumerate() {
+                let mut word = *word;
+                while word != 0 {
+                    let leaf = w * 64 + word.trailing_zeros() as usize;
+                    word &= word - 1;
+                    holding[leaf] = true;
+                    on_row.push(leaf);
+                }
+            }
+            for leaf in &on_row {
+                for c in &self.by_leaf[*leaf] {
+                    if seen[*c] != row {
+                        seen[*c] = row;
+                        if self.conditions[*c].1.holds(&holding) != self.on_none[*c] {
+                            differs[*c * words + row / 64] |= 1 << (row % 64);
+                        }
+                    }
+                }
+            }
+            for leaf in &on_row {
+                holding[*leaf] = false;
             }
         }
         let valid = column.logical_nulls();
@@ -405,6 +460,7 @@ mod tests {
             Some("silva"),
             Some("K@x.com"),
             Some("aaaa"),
+            Some("x\0silva"),
         ];
         let email = || col("email");
         let conditions = vec![
@@ -423,17 +479,17 @@ mod tests {
         ];
         // Row n of the batch is position 10 + n.
         let expected: Vec<Vec<u32>> = vec![
-            vec![10, 15],
+            vec![10, 15, 18],
             vec![10, 13],
-            vec![10, 12, 13, 15, 16, 17],
+            vec![10, 12, 13, 15, 16, 17, 18],
             vec![10],
             vec![14],
             vec![10, 16],
             vec![13],
-            vec![10, 12, 13, 14, 15, 16, 17],
+            vec![10, 12, 13, 14, 15, 16, 17, 18],
             vec![16],
             vec![],
-            vec![10, 12, 13, 15, 16, 17],
+            vec![10, 12, 13, 15, 16, 17, 18],
         ];
         for array in [
             Arc::new(StringArray::from(values.clone())) as ArrayRef,
@@ -487,6 +543,7 @@ mod tests {
             contains(email(), email()),
             email().is_null().or(contains(email(), lit("a"))),
             contains(email(), lit("a")).is_true().not(),
+            contains(email(), lit("a\0b")),
         ] {
             assert!(leaves.parse(&condition, &column).is_none(), "{condition}");
         }
