@@ -56,6 +56,8 @@ pub struct EventTable {
     pub id_column: String,
     /// The time column, or why there is none.
     pub time_column: std::result::Result<String, NoTimeColumn>,
+    /// Its rows, when the Parquet footers give them (for progress).
+    pub rows: Option<u64>,
 }
 
 /// Event tables by name.

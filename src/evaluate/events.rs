@@ -51,11 +51,13 @@ pub async fn resolve(
                 }
             }
         };
+        let rows = super::footer_rows(&df).await;
         tables.insert(
             name.clone(),
             EventTable {
                 name: name.clone(),
                 url: config.url.clone(),
+                rows,
                 schema,
                 id_column: config
                     .id_column

@@ -106,3 +106,13 @@ pub fn bitmap_from_bits(
             .expect("set_indices is sorted")
     }
 }
+
+/// A table's row count from its Parquet footers, when they give it.
+pub(crate) async fn footer_rows(frame: &DataFrame) -> Option<u64> {
+    use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
+    let plan = frame.clone().create_physical_plan().await.ok()?;
+    let stats = StatisticsContext::default()
+        .compute(plan.as_ref(), &StatisticsArgs::new())
+        .ok()?;
+    stats.num_rows.get_value().map(|n| *n as u64)
+}

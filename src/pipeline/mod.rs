@@ -291,15 +291,10 @@ impl Pipeline {
         if !compiled.events.is_empty() {
             let tables: std::collections::BTreeSet<&str> =
                 compiled.events.iter().map(|e| e.table.as_str()).collect();
-            let mut rows = Some(0);
-            for table in tables {
-                let url = validation.events.get(table).map(|t| t.url.as_str());
-                let counted = match url {
-                    Some(url) => parquet_rows(&validation.session, url).await,
-                    None => None,
-                };
-                rows = rows.zip(counted).map(|(a, b)| a + b);
-            }
+            let rows = tables
+                .into_iter()
+                .map(|t| validation.events.get(t).and_then(|t| t.rows))
+                .sum::<Option<u64>>();
             self.progress.start(Phase::ReadingEvents, rows);
             let (joined, attached) = evaluate::events::attach(
                 &validation.session,
@@ -375,26 +370,6 @@ impl Pipeline {
     }
 }
 
-/// A table's row count from its Parquet footers, when they give it.
-async fn frame_rows(frame: &DataFrame) -> Option<u64> {
-    use datafusion::physical_plan::{StatisticsArgs, StatisticsContext};
-    let plan = frame.clone().create_physical_plan().await.ok()?;
-    let stats = StatisticsContext::default()
-        .compute(plan.as_ref(), &StatisticsArgs::new())
-        .ok()?;
-    stats.num_rows.get_value().map(|n| *n as u64)
-}
-
-/// The row count of the Parquet table at `url`, from its footers (for progress only: any
-/// failure is "unknown", the scan reports real ones).
-async fn parquet_rows(session: &SessionContext, url: &str) -> Option<u64> {
-    let frame = session
-        .read_parquet(url, ParquetReadOptions::default())
-        .await
-        .ok()?;
-    frame_rows(&frame).await
-}
-
 /// Definitions that passed validation, compiled, with the customers table opened.
 pub struct Validation {
     /// Every group, in file order.
@@ -432,7 +407,7 @@ impl std::fmt::Debug for Validation {
 impl Validation {
     /// The customers table's row count from the Parquet footers, when they give it.
     async fn rows(&self) -> Option<u64> {
-        frame_rows(&self.customers).await
+        evaluate::footer_rows(&self.customers).await
     }
 
     /// The session the table was opened in (explain runs its plan there).
