@@ -8,23 +8,29 @@ use crate::definition::Match;
 use crate::evaluate::statics::LocatedStatics;
 
 /// Final membership of every compiled group, in the same (dependency) order, over the
-/// position space of `universe` / `masks`. `statics[i]` belongs to `compiled.groups[i]`.
+/// position space of `universe` / `masks`. `statics[i]` belongs to `compiled.groups[i]`;
+/// `combined[i]`, when there, is `compiled.groups[i]`'s clauses already combined (by the
+/// scan: `evaluate::InScan`), and the masks of its conditions are not read.
 pub fn members(
     compiled: &Compiled,
     universe: &RoaringBitmap,
     masks: &[RoaringBitmap],
+    mut combined: Vec<Option<RoaringBitmap>>,
     statics: &[LocatedStatics],
 ) -> Vec<RoaringBitmap> {
+    combined.resize(compiled.groups.len(), None);
     let mut results: Vec<RoaringBitmap> = Vec::with_capacity(compiled.groups.len());
-    for (group, statics) in compiled.groups.iter().zip(statics) {
+    for ((group, statics), combined) in compiled.groups.iter().zip(statics).zip(combined) {
         let ctx = Operands {
             universe,
             masks,
             groups: &results,
         };
-        let include = union(group.include.iter().map(|f| ctx.formula(f)));
-        let exclude = union(group.exclude.iter().map(|f| ctx.formula(f)));
-        let mut members = include - exclude;
+        let mut members = combined.unwrap_or_else(|| {
+            let include = union(group.include.iter().map(|f| ctx.formula(f)));
+            let exclude = union(group.exclude.iter().map(|f| ctx.formula(f)));
+            include - exclude
+        });
         members |= &statics.include;
         members -= &statics.exclude;
         results.push(members);

@@ -219,7 +219,7 @@ impl Compiled {
 
 impl CompiledGroup {
     /// Its include clauses, then its exclude clauses.
-    fn formulas(&self) -> impl Iterator<Item = &Formula> {
+    pub(crate) fn formulas(&self) -> impl Iterator<Item = &Formula> {
         self.include.iter().chain(&self.exclude)
     }
 }

@@ -29,9 +29,9 @@ use datafusion::common::{Column, DFSchema};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
-use roaring::RoaringBitmap;
 
-use super::{bitmap_from_bits, holding};
+use super::batch::{BatchHolds, Holds};
+use super::holding;
 use crate::{Error, Result};
 
 /// A column without a Parquet dictionary is evaluated per value only with this many
@@ -168,14 +168,13 @@ impl ColumnConditions {
         self.conditions.len()
     }
 
-    /// ORs the rows of `column` (a batch's values of this column, its rows from `start`)
-    /// where each condition holds into that condition's mask.
+    /// Sets, in `holds`, where each condition holds among the rows of `column` (a batch's
+    /// values of this column).
     pub(crate) fn apply(
         &self,
         state: &mut ColumnState,
         column: &ArrayRef,
-        start: u32,
-        masks: &mut [RoaringBitmap],
+        holds: &mut BatchHolds,
     ) -> Result<()> {
         if let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() {
             let values = dictionary.values();
@@ -196,7 +195,7 @@ impl ColumnConditions {
             let nulls = keys.nulls().filter(|n| n.null_count() > 0);
             let keys = keys.values();
             for ((mask, _), table) in self.conditions.iter().zip(&truths.tables) {
-                map_keys(table, start, keys, nulls, null_key, &mut masks[*mask]);
+                holds.conditions[*mask] = map_keys(table, keys, nulls, null_key);
             }
             return Ok(());
         }
@@ -206,7 +205,7 @@ impl ColumnConditions {
             if let Some((keys, values)) = distinct(column, limit)? {
                 let tables = self.evaluate(&values)?;
                 for ((mask, _), table) in self.conditions.iter().zip(&tables) {
-                    map_keys(table, start, &keys, None, 0, &mut masks[*mask]);
+                    holds.conditions[*mask] = map_keys(table, &keys, None, 0);
                 }
                 return Ok(());
             }
@@ -215,7 +214,7 @@ impl ColumnConditions {
         let batch = RecordBatch::try_new(self.schema.clone(), vec![column.clone()])?;
         for (mask, expr) in &self.conditions {
             let result = boolean(expr.evaluate(&batch)?.into_array(column.len())?)?;
-            masks[*mask] |= bitmap_from_bits(start, &holding(&result));
+            holds.set(*mask, holding(&result));
         }
         Ok(())
     }
@@ -242,23 +241,15 @@ fn boolean(array: ArrayRef) -> Result<BooleanArray> {
     })
 }
 
-/// ORs into `mask` the rows (from `start`) whose key's value holds in `table`; rows that
-/// are null in `nulls` take the value at `null_key`.
-fn map_keys(
-    table: &Table,
-    start: u32,
-    keys: &[i32],
-    nulls: Option<&NullBuffer>,
-    null_key: usize,
-    mask: &mut RoaringBitmap,
-) {
+/// The rows whose key's value holds in `table`; rows that are null in `nulls` take the
+/// value at `null_key`.
+fn map_keys(table: &Table, keys: &[i32], nulls: Option<&NullBuffer>, null_key: usize) -> Holds {
     let null_holds = nulls.is_some() && table.holds.get(null_key).copied().unwrap_or(false);
     if !table.any {
-        return;
+        return Holds::Nowhere;
     }
     if table.all {
-        mask.insert_range(start..start + keys.len() as u32);
-        return;
+        return Holds::Everywhere;
     }
     let holds = &table.holds;
     let mut bits = BooleanBuffer::collect_bool(keys.len(), |i| {
@@ -272,7 +263,7 @@ fn map_keys(
             &bits & valid.inner()
         };
     }
-    *mask |= bitmap_from_bits(start, &bits);
+    Holds::Rows(bits)
 }
 
 /// The distinct values of `column` (nulls included, as one value) and each row's key

@@ -12,7 +12,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use url::Url;
 
-use super::{scan, Progress, ScanOutput};
+use super::{scan, InScan, Progress, ScanOutput};
 use crate::Result;
 
 /// Rows per record batch unless `DATAFUSION_EXECUTION_BATCH_SIZE` says otherwise.
@@ -172,7 +172,9 @@ impl Engine {
     }
 
     /// One pass over `frame` (the source's frame, perhaps with event aggregates joined):
-    /// every condition, the ids, and the `extra` columns.
+    /// every condition, the ids, and the `extra` columns. The local engine combines the
+    /// groups `in_scan` names as it goes and keeps only the masks it names; a cluster
+    /// returns every mask.
     #[allow(clippy::too_many_arguments)]
     pub async fn scan(
         &self,
@@ -181,16 +183,18 @@ impl Engine {
         frame: DataFrame,
         id_column: &str,
         conditions: &[Expr],
+        in_scan: &InScan,
         extra: &[Expr],
         progress: &Arc<dyn Progress>,
     ) -> Result<ScanOutput> {
         match self {
             Engine::Local(_) => {
                 let _ = (session, source);
-                scan::scan(frame, id_column, conditions, extra, progress).await
+                scan::scan(frame, id_column, conditions, in_scan, extra, progress).await
             }
             #[cfg(feature = "ballista")]
             Engine::Ballista(b) => {
+                let _ = in_scan;
                 let positioned = source.positioned.as_ref().ok_or_else(|| {
                     crate::Error::Usage("the scan source was not made for this engine".into())
                 })?;

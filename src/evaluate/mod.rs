@@ -6,7 +6,9 @@
 //! the snapshot's id space (see `cohort_snapshot::ids::mapping`), which makes the output independent of the
 //! order in which partitions deliver batches.
 
+mod batch;
 mod by_value;
+mod combine;
 mod dictionary;
 #[cfg(feature = "ballista")]
 pub mod distributed;
@@ -18,6 +20,7 @@ mod scan;
 pub mod statics;
 
 pub use crate::compile::col_exact;
+pub use combine::InScan;
 pub use crate::progress::{NoProgress, Phase, Progress};
 pub use engine::{Engine, ScanSource, DEFAULT_ENGINE_TIMEOUT};
 
@@ -39,8 +42,12 @@ pub struct ScanOutput {
     pub null_ids: u64,
     /// Positions of rows with a non-null id: every customer.
     pub universe: RoaringBitmap,
-    /// One bitmap per condition: positions where it holds.
+    /// One bitmap per condition: positions where it holds. Only the masks the
+    /// [`InScan`] keeps are filled; the others are empty.
     pub masks: Vec<RoaringBitmap>,
+    /// Per group, its clauses as the scan combined them (include minus exclude, before
+    /// static lists), or `None` where the scan did not (see [`InScan`]).
+    pub combined: Vec<Option<RoaringBitmap>>,
     /// Customer ids by position, normalized to Int64, UInt64 or Utf8 (null for null ids).
     pub ids: ArrayRef,
     /// Extra projected columns by position (e.g. the `--by` column), as Utf8.

@@ -30,9 +30,8 @@ use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
-use roaring::RoaringBitmap;
 
-use super::bitmap_from_bits;
+use super::batch::BatchHolds;
 use crate::{Error, Result};
 
 /// A column takes this path with at least this many substring conditions on it; one alone
@@ -322,14 +321,9 @@ impl PatternConditions {
         self.conditions.iter().map(|(mask, _)| *mask)
     }
 
-    /// ORs the rows of `column` (a batch's values, its rows from `start`) where each
-    /// condition holds into that condition's mask.
-    pub(crate) fn apply(
-        &self,
-        column: &ArrayRef,
-        start: u32,
-        masks: &mut [RoaringBitmap],
-    ) -> Result<()> {
+    /// Sets, in `holds`, where each condition holds among the rows of `column` (a batch's
+    /// values).
+    pub(crate) fn apply(&self, column: &ArrayRef, holds: &mut BatchHolds) -> Result<()> {
         let rows = column.len();
         let values: Vec<Option<&str>> = match column.data_type() {
             DataType::Utf8View => column.as_string_view().iter().collect(),
@@ -420,7 +414,7 @@ impl PatternConditions {
             if let Some(valid) = &valid {
                 bits = &bits & valid.inner();
             }
-            masks[*mask] |= bitmap_from_bits(start, &bits);
+            holds.set(*mask, bits);
         }
         Ok(())
     }
@@ -444,9 +438,15 @@ mod tests {
         let patterns = PatternConditions::new(&Column::from_name("email"), 0, &on)
             .unwrap()
             .expect("substring conditions");
-        let mut masks = vec![RoaringBitmap::new(); conditions.len()];
-        patterns.apply(&values, 10, &mut masks).unwrap();
-        masks.iter().map(|m| m.iter().collect()).collect()
+        let mut holds = BatchHolds::new(conditions.len(), values.len());
+        patterns.apply(&values, &mut holds).unwrap();
+        (0..conditions.len())
+            .map(|c| {
+                let mut mask = roaring::RoaringBitmap::new();
+                holds.or_into(c, 10, &mut mask);
+                mask.iter().collect()
+            })
+            .collect()
     }
 
     #[test]

@@ -13,9 +13,10 @@ use datafusion::prelude::DataFrame;
 use futures::StreamExt;
 use roaring::RoaringBitmap;
 
+use super::batch::BatchHolds;
 use super::{
-    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, Progress,
-    ScanOutput,
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, InScan,
+    Progress, ScanOutput,
 };
 use crate::{Error, Result};
 use datafusion::common::Column;
@@ -25,7 +26,8 @@ use datafusion::common::Column;
 /// equal bytes are not equal work. Smaller slices finish closer together.
 const SLICES_PER_CORE: usize = 4;
 
-/// Runs the scan: one pass over `customers`, computing every condition.
+/// Runs the scan: one pass over `customers`, computing every condition and combining the
+/// groups `in_scan` names.
 ///
 /// The query runs on every core (round-robin repartitioned, so even a file with one row
 /// group is evaluated in parallel), and each partition turns its own batches into
@@ -35,6 +37,7 @@ pub(super) async fn scan(
     customers: DataFrame,
     id_column: &str,
     conditions: &[Expr],
+    in_scan: &InScan,
     extra: &[Expr],
     progress: &Arc<dyn Progress>,
 ) -> Result<ScanOutput> {
@@ -98,6 +101,7 @@ pub(super) async fn scan(
     let projected: Arc<[Option<usize>]> = projected.into();
     let columns: Arc<[by_value::ColumnConditions]> = columns.into();
     let substrings: Arc<[patterns::PatternConditions]> = substrings.into();
+    let in_scan = Arc::new(in_scan.clone());
     // More partitions than cores: DataFusion splits the files into that many byte ranges
     // (and drops the round-robin repartition when the files already give enough).
     let slices = customers.task_ctx().session_config().target_partitions() * SLICES_PER_CORE;
@@ -122,6 +126,7 @@ pub(super) async fn scan(
             let progress = progress.clone();
             let (projected, columns) = (projected.clone(), columns.clone());
             let substrings = substrings.clone();
+            let in_scan = in_scan.clone();
             let extras = extra.len();
             tokio::spawn(async move {
                 scan_partition(
@@ -129,6 +134,7 @@ pub(super) async fn scan(
                     &projected,
                     &columns,
                     &substrings,
+                    &in_scan,
                     extras,
                     &next_position,
                     &progress,
@@ -145,7 +151,7 @@ pub(super) async fn scan(
                 .map_err(|e| Error::Data(format!("scan task failed: {e}")))??,
         );
     }
-    let mut output = PartialScan::new(conditions.len());
+    let mut output = PartialScan::new(conditions.len(), in_scan.groups());
     for part in parts {
         output.merge(part);
     }
@@ -165,11 +171,18 @@ pub(super) async fn scan(
             *mask &= &output.universe;
         }
     }
+    let combined = output
+        .groups
+        .into_iter()
+        .enumerate()
+        .map(|(g, members)| in_scan.combines(g).then_some(members))
+        .collect();
     Ok(ScanOutput {
         rows,
         null_ids: output.null_ids,
         universe: output.universe,
         masks,
+        combined,
         ids: concat_or_empty(&ids, &id_type)?,
         extra: extra_columns,
         jobs: Vec::new(),
@@ -187,16 +200,20 @@ struct Chunk {
 struct PartialScan {
     null_ids: u64,
     universe: RoaringBitmap,
+    /// The kept conditions' masks (the others stay empty).
     masks: Vec<RoaringBitmap>,
+    /// The combined groups' members (the others stay empty).
+    groups: Vec<RoaringBitmap>,
     chunks: Vec<Chunk>,
 }
 
 impl PartialScan {
-    fn new(conditions: usize) -> PartialScan {
+    fn new(conditions: usize, groups: usize) -> PartialScan {
         PartialScan {
             null_ids: 0,
             universe: RoaringBitmap::new(),
             masks: vec![RoaringBitmap::new(); conditions],
+            groups: vec![RoaringBitmap::new(); groups],
             chunks: Vec::new(),
         }
     }
@@ -205,6 +222,9 @@ impl PartialScan {
         self.null_ids += other.null_ids;
         self.universe |= other.universe;
         for (mine, theirs) in self.masks.iter_mut().zip(other.masks) {
+            *mine |= theirs;
+        }
+        for (mine, theirs) in self.groups.iter_mut().zip(other.groups) {
             *mine |= theirs;
         }
         self.chunks.extend(other.chunks);
@@ -216,11 +236,12 @@ async fn scan_partition(
     projected: &[Option<usize>],
     columns: &[by_value::ColumnConditions],
     substrings: &[patterns::PatternConditions],
+    in_scan: &InScan,
     extras: usize,
     next_position: &AtomicU64,
     progress: &Arc<dyn Progress>,
 ) -> Result<PartialScan> {
-    let mut part = PartialScan::new(projected.len());
+    let mut part = PartialScan::new(projected.len(), in_scan.groups());
     let mut states: Vec<by_value::ColumnState> =
         columns.iter().map(|_| Default::default()).collect();
     while let Some(batch) = stream.next().await {
@@ -236,23 +257,36 @@ async fn scan_partition(
             .ok_or_else(|| Error::Data("more than 4,294,967,295 customers in one table".into()))?;
         let ids = batch.column(0);
         part.null_ids += ids.null_count() as u64;
-        match ids.logical_nulls() {
+        let valid = ids.logical_nulls().filter(|n| n.null_count() > 0);
+        match &valid {
             Some(valid) => part.universe |= bitmap_from_bits(start, valid.inner()),
             None => {
                 part.universe.insert_range(start..start + len as u32);
             }
         }
-        for (index, mask) in projected.iter().zip(part.masks.iter_mut()) {
+        let mut holds = BatchHolds::new(projected.len(), len);
+        for (c, index) in projected.iter().enumerate() {
             if let Some(index) = index {
-                *mask |= bitmap_from_bits(start, &holding(batch.column(*index).as_boolean()));
+                holds.set(c, holding(batch.column(*index).as_boolean()));
             }
         }
         for (column, state) in columns.iter().zip(states.iter_mut()) {
-            column.apply(state, batch.column(column.index), start, &mut part.masks)?;
+            column.apply(state, batch.column(column.index), &mut holds)?;
         }
         for substring in substrings {
-            substring.apply(batch.column(substring.index), start, &mut part.masks)?;
+            substring.apply(batch.column(substring.index), &mut holds)?;
         }
+        for (c, mask) in part.masks.iter_mut().enumerate() {
+            if in_scan.keeps(c) {
+                holds.or_into(c, start, mask);
+            }
+        }
+        in_scan.combine(
+            &holds,
+            valid.as_ref().map(|v| v.inner()),
+            start,
+            &mut part.groups,
+        );
         part.chunks.push(Chunk {
             start,
             ids: ids.clone(),

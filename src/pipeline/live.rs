@@ -187,7 +187,7 @@ impl LiveSizer {
             source: self.source.clone(),
         };
         let evaluation = pipeline
-            .evaluate(&validation, Some(std::slice::from_ref(&id)), &[], &[])
+            .evaluate_keeping(&validation, Some(std::slice::from_ref(&id)), &[], &[], true)
             .await?;
         evaluation.check_ids(pipeline.id_column())?;
         let index = evaluation

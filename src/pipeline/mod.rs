@@ -262,12 +262,30 @@ impl Pipeline {
     /// Evaluates the groups named in `selected` (every group when `None`) and what they
     /// reference, in one scan, plus `adhoc` boolean expressions and `extra` columns carried
     /// along for breakdowns.
+    ///
+    /// The scan combines the groups' clauses as it goes (see [`evaluate::InScan`]): the
+    /// evaluation's `scan.masks` hold the ad-hoc conditions' masks and those of groups
+    /// combined after the scan only.
     pub async fn evaluate(
         &self,
         validation: &Validation,
         selected: Option<&[String]>,
         adhoc: &[Expr],
         extra: &[Expr],
+    ) -> Result<Evaluation> {
+        self.evaluate_keeping(validation, selected, adhoc, extra, false)
+            .await
+    }
+
+    /// [`evaluate`](Self::evaluate), keeping every condition's mask when `every_mask`
+    /// (what a clause-by-clause breakdown reads).
+    pub(crate) async fn evaluate_keeping(
+        &self,
+        validation: &Validation,
+        selected: Option<&[String]>,
+        adhoc: &[Expr],
+        extra: &[Expr],
+        every_mask: bool,
     ) -> Result<Evaluation> {
         let compiled = match selected {
             None => validation.compiled.clone(),
@@ -325,6 +343,11 @@ impl Pipeline {
         }
         let mut conditions = compiled.conditions.clone();
         conditions.extend(adhoc.iter().cloned());
+        let in_scan = if every_mask {
+            evaluate::InScan::nothing(conditions.len())
+        } else {
+            evaluate::InScan::plan(&compiled, conditions.len())
+        };
         tracing::info!(
             groups = compiled.groups.len(),
             conditions = compiled.conditions.len(),
@@ -340,6 +363,7 @@ impl Pipeline {
                 customers,
                 &self.id_column,
                 &conditions,
+                &in_scan,
                 extra,
                 &self.progress,
             )
@@ -348,7 +372,13 @@ impl Pipeline {
         self.progress.start(Phase::BuildingBitmaps, Some(groups));
         let adhoc_masks = scan.masks.split_off(compiled.conditions.len());
         let located = statics::locate(&static_ids, &scan.ids);
-        let members = algebra::members(&compiled, &scan.universe, &scan.masks, &located);
+        let members = algebra::members(
+            &compiled,
+            &scan.universe,
+            &scan.masks,
+            std::mem::take(&mut scan.combined),
+            &located,
+        );
         self.progress.advance(groups);
         let warnings = run_warnings(
             &compiled,

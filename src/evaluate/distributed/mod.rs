@@ -334,6 +334,7 @@ impl BallistaEngine {
             null_ids,
             universe,
             masks,
+            combined: Vec::new(),
             ids,
             extra,
             jobs: job.into_iter().collect(),
