@@ -19,7 +19,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, UInt32Array,
 };
-use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 use datafusion::arrow::compute::{concat, take};
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -30,8 +29,9 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 
-use super::batch::{BatchHolds, Holds};
+use super::batch::BatchHolds;
 use super::holding;
+use super::keys::{self, Keys, Table};
 use crate::{Error, Result};
 
 /// A column without a Parquet dictionary is evaluated per value only with this many
@@ -108,24 +108,6 @@ struct Truths {
     tables: Vec<Table>,
 }
 
-#[derive(Debug)]
-struct Table {
-    holds: Vec<bool>,
-    any: bool,
-    all: bool,
-}
-
-impl Table {
-    fn of(result: &BooleanArray) -> Table {
-        let holds: Vec<bool> = holding(result).iter().collect();
-        Table {
-            any: holds.iter().any(|h| *h),
-            all: holds.iter().all(|h| *h),
-            holds,
-        }
-    }
-}
-
 impl ColumnConditions {
     /// Plans `conditions` (mask index, expression) over `column` of `schema`, whose values
     /// are at `index` in the scan's batches.
@@ -190,13 +172,14 @@ impl ColumnConditions {
                     })
                 }
             };
-            let null_key = values.len();
             let keys = dictionary.keys();
-            let nulls = keys.nulls().filter(|n| n.null_count() > 0);
-            let keys = keys.values();
-            for ((mask, _), table) in self.conditions.iter().zip(&truths.tables) {
-                holds.conditions[*mask] = map_keys(table, keys, nulls, null_key);
-            }
+            let keys = Keys {
+                keys: keys.values(),
+                nulls: keys.nulls().filter(|n| n.null_count() > 0),
+                null_key: values.len(),
+            };
+            let masks = self.conditions.iter().map(|(mask, _)| *mask);
+            keys::map(masks.zip(&truths.tables), keys, holds);
             return Ok(());
         }
         if !state.row_by_row {
@@ -204,9 +187,13 @@ impl ColumnConditions {
             let limit = (column.len() / 4).max(SMALL_BATCH_VALUES);
             if let Some((keys, values)) = distinct(column, limit)? {
                 let tables = self.evaluate(&values)?;
-                for ((mask, _), table) in self.conditions.iter().zip(&tables) {
-                    holds.conditions[*mask] = map_keys(table, &keys, None, 0);
-                }
+                let keys = Keys {
+                    keys: &keys,
+                    nulls: None,
+                    null_key: 0,
+                };
+                let masks = self.conditions.iter().map(|(mask, _)| *mask);
+                keys::map(masks.zip(&tables), keys, holds);
                 return Ok(());
             }
             state.row_by_row = true;
@@ -226,7 +213,7 @@ impl ColumnConditions {
             .iter()
             .map(|(_, expr)| {
                 let result = boolean(expr.evaluate(&batch)?.into_array(values.len())?)?;
-                Ok(Table::of(&result))
+                Ok(Table::new(holding(&result).iter().collect()))
             })
             .collect()
     }
@@ -239,31 +226,6 @@ fn boolean(array: ArrayRef) -> Result<BooleanArray> {
             array.data_type()
         ))
     })
-}
-
-/// The rows whose key's value holds in `table`; rows that are null in `nulls` take the
-/// value at `null_key`.
-fn map_keys(table: &Table, keys: &[i32], nulls: Option<&NullBuffer>, null_key: usize) -> Holds {
-    let null_holds = nulls.is_some() && table.holds.get(null_key).copied().unwrap_or(false);
-    if !table.any {
-        return Holds::Nowhere;
-    }
-    if table.all {
-        return Holds::Everywhere;
-    }
-    let holds = &table.holds;
-    let mut bits = BooleanBuffer::collect_bool(keys.len(), |i| {
-        // Keys under null rows may be anything: they are replaced below.
-        holds.get(keys[i] as usize).copied().unwrap_or(false)
-    });
-    if let Some(valid) = nulls {
-        bits = if null_holds {
-            &bits | &!valid.inner()
-        } else {
-            &bits & valid.inner()
-        };
-    }
-    Holds::Rows(bits)
 }
 
 /// The distinct values of `column` (nulls included, as one value) and each row's key

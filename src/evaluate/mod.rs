@@ -15,6 +15,7 @@ pub mod distributed;
 pub mod engine;
 pub mod events;
 pub(crate) mod files;
+mod keys;
 mod patterns;
 mod scan;
 pub mod statics;
