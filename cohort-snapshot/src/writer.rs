@@ -18,7 +18,7 @@ use crate::layout::{
 };
 use crate::location::Location;
 use crate::{Error, Result};
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStoreExt, PutPayload};
 
 /// One group to publish.
 #[derive(Debug)]
@@ -52,6 +52,12 @@ pub enum Bits {
 }
 
 impl Bits {
+    /// `bitmap` serialized now (its portable bytes), so that the bitmap itself can go.
+    pub fn serialized(bitmap: &RoaringBitmap) -> Bits {
+        let (bytes, members) = serialize(bitmap);
+        Bits::Serialized { bytes, members }
+    }
+
     /// Member count.
     pub fn len(&self) -> u64 {
         match self {
@@ -64,6 +70,15 @@ impl Bits {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A bitmap's portable bytes and its member count.
+fn serialize(bitmap: &RoaringBitmap) -> (Bytes, u64) {
+    let mut bytes = Vec::with_capacity(bitmap.serialized_size());
+    bitmap
+        .serialize_into(&mut bytes)
+        .expect("writing to a Vec cannot fail");
+    (bytes.into(), bitmap.len())
 }
 
 /// Where a carried-over group was evaluated.
@@ -159,23 +174,15 @@ pub async fn publish(
     ids: &EncodedIds,
     promote: Promote,
 ) -> Result<Published> {
-    let mut blob = Vec::new();
+    // The bitmaps file as one chunk per group: serialized bytes are not copied again.
+    let mut blob: Vec<Bytes> = Vec::with_capacity(groups.len());
+    let mut offset = 0usize;
     let mut entries = Vec::with_capacity(groups.len());
     for g in groups {
-        let offset = blob.len();
-        let members = match &g.bits {
-            Bits::Bitmap(bitmap) => {
-                bitmap
-                    .serialize_into(&mut blob)
-                    .expect("writing to a Vec cannot fail");
-                bitmap.len()
-            }
-            Bits::Serialized { bytes, members } => {
-                blob.extend_from_slice(bytes);
-                *members
-            }
+        let (bytes, members) = match &g.bits {
+            Bits::Bitmap(bitmap) => serialize(bitmap),
+            Bits::Serialized { bytes, members } => (bytes.clone(), *members),
         };
-        let bytes = &blob[offset..];
         entries.push(GroupEntry {
             id: g.id.clone(),
             name: g.name.clone(),
@@ -186,11 +193,13 @@ pub async fn publish(
                 path: BITMAPS_FILE.into(),
                 offset: offset as u64,
                 length: bytes.len() as u64,
-                checksum: checksum(bytes),
+                checksum: checksum(&bytes),
             },
             as_of: g.carried.as_ref().map(|c| c.as_of.clone()),
             carried_from: g.carried.as_ref().map(|c| c.run_id.clone()),
         });
+        offset += bytes.len();
+        blob.push(bytes);
     }
     manifest.id_mapping = ids.entry.clone();
     manifest.groups = entries;
@@ -207,16 +216,16 @@ pub async fn publish(
         }
     }
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-    let mut files: Vec<(&str, Bytes)> = vec![(BITMAPS_FILE, Bytes::from(blob))];
+    let mut files: Vec<(&str, PutPayload)> = vec![(BITMAPS_FILE, PutPayload::from_iter(blob))];
     if let Some(bytes) = &ids.dictionary {
-        files.push((DICTIONARY_FILE, Bytes::from(bytes.clone())));
+        files.push((DICTIONARY_FILE, PutPayload::from(bytes.clone())));
     }
     if let Some(bytes) = &ids.hash_index {
-        files.push((HASH_INDEX_FILE, Bytes::from(bytes.clone())));
+        files.push((HASH_INDEX_FILE, PutPayload::from(bytes.clone())));
     }
     // The manifest last: a run folder with a manifest is complete, and writing it refreshes
     // the run's modification time, which `gc --min-age` respects.
-    files.push((MANIFEST_FILE, Bytes::from(json)));
+    files.push((MANIFEST_FILE, PutPayload::from(json)));
     write_files(&run, &files).await?;
 
     let latest_before = match latest_run_id(publish).await {
@@ -270,7 +279,7 @@ pub async fn publish(
     })
 }
 
-async fn write_files(run: &Location, files: &[(&str, Bytes)]) -> Result<()> {
+async fn write_files(run: &Location, files: &[(&str, PutPayload)]) -> Result<()> {
     for (name, bytes) in files {
         run.join(name).write(bytes.clone()).await?;
     }
@@ -278,11 +287,11 @@ async fn write_files(run: &Location, files: &[(&str, Bytes)]) -> Result<()> {
 }
 
 /// Whether every file of the run is there with its size.
-async fn run_is_whole(run: &Location, files: &[(&str, Bytes)]) -> Result<bool> {
+async fn run_is_whole(run: &Location, files: &[(&str, PutPayload)]) -> Result<bool> {
     for (name, bytes) in files {
         let file = run.join(name);
         match file.store.head(&file.path).await {
-            Ok(meta) if meta.size == bytes.len() as u64 => {}
+            Ok(meta) if meta.size == bytes.content_length() as u64 => {}
             Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(Error::storage(&file.display, e)),
         }
@@ -313,7 +322,7 @@ async fn newer_latest(publish: &Location, latest: &str, as_of: &str) -> Result<O
 
 /// `<as_of as YYYYMMDDTHHMMSSZ>-<12 hex of the content hash>`: sorts by evaluation time,
 /// and equal content gives an equal id.
-fn run_id(manifest: &Manifest, blob: &[u8]) -> String {
+fn run_id(manifest: &Manifest, blob: &[Bytes]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(manifest.as_of.as_bytes());
@@ -328,7 +337,9 @@ fn run_id(manifest: &Manifest, blob: &[u8]) -> String {
         }
     }
     h.update(format!("{:?}", manifest.id_mapping).as_bytes());
-    h.update(blob);
+    for chunk in blob {
+        h.update(chunk);
+    }
     let compact: String = manifest
         .as_of
         .chars()

@@ -98,8 +98,9 @@ impl InScan {
                             .iter()
                             .filter_map(|t| match *t {
                                 Term::Condition(c) => Some(Operand::Condition(c)),
-                                Term::Group { index, negated } => slot_of[index]
-                                    .map(|slot| Operand::Group { slot, negated }),
+                                Term::Group { index, negated } => {
+                                    slot_of[index].map(|slot| Operand::Group { slot, negated })
+                                }
                             })
                             .collect(),
                     })
@@ -331,7 +332,10 @@ mod tests {
             4,
             vec![
                 (vec![all(vec![C(0), C(1)])], vec![]),
-                (vec![any(vec![C(2), C(3)]), all(vec![])], vec![all(vec![C(0)])]),
+                (
+                    vec![any(vec![C(2), C(3)]), all(vec![])],
+                    vec![all(vec![C(0)])],
+                ),
                 (
                     vec![all(vec![group(0, true), C(3)])],
                     vec![any(vec![group(1, false)])],
@@ -350,7 +354,9 @@ mod tests {
             _ => row % 7 == 1,
         };
         let valid_row = |row: usize| row % 11 != 4;
-        let universe: RoaringBitmap = (0..rows as u32).filter(|r| valid_row(*r as usize)).collect();
+        let universe: RoaringBitmap = (0..rows as u32)
+            .filter(|r| valid_row(*r as usize))
+            .collect();
         let masks: Vec<RoaringBitmap> = (0..4)
             .map(|c| {
                 (0..rows as u32)

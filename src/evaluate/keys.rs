@@ -84,7 +84,10 @@ pub(crate) fn map<'t>(
 }
 
 /// The rows' words of each of up to 64 tables.
-fn transposed<'t>(tables: impl ExactSizeIterator<Item = &'t Table>, keys: Keys<'_>) -> Vec<Vec<u64>> {
+fn transposed<'t>(
+    tables: impl ExactSizeIterator<Item = &'t Table>,
+    keys: Keys<'_>,
+) -> Vec<Vec<u64>> {
     let count = tables.len();
     let mut truth: Vec<u64> = Vec::new();
     for (j, table) in tables.enumerate() {
@@ -170,13 +173,19 @@ mod tests {
     fn mapping_equals_looking_each_row_up() {
         let values = 7;
         let rows = 200;
-        let keys: Vec<i32> = (0..rows).map(|r| ((r * 5 + r / 3) % values) as i32).collect();
+        let keys: Vec<i32> = (0..rows)
+            .map(|r| ((r * 5 + r / 3) % values) as i32)
+            .collect();
         let valid = NullBuffer::from_iter((0..rows).map(|r| r % 9 != 2));
         for conditions in [1, 5, 6, 70] {
             let tables: Vec<Table> = (0..conditions)
                 .map(|c| {
                     // The last entry is the null value's.
-                    Table::new((0..=values).map(|v| (v * 7 + c * 3) % 5 < 2 + c % 3).collect())
+                    Table::new(
+                        (0..=values)
+                            .map(|v| (v * 7 + c * 3) % 5 < 2 + c % 3)
+                            .collect(),
+                    )
                 })
                 .collect();
             for nulls in [None, Some(&valid)] {

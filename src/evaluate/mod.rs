@@ -21,8 +21,8 @@ mod scan;
 pub mod statics;
 
 pub use crate::compile::col_exact;
-pub use combine::InScan;
 pub use crate::progress::{NoProgress, Phase, Progress};
+pub use combine::InScan;
 pub use engine::{Engine, ScanSource, DEFAULT_ENGINE_TIMEOUT};
 
 use datafusion::arrow::array::{Array, ArrayRef};

@@ -105,16 +105,24 @@ pub(super) async fn publish(
         .zip(&evaluation.members)
         .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
         .collect();
-    let bitmaps = mapping.remap_all(&chosen.iter().map(|(_, m)| *m).collect::<Vec<_>>());
+    // Each group remapped and serialized at once, so that the remapped bitmaps are not all
+    // held together (at 1,000 groups they are hundreds of MB).
+    let serialized: Vec<Bits> = {
+        use rayon::prelude::*;
+        chosen
+            .par_iter()
+            .map(|(_, members)| Bits::serialized(&mapping.remap(members)))
+            .collect()
+    };
     let mut groups: Vec<PublishedGroup> = chosen
         .iter()
-        .zip(bitmaps)
-        .map(|((g, _), bitmap)| PublishedGroup {
+        .zip(serialized)
+        .map(|((g, _), bits)| PublishedGroup {
             id: g.group.id.clone(),
             name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
             description: g.group.description.clone(),
             definition_hash: g.group.definition_hash.clone(),
-            bits: Bits::Bitmap(bitmap),
+            bits,
             carried: None,
         })
         .collect();

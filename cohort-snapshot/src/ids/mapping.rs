@@ -233,22 +233,37 @@ impl IdMapping {
 
     /// Maps a bitmap of scan positions to the published bit space.
     pub fn remap(&self, positions: &RoaringBitmap) -> RoaringBitmap {
-        let bits = positions.iter().map(|p| self.pos_to_bit[p as usize]);
-        if self.monotonic {
-            RoaringBitmap::from_sorted_iter(bits).expect("monotonic mapping keeps order")
-        } else if self.bit_space / 8 <= 16 * positions.len() {
+        if self.bit_space / 8 <= 16 * positions.len() {
             // Scatter into a plain bitset (one byte per 8 bits, cache-sized for millions of
             // customers), then convert in bulk: no sort. Used unless the group is so sparse
             // that the bitset would outweigh a sorted vector of its members.
             let mut bytes = vec![0u8; (self.bit_space as usize).div_ceil(8)];
-            for bit in bits {
-                bytes[bit as usize >> 3] |= 1 << (bit & 7);
-            }
+            self.each_bit(positions, |bit| bytes[bit as usize >> 3] |= 1 << (bit & 7));
             RoaringBitmap::from_lsb0_bytes(0, &bytes)
         } else {
-            let mut v: Vec<u32> = bits.collect();
-            v.sort_unstable();
-            RoaringBitmap::from_sorted_iter(v).expect("sorted")
+            let mut bits = Vec::with_capacity(positions.len() as usize);
+            self.each_bit(positions, |bit| bits.push(bit));
+            if !self.monotonic {
+                bits.sort_unstable();
+            }
+            RoaringBitmap::from_sorted_iter(bits).expect("sorted")
+        }
+    }
+
+    /// Calls `f` with the bit of each of `positions`, in position order.
+    fn each_bit(&self, positions: &RoaringBitmap, mut f: impl FnMut(u32)) {
+        // Positions are read thousands at a time (`next_many`): one at a time, the
+        // iterator cost more than the mapping.
+        let mut iter = positions.iter();
+        let mut chunk = vec![0u32; 4096];
+        loop {
+            let read = iter.next_many(&mut chunk);
+            if read.is_empty() {
+                break;
+            }
+            for p in read.iter() {
+                f(self.pos_to_bit[*p as usize]);
+            }
         }
     }
 
