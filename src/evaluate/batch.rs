@@ -70,7 +70,7 @@ impl BatchHolds {
 /// 64-bit words of `rows` bits, all set (bits past `rows` clear).
 pub(crate) fn ones(rows: usize) -> Vec<u64> {
     let mut words = vec![u64::MAX; rows.div_ceil(64)];
-    if rows % 64 != 0 {
+    if !rows.is_multiple_of(64) {
         if let Some(last) = words.last_mut() {
             *last = (1u64 << (rows % 64)) - 1;
         }

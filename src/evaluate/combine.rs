@@ -348,8 +348,8 @@ mod tests {
         let rows = 300usize;
         // Conditions with every shape a batch can give: a pattern, everywhere, nowhere.
         let condition = |c: usize, row: usize| match c {
-            0 => row % 3 == 0,
-            1 => row % 5 != 0,
+            0 => row.is_multiple_of(3),
+            1 => !row.is_multiple_of(5),
             2 => true,
             _ => row % 7 == 1,
         };

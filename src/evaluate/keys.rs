@@ -160,9 +160,9 @@ mod tests {
         }
         let original = m;
         transpose(&mut m);
-        for r in 0..64 {
-            for c in 0..64 {
-                assert_eq!((m[c] >> r) & 1, (original[r] >> c) & 1, "row {r}, bit {c}");
+        for (r, row) in original.iter().enumerate() {
+            for (c, column) in m.iter().enumerate() {
+                assert_eq!((column >> r) & 1, (row >> c) & 1, "row {r}, bit {c}");
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod events;
 pub(crate) mod files;
 mod keys;
 mod patterns;
+mod ranges;
 mod scan;
 pub mod statics;
 

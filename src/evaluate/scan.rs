@@ -15,8 +15,8 @@ use roaring::RoaringBitmap;
 
 use super::batch::BatchHolds;
 use super::{
-    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, InScan,
-    Progress, ScanOutput,
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, ranges,
+    InScan, Progress, ScanOutput,
 };
 use crate::{Error, Result};
 use datafusion::common::Column;
@@ -62,27 +62,40 @@ pub(super) async fn scan(
     }
     let mut columns = Vec::new();
     let mut substrings = Vec::new();
+    let mut ranges = Vec::new();
     let mut projected: Vec<Option<usize>> = vec![None; conditions.len()];
     let mut per_value = vec![false; conditions.len()];
     for (column, on_it) in &by_column {
         let (_, field) = schema.qualified_field_from_column(column)?;
         let index = projection.len();
+        let (ranged, on_it) = ranges::RangeConditions::new(&state, column, schema, index, on_it)?;
+        let mut read = false;
+        if let Some(ranged) = ranged {
+            for i in ranged.masks() {
+                per_value[i] = true;
+            }
+            ranges.push(ranged);
+            read = true;
+        }
         if by_value::worth_it(field.data_type(), on_it.len()) {
-            projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
             columns.push(by_value::ColumnConditions::new(
-                &state, column, schema, index, on_it,
+                &state, column, schema, index, &on_it,
             )?);
-            for (i, _) in on_it {
+            for (i, _) in &on_it {
                 per_value[*i] = true;
             }
+            read = true;
         } else if patterns::is_string(field.data_type()) {
-            if let Some(found) = patterns::PatternConditions::new(column, index, on_it)? {
-                projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
+            if let Some(found) = patterns::PatternConditions::new(column, index, &on_it)? {
                 for i in found.masks() {
                     per_value[i] = true;
                 }
                 substrings.push(found);
+                read = true;
             }
+        }
+        if read {
+            projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
         }
     }
     for (i, condition) in conditions.iter().enumerate() {
@@ -96,12 +109,17 @@ pub(super) async fn scan(
         per_value = columns.iter().map(|c| c.len()).sum::<usize>(),
         columns = columns.len(),
         substrings = substrings.iter().map(|s| s.masks().count()).sum::<usize>(),
-        "conditions evaluated once per distinct value, and substring searches in one pass"
+        ranges = ranges.iter().map(|r| r.masks().count()).sum::<usize>(),
+        "conditions evaluated once per distinct value or range, and substring searches in one pass"
     );
-    let projected: Arc<[Option<usize>]> = projected.into();
-    let columns: Arc<[by_value::ColumnConditions]> = columns.into();
-    let substrings: Arc<[patterns::PatternConditions]> = substrings.into();
-    let in_scan = Arc::new(in_scan.clone());
+    let evaluators = Arc::new(Evaluators {
+        projected,
+        columns,
+        substrings,
+        ranges,
+        in_scan: in_scan.clone(),
+        extras: extra.len(),
+    });
     // More partitions than cores: DataFusion splits the files into that many byte ranges
     // (and drops the round-robin repartition when the files already give enough).
     let slices = customers.task_ctx().session_config().target_partitions() * SLICES_PER_CORE;
@@ -124,22 +142,9 @@ pub(super) async fn scan(
         .map(|stream| {
             let next_position = next_position.clone();
             let progress = progress.clone();
-            let (projected, columns) = (projected.clone(), columns.clone());
-            let substrings = substrings.clone();
-            let in_scan = in_scan.clone();
-            let extras = extra.len();
+            let evaluators = evaluators.clone();
             tokio::spawn(async move {
-                scan_partition(
-                    stream,
-                    &projected,
-                    &columns,
-                    &substrings,
-                    &in_scan,
-                    extras,
-                    &next_position,
-                    &progress,
-                )
-                .await
+                scan_partition(stream, &evaluators, &next_position, &progress).await
             })
         })
         .collect();
@@ -189,6 +194,22 @@ pub(super) async fn scan(
     })
 }
 
+/// What each partition evaluates on each batch.
+struct Evaluators {
+    /// Per condition: its projected boolean column, if DataFusion computes it.
+    projected: Vec<Option<usize>>,
+    /// Columns whose conditions are evaluated once per distinct value.
+    columns: Vec<by_value::ColumnConditions>,
+    /// Columns whose substring conditions are searched for in one pass.
+    substrings: Vec<patterns::PatternConditions>,
+    /// Columns whose conditions are evaluated once per range of values.
+    ranges: Vec<ranges::RangeConditions>,
+    /// The groups combined batch by batch, and the masks kept.
+    in_scan: InScan,
+    /// How many extra columns follow the ids.
+    extras: usize,
+}
+
 /// One batch's ids and extra columns, and where its positions start.
 struct Chunk {
     start: u32,
@@ -233,14 +254,18 @@ impl PartialScan {
 
 async fn scan_partition(
     mut stream: SendableRecordBatchStream,
-    projected: &[Option<usize>],
-    columns: &[by_value::ColumnConditions],
-    substrings: &[patterns::PatternConditions],
-    in_scan: &InScan,
-    extras: usize,
+    evaluators: &Evaluators,
     next_position: &AtomicU64,
     progress: &Arc<dyn Progress>,
 ) -> Result<PartialScan> {
+    let Evaluators {
+        projected,
+        columns,
+        substrings,
+        ranges,
+        in_scan,
+        extras,
+    } = evaluators;
     let mut part = PartialScan::new(projected.len(), in_scan.groups());
     let mut states: Vec<by_value::ColumnState> =
         columns.iter().map(|_| Default::default()).collect();
@@ -276,6 +301,9 @@ async fn scan_partition(
         for substring in substrings {
             substring.apply(batch.column(substring.index), &mut holds)?;
         }
+        for ranged in ranges {
+            ranged.apply(batch.column(ranged.index), &mut holds)?;
+        }
         for (c, mask) in part.masks.iter_mut().enumerate() {
             if in_scan.keeps(c) {
                 holds.or_into(c, start, mask);
@@ -290,7 +318,7 @@ async fn scan_partition(
         part.chunks.push(Chunk {
             start,
             ids: ids.clone(),
-            extra: (0..extras).map(|i| batch.column(1 + i).clone()).collect(),
+            extra: (0..*extras).map(|i| batch.column(1 + i).clone()).collect(),
         });
         progress.advance(len as u64);
     }

@@ -40,7 +40,10 @@ fn customer() -> impl Strategy<Value = Customer> {
     (
         proptest::option::weighted(0.8, proptest::sample::select(STRINGS)),
         proptest::option::weighted(0.8, -2i64..4),
-        proptest::option::weighted(0.8, proptest::sample::select(&[-1.0, 0.0, 0.5, 1.0][..])),
+        proptest::option::weighted(
+            0.8,
+            proptest::sample::select(&[-1.0, -0.0, 0.0, 0.5, 1.0][..]),
+        ),
         proptest::option::weighted(0.8, any::<bool>()),
         proptest::option::weighted(0.8, AS_OF_DAY - 4..AS_OF_DAY + 2),
         proptest::option::weighted(0.8, -80i64..30),
@@ -260,6 +263,58 @@ fn group(index: usize, customers: usize) -> impl Strategy<Value = Value> {
         })
 }
 
+/// A group of 4 to 8 comparisons on one number, date or timestamp column, in an `any` and
+/// an `all` clause: enough on one column that the scan finds each row's range of values
+/// by binary search and evaluates the conditions once per range (`evaluate/ranges.rs`).
+fn ranged_group() -> impl Strategy<Value = Value> {
+    let number_ops =
+        proptest::sample::select(&["equals", "not_equals", "gt", "gte", "lt", "lte"][..]);
+    let instant_ops = proptest::sample::select(
+        &["before", "after", "on", "equals", "not_equals", "gt", "lte"][..],
+    );
+    let on_n = prop_oneof![
+        (number_ops.clone(), -3i64..5)
+            .prop_map(|(op, v)| json!({"attribute": "n", "op": op, "value": v})),
+        (-2i64..4, -2i64..4).prop_map(
+            |(a, b)| json!({"attribute": "n", "op": "between", "values": [a.min(b), a.max(b)]})
+        ),
+        (
+            proptest::sample::select(&["in", "not_in"][..]),
+            proptest::collection::vec(-2i64..4, 0..3)
+        )
+            .prop_map(|(op, vs)| json!({"attribute": "n", "op": op, "values": vs})),
+        any::<bool>().prop_map(
+            |e| json!({"attribute": "n", "op": if e { "exists" } else { "doesn't exist" }})
+        ),
+    ];
+    let on_x = (
+        number_ops,
+        proptest::sample::select(&[-1.0, -0.5, 0.0, 0.5, 0.75, 1.0, 2.0][..]),
+    )
+        .prop_map(|(op, v)| json!({"attribute": "x", "op": op, "value": v}));
+    let on_time = |c: &'static str| {
+        prop_oneof![
+            (instant_ops.clone(), date_value())
+                .prop_map(move |(op, v)| json!({"attribute": c, "op": op, "value": v})),
+            (any::<bool>(), window()).prop_map(move |(within, w)| {
+                json!({"attribute": c, "op": if within { "within_last" } else { "not_within_last" }, "value": w})
+            }),
+        ]
+    };
+    let conditions = prop_oneof![
+        proptest::collection::vec(on_n, 4..9),
+        proptest::collection::vec(on_x, 4..9),
+        proptest::collection::vec(on_time("d"), 4..9),
+        proptest::collection::vec(on_time("t"), 4..9),
+    ];
+    (conditions, 0usize..9).prop_map(|(conditions, split)| {
+        let split = split.min(conditions.len());
+        json!({"include": [{"match": "any", "conditions": conditions[..split]},
+                           {"match": "all", "conditions": conditions[split..]}],
+               "static": {"include": [], "exclude": []}})
+    })
+}
+
 #[derive(Debug, Clone, Copy)]
 enum IdKind {
     Small,
@@ -272,7 +327,8 @@ type Scenario = (Vec<Customer>, Vec<Value>, IdKind, Vec<usize>, Vec<Event>);
 fn scenario() -> impl Strategy<Value = Scenario> {
     proptest::collection::vec(customer(), 0..40).prop_flat_map(|customers| {
         let n = customers.len();
-        let groups = (group(0, n), group(1, n), group(2, n)).prop_map(|(a, b, c)| vec![a, b, c]);
+        let groups = (group(0, n), group(1, n), group(2, n), ranged_group())
+            .prop_map(|(a, b, c, d)| vec![a, b, c, d]);
         let kind = prop_oneof![
             Just(IdKind::Small),
             Just(IdKind::Negative),
