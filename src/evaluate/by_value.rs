@@ -32,6 +32,7 @@ use datafusion::physical_expr::PhysicalExpr;
 use super::batch::BatchHolds;
 use super::holding;
 use super::keys::{self, Keys, Table};
+use super::ranges::{self, RangeConditions};
 use crate::{Error, Result};
 
 /// A column without a Parquet dictionary is evaluated per value only with this many
@@ -40,6 +41,10 @@ const MIN_CONDITIONS: usize = 3;
 
 /// Distinct values a batch may always have and still be evaluated per value.
 const SMALL_BATCH_VALUES: usize = 64;
+
+/// The widest span of integer values evaluated value by value (ages, counts, dates over
+/// a century fit).
+const SPAN: i64 = 1 << 16;
 
 /// The column `condition` can be evaluated per value of, if any.
 pub(crate) fn column_of(condition: &Expr, schema: &DFSchema) -> Option<Column> {
@@ -90,14 +95,31 @@ pub(crate) struct ColumnConditions {
     conditions: Vec<(usize, Arc<dyn PhysicalExpr>)>,
     /// A one-column batch of the column's values.
     schema: SchemaRef,
+    /// The conditions that compare the column with constants, evaluated per range of
+    /// values when a batch's values span too wide a range to be evaluated each.
+    ranged: Option<RangeConditions>,
+    /// The indexes (in `conditions`) of the others.
+    unranged: Vec<usize>,
 }
 
-/// One partition's state for one column: the truth tables of the last Parquet dictionary,
-/// and whether making batches distinct was given up.
+/// One partition's state for one column: the truth tables of the last Parquet dictionary
+/// or of the last span of integers, and whether making batches distinct was given up.
 #[derive(Debug, Default)]
 pub(crate) struct ColumnState {
     dictionary: Option<Truths>,
+    span: Option<Span>,
+    /// A condition failed on a value of the span (a value perhaps no row has).
+    no_span: bool,
     row_by_row: bool,
+}
+
+/// Every condition's result for each integer (as order keys) from `low` to `high`, then
+/// for a null value.
+#[derive(Debug)]
+struct Span {
+    low: i64,
+    high: i64,
+    tables: Vec<Table>,
 }
 
 /// Every condition's result for each value of `values` (the last entry: a null value).
@@ -129,6 +151,13 @@ impl ColumnConditions {
             vec![(qualifier.cloned(), field.clone())],
             Default::default(),
         )?;
+        let (ranged, unranged) = RangeConditions::new(state, column, schema, conditions)?;
+        let unranged = conditions
+            .iter()
+            .enumerate()
+            .filter(|(_, (mask, _))| unranged.iter().any(|(m, _)| m == mask))
+            .map(|(i, _)| i)
+            .collect();
         let conditions = conditions
             .iter()
             .map(|(mask, condition)| {
@@ -142,7 +171,14 @@ impl ColumnConditions {
             index,
             conditions,
             schema: Arc::new(Schema::new(vec![field])),
+            ranged,
+            unranged,
         })
+    }
+
+    /// How many of them compare the column with constants only.
+    pub(crate) fn ranged(&self) -> usize {
+        self.ranged.as_ref().map_or(0, |r| r.masks().count())
     }
 
     /// How many conditions read this column.
@@ -182,35 +218,116 @@ impl ColumnConditions {
             keys::map(masks.zip(&truths.tables), keys, holds);
             return Ok(());
         }
+        if self.span(state, column, holds)? {
+            return Ok(());
+        }
+        // Too wide a span: the range conditions per range, the others per distinct value
+        // or row by row.
+        let conditions: Vec<usize> = match &self.ranged {
+            Some(ranged) => {
+                ranged.apply(column, holds)?;
+                self.unranged.clone()
+            }
+            None => (0..self.conditions.len()).collect(),
+        };
+        if conditions.is_empty() {
+            return Ok(());
+        }
+        let masks = || conditions.iter().map(|c| self.conditions[*c].0);
         if !state.row_by_row {
             // Small batches (tests, the last rows of a file) are cheap either way.
             let limit = (column.len() / 4).max(SMALL_BATCH_VALUES);
             if let Some((keys, values)) = distinct(column, limit)? {
-                let tables = self.evaluate(&values)?;
+                let tables = self.evaluate_some(&values, &conditions)?;
                 let keys = Keys {
                     keys: &keys,
                     nulls: None,
                     null_key: 0,
                 };
-                let masks = self.conditions.iter().map(|(mask, _)| *mask);
-                keys::map(masks.zip(&tables), keys, holds);
+                keys::map(masks().zip(&tables), keys, holds);
                 return Ok(());
             }
             state.row_by_row = true;
         }
         let batch = RecordBatch::try_new(self.schema.clone(), vec![column.clone()])?;
-        for (mask, expr) in &self.conditions {
+        for c in &conditions {
+            let (mask, expr) = &self.conditions[*c];
             let result = boolean(expr.evaluate(&batch)?.into_array(column.len())?)?;
             holds.set(*mask, holding(&result));
         }
         Ok(())
     }
 
+    /// Evaluates every condition through the span of integer values of `column`, if it
+    /// is an integer column whose values lie within `SPAN` of each other: each value's
+    /// offset in the span is its key, with no hashing. The tables of the last span are kept,
+    /// and grown when a batch needs more, so that a partition evaluates the conditions
+    /// about once.
+    fn span(
+        &self,
+        state: &mut ColumnState,
+        column: &ArrayRef,
+        holds: &mut BatchHolds,
+    ) -> Result<bool> {
+        if state.no_span || !ranges::integral(column.data_type()) {
+            return Ok(false);
+        }
+        let values = ranges::order_keys(column)?;
+        let nulls = column.nulls().filter(|n| n.null_count() > 0);
+        let valid = |row: &usize| nulls.is_none_or(|n| n.is_valid(*row));
+        let (mut low, mut high) = (i64::MAX, i64::MIN);
+        for row in (0..values.len()).filter(valid) {
+            low = low.min(values[row]);
+            high = high.max(values[row]);
+        }
+        if low > high {
+            // Every value null.
+            (low, high) = (0, 0);
+        }
+        if let Some(span) = &state.span {
+            low = low.min(span.low);
+            high = high.max(span.high);
+        }
+        if high.checked_sub(low).is_none_or(|width| width >= SPAN) {
+            return Ok(false);
+        }
+        let span = match &mut state.span {
+            Some(span) if span.low == low && span.high == high => span,
+            slot => {
+                let keys: Vec<i64> = (low..=high).collect();
+                let values = ranges::from_order_keys(&keys, column.data_type())?;
+                let with_null = concat(&[values.as_ref(), &new_null_array(values.data_type(), 1)])?;
+                let Ok(tables) = self.evaluate(&with_null) else {
+                    // Only rows' values may fail a run: those go the other ways.
+                    state.no_span = true;
+                    return Ok(false);
+                };
+                slot.insert(Span { low, high, tables })
+            }
+        };
+        let keys: Vec<i32> = values.iter().map(|v| v.wrapping_sub(low) as i32).collect();
+        let keys = Keys {
+            keys: &keys,
+            nulls,
+            null_key: (high - low + 1) as usize,
+        };
+        let masks = self.conditions.iter().map(|(mask, _)| *mask);
+        keys::map(masks.zip(&span.tables), keys, holds);
+        Ok(true)
+    }
+
     /// Every condition over `values`: one truth table each.
     fn evaluate(&self, values: &ArrayRef) -> Result<Vec<Table>> {
+        let all: Vec<usize> = (0..self.conditions.len()).collect();
+        self.evaluate_some(values, &all)
+    }
+
+    /// The conditions at `which` over `values`: one truth table each.
+    fn evaluate_some(&self, values: &ArrayRef, which: &[usize]) -> Result<Vec<Table>> {
         let batch = RecordBatch::try_new(self.schema.clone(), vec![values.clone()])?;
-        self.conditions
+        which
             .iter()
+            .map(|c| &self.conditions[*c])
             .map(|(_, expr)| {
                 let result = boolean(expr.evaluate(&batch)?.into_array(values.len())?)?;
                 Ok(Table::new(holding(&result).iter().collect()))
@@ -250,4 +367,119 @@ fn distinct(column: &ArrayRef, limit: usize) -> Result<Option<(Vec<i32>, ArrayRe
     }
     let values = take(column.as_ref(), &UInt32Array::from(firsts), None)?;
     Ok(Some((keys, values)))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Date32Array, Int64Array};
+    use datafusion::common::ScalarValue;
+    use datafusion::prelude::{col, lit, SessionContext};
+
+    use super::*;
+
+    /// Per condition, the rows where it holds: through `ColumnConditions` over `batches`
+    /// in turn (one partition's state), and by DataFusion row by row.
+    fn both_ways(batches: &[ArrayRef], conditions: &[Expr]) -> Vec<(Vec<u32>, Vec<u32>)> {
+        let field = Field::new("v", batches[0].data_type().clone(), true);
+        let schema = DFSchema::try_from(Schema::new(vec![field.clone()])).unwrap();
+        let state = SessionContext::new().state();
+        let on: Vec<(usize, &Expr)> = conditions.iter().enumerate().collect();
+        let columns =
+            ColumnConditions::new(&state, &Column::from_name("v"), &schema, 0, &on).unwrap();
+        let mut column_state = ColumnState::default();
+        let mut got = vec![roaring::RoaringBitmap::new(); conditions.len()];
+        let mut expected = vec![roaring::RoaringBitmap::new(); conditions.len()];
+        let mut start = 0u32;
+        for values in batches {
+            let mut holds = BatchHolds::new(conditions.len(), values.len());
+            columns
+                .apply(&mut column_state, values, &mut holds)
+                .unwrap();
+            let batch = RecordBatch::try_new(
+                Arc::new(Schema::new(vec![field.clone()])),
+                vec![values.clone()],
+            )
+            .unwrap();
+            for (c, condition) in conditions.iter().enumerate() {
+                holds.or_into(c, start, &mut got[c]);
+                let expr = state
+                    .create_physical_expr(condition.clone(), &schema)
+                    .unwrap();
+                let result = expr
+                    .evaluate(&batch)
+                    .unwrap()
+                    .into_array(values.len())
+                    .unwrap();
+                let bits = holding(result.as_boolean());
+                expected[c].extend(bits.set_indices().map(|i| start + i as u32));
+            }
+            start += values.len() as u32;
+        }
+        got.iter()
+            .zip(&expected)
+            .map(|(g, e)| (g.iter().collect(), e.iter().collect()))
+            .collect()
+    }
+
+    /// Integers within a span: evaluated once per value of the span, the tables grown when
+    /// a later batch reaches past it; dates too.
+    #[test]
+    fn spans_of_integers_agree_with_row_by_row() {
+        let v = || col("v");
+        let int_batches: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(vec![
+                Some(3),
+                None,
+                Some(7),
+                Some(3),
+                Some(-2),
+            ])),
+            Arc::new(Int64Array::from(vec![Some(40), Some(7), None])),
+            Arc::new(Int64Array::from(vec![None, None])),
+        ];
+        let conditions = [
+            v().gt(lit(3i64)).is_true(),
+            (v() % lit(2i64)).eq(lit(1i64)).is_true(),
+            v().is_null(),
+            v().in_list(vec![lit(7i64), lit(40i64)], false).is_true(),
+        ];
+        for (c, (got, expected)) in both_ways(&int_batches, &conditions).into_iter().enumerate() {
+            assert_eq!(got, expected, "{}", conditions[c]);
+        }
+        let dates: Vec<ArrayRef> = vec![Arc::new(Date32Array::from(vec![
+            Some(20_000),
+            Some(-40_000),
+            None,
+            Some(20_414),
+        ]))];
+        let conditions = [
+            v().gt(lit(ScalarValue::Date32(Some(0)))).is_true(),
+            v().is_not_null(),
+            v().lt_eq(lit(ScalarValue::Date32(Some(20_000)))).is_true(),
+        ];
+        for (c, (got, expected)) in both_ways(&dates, &conditions).into_iter().enumerate() {
+            assert_eq!(got, expected, "{}", conditions[c]);
+        }
+    }
+
+    /// A condition that fails on a value of the span that no row has (here 5: division by
+    /// zero) must not fail the scan: such a column is evaluated the other ways.
+    #[test]
+    fn a_condition_failing_on_a_value_no_row_has_is_not_an_error() {
+        let v = || col("v");
+        let batches: Vec<ArrayRef> = vec![Arc::new(Int64Array::from(vec![
+            Some(1),
+            Some(7),
+            None,
+            Some(9),
+        ]))];
+        let conditions = [
+            (lit(100i64) / (v() - lit(5i64))).gt(lit(10i64)).is_true(),
+            v().gt(lit(1i64)).is_true(),
+            v().is_null(),
+        ];
+        for (c, (got, expected)) in both_ways(&batches, &conditions).into_iter().enumerate() {
+            assert_eq!(got, expected, "{}", conditions[c]);
+        }
+    }
 }

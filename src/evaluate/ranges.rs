@@ -40,8 +40,6 @@ pub(crate) type Split<'e> = (Option<RangeConditions>, Vec<(usize, &'e Expr)>);
 /// The range conditions on one column of the scan.
 #[derive(Debug)]
 pub(crate) struct RangeConditions {
-    /// The column's index in the scan's batches.
-    pub(crate) index: usize,
     /// The cuts, as order keys, ascending and distinct.
     cuts: Vec<i64>,
     /// Each condition's mask and result per range: range `2i` lies below cut `i` (and above
@@ -56,7 +54,6 @@ impl RangeConditions {
         state: &SessionState,
         column: &Column,
         schema: &DFSchema,
-        index: usize,
         conditions: &[(usize, &'e Expr)],
     ) -> Result<Split<'e>> {
         let (qualifier, field) = schema.qualified_field_from_column(column)?;
@@ -127,14 +124,7 @@ impl RangeConditions {
                 Ok((mask, Table::new(holding(&result).iter().collect())))
             })
             .collect::<Result<_>>()?;
-        Ok((
-            Some(RangeConditions {
-                index,
-                cuts,
-                conditions,
-            }),
-            others,
-        ))
+        Ok((Some(RangeConditions { cuts, conditions }), others))
     }
 
     /// The masks of the conditions taken here.
@@ -164,6 +154,11 @@ impl RangeConditions {
         );
         Ok(())
     }
+}
+
+/// Whether values of this type are integers here (their order keys are consecutive).
+pub(crate) fn integral(data_type: &DataType) -> bool {
+    orderable(data_type) && !matches!(data_type, DataType::Float64)
 }
 
 /// Whether values of this type are ordered here.
@@ -285,7 +280,7 @@ fn constant(expr: &Arc<dyn PhysicalExpr>) -> Option<ScalarValue> {
 }
 
 /// Each value's order key, an `i64` ordered as the values are (anything under a null).
-fn order_keys(array: &ArrayRef) -> Result<Vec<i64>> {
+pub(crate) fn order_keys(array: &ArrayRef) -> Result<Vec<i64>> {
     fn keys<T: ArrowPrimitiveType>(array: &ArrayRef, key: impl Fn(T::Native) -> i64) -> Vec<i64> {
         array
             .as_primitive::<T>()
@@ -335,7 +330,7 @@ fn float_of_key(key: i64) -> f64 {
 }
 
 /// Values of `data_type` with these order keys.
-fn from_order_keys(keys: &[i64], data_type: &DataType) -> Result<ArrayRef> {
+pub(crate) fn from_order_keys(keys: &[i64], data_type: &DataType) -> Result<ArrayRef> {
     fn values<T: ArrowPrimitiveType>(
         keys: &[i64],
         value: impl Fn(i64) -> Option<T::Native>,
@@ -402,7 +397,7 @@ mod tests {
         let state = SessionContext::new().state();
         let on: Vec<(usize, &Expr)> = conditions.iter().enumerate().collect();
         let (ranged, others) =
-            RangeConditions::new(&state, &Column::from_name("v"), &schema, 0, &on).unwrap();
+            RangeConditions::new(&state, &Column::from_name("v"), &schema, &on).unwrap();
         assert!(others.is_empty(), "not range conditions: {others:?}");
         let ranged = ranged.expect("range conditions");
         let mut holds = BatchHolds::new(conditions.len(), values.len());
@@ -623,7 +618,7 @@ mod tests {
         let state = SessionContext::new().state();
         let on: Vec<(usize, &Expr)> = conditions.iter().enumerate().collect();
         let (ranged, others) =
-            RangeConditions::new(&state, &Column::from_name("v"), &schema, 0, &on).unwrap();
+            RangeConditions::new(&state, &Column::from_name("v"), &schema, &on).unwrap();
         assert_eq!(ranged.unwrap().masks().collect::<Vec<_>>(), [0, 1, 2, 3]);
         assert_eq!(others.iter().map(|(m, _)| *m).collect::<Vec<_>>(), [4, 5]);
     }

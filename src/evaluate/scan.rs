@@ -15,8 +15,8 @@ use roaring::RoaringBitmap;
 
 use super::batch::BatchHolds;
 use super::{
-    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, ranges,
-    InScan, Progress, ScanOutput,
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, InScan,
+    Progress, ScanOutput,
 };
 use crate::{Error, Result};
 use datafusion::common::Column;
@@ -62,31 +62,22 @@ pub(super) async fn scan(
     }
     let mut columns = Vec::new();
     let mut substrings = Vec::new();
-    let mut ranges = Vec::new();
     let mut projected: Vec<Option<usize>> = vec![None; conditions.len()];
     let mut per_value = vec![false; conditions.len()];
     for (column, on_it) in &by_column {
         let (_, field) = schema.qualified_field_from_column(column)?;
         let index = projection.len();
-        let (ranged, on_it) = ranges::RangeConditions::new(&state, column, schema, index, on_it)?;
         let mut read = false;
-        if let Some(ranged) = ranged {
-            for i in ranged.masks() {
-                per_value[i] = true;
-            }
-            ranges.push(ranged);
-            read = true;
-        }
         if by_value::worth_it(field.data_type(), on_it.len()) {
             columns.push(by_value::ColumnConditions::new(
-                &state, column, schema, index, &on_it,
+                &state, column, schema, index, on_it,
             )?);
-            for (i, _) in &on_it {
+            for (i, _) in on_it {
                 per_value[*i] = true;
             }
             read = true;
         } else if patterns::is_string(field.data_type()) {
-            if let Some(found) = patterns::PatternConditions::new(column, index, &on_it)? {
+            if let Some(found) = patterns::PatternConditions::new(column, index, on_it)? {
                 for i in found.masks() {
                     per_value[i] = true;
                 }
@@ -109,14 +100,13 @@ pub(super) async fn scan(
         per_value = columns.iter().map(|c| c.len()).sum::<usize>(),
         columns = columns.len(),
         substrings = substrings.iter().map(|s| s.masks().count()).sum::<usize>(),
-        ranges = ranges.iter().map(|r| r.masks().count()).sum::<usize>(),
+        ranged = columns.iter().map(|c| c.ranged()).sum::<usize>(),
         "conditions evaluated once per distinct value or range, and substring searches in one pass"
     );
     let evaluators = Arc::new(Evaluators {
         projected,
         columns,
         substrings,
-        ranges,
         in_scan: in_scan.clone(),
         extras: extra.len(),
     });
@@ -202,8 +192,6 @@ struct Evaluators {
     columns: Vec<by_value::ColumnConditions>,
     /// Columns whose substring conditions are searched for in one pass.
     substrings: Vec<patterns::PatternConditions>,
-    /// Columns whose conditions are evaluated once per range of values.
-    ranges: Vec<ranges::RangeConditions>,
     /// The groups combined batch by batch, and the masks kept.
     in_scan: InScan,
     /// How many extra columns follow the ids.
@@ -262,7 +250,6 @@ async fn scan_partition(
         projected,
         columns,
         substrings,
-        ranges,
         in_scan,
         extras,
     } = evaluators;
@@ -300,9 +287,6 @@ async fn scan_partition(
         }
         for substring in substrings {
             substring.apply(batch.column(substring.index), &mut holds)?;
-        }
-        for ranged in ranges {
-            ranged.apply(batch.column(ranged.index), &mut holds)?;
         }
         for (c, mask) in part.masks.iter_mut().enumerate() {
             if in_scan.keeps(c) {
