@@ -31,6 +31,8 @@ const PILOT_SPREAD: u64 = 0x517c_c1b7_2722_0a95;
 const PILOTS_AT_ONCE: usize = 16;
 const _: () = assert!(PILOTS_AT_ONCE <= 32 && (1 << 16) % PILOTS_AT_ONCE == 0);
 const HEADER: usize = 40;
+/// Buckets whose pilots are searched for in parallel (see `place`).
+const WINDOW: usize = 2048;
 
 /// The perfect hash of a dictionary of `keys` ids: every id of the dictionary to a
 /// distinct row in `0..keys`, any other id to some row (so a lookup confirms the row's id).
@@ -82,22 +84,27 @@ fn mark_taken(taken: &mut [u64], s: u64) {
     taken[s as usize / 64] |= 1 << (s % 64);
 }
 
-/// The smallest pilot that puts every member of a non-empty bucket in a free slot, all
-/// distinct, and those slots in `placed`: the same answer as trying pilots one by one,
-/// found faster. Pilots are screened `PILOTS_AT_ONCE` at a time on the bucket's first key
-/// into a mask with no branch per pilot (whether a slot is free is a coin toss for the
+/// The smallest pilot from `from` that puts every member of a non-empty bucket in a free
+/// slot, all distinct, and those slots in `placed`: the same answer as trying pilots one by
+/// one, found faster. Pilots are screened `PILOTS_AT_ONCE` at a time on the bucket's first
+/// key into a mask with no branch per pilot (whether a slot is free is a coin toss for the
 /// branch predictor until the table fills), then only the survivors are tried in full.
 fn first_free_pilot(
     members: &[u64],
     slots: u64,
     taken: &[u64],
     placed: &mut Vec<u64>,
+    from: u16,
 ) -> Option<u16> {
     let (&first, rest) = members.split_first()?;
-    for base in (0..=u16::MAX).step_by(PILOTS_AT_ONCE) {
+    let start = from - from % PILOTS_AT_ONCE as u16;
+    for base in (start..=u16::MAX).step_by(PILOTS_AT_ONCE) {
         let mut survivors = 0u32;
         for i in 0..PILOTS_AT_ONCE as u16 {
             survivors |= u32::from(!is_taken(taken, slot(first, base + i, slots))) << i;
+        }
+        if base == start {
+            survivors &= u32::MAX << (from - start);
         }
         while survivors != 0 {
             let pilot = base + survivors.trailing_zeros() as u16;
@@ -134,7 +141,7 @@ impl PerfectHash {
                 .into_par_iter()
                 .map(|i| key_hash(seed, i))
                 .collect();
-            let phf = Self::place(seed, &hashes)?;
+            let phf = Self::place(seed, &hashes, WINDOW)?;
             let rows = hashes
                 .par_iter()
                 .map(|&h| phf.row_of_hash(h) as u32)
@@ -144,7 +151,13 @@ impl PerfectHash {
     }
 
     /// Finds a pilot for every bucket, largest buckets first, then remaps the spare slots.
-    fn place(seed: u64, hashes: &[u64]) -> Option<PerfectHash> {
+    ///
+    /// `window` buckets at a time search for their pilots in parallel, each against the
+    /// slots taken before the window; then, in order, each takes its slots if they are
+    /// still free, or searches on from its pilot. Slots taken since can only rule pilots
+    /// out, so every bucket gets the pilot a search one bucket at a time gives it: the
+    /// same file whatever the window and the cores.
+    fn place(seed: u64, hashes: &[u64], window: usize) -> Option<PerfectHash> {
         let keys = hashes.len();
         let buckets = keys.div_ceil(KEYS_PER_BUCKET);
         let slots = keys + keys.div_ceil(KEYS_PER_SPARE_SLOT);
@@ -174,15 +187,29 @@ impl PerfectHash {
         let mut taken = vec![0u64; slots.div_ceil(64)];
         // Read at random on every lookup: huge pages, like the other lookup tables.
         let mut pilots = huge_page_zeroed::<u16>(buckets);
-        let mut placed: Vec<u64> = Vec::with_capacity(largest);
-        for &b in by_size.iter().skip(1).rev().flatten() {
-            let b = b as usize;
-            let members = &grouped[starts[b] as usize..starts[b + 1] as usize];
-            let pilot = first_free_pilot(members, slots as u64, &taken, &mut placed)?;
-            for &s in &placed {
-                mark_taken(&mut taken, s);
+        let members =
+            |b: u32| &grouped[starts[b as usize] as usize..starts[b as usize + 1] as usize];
+        let order: Vec<u32> = by_size.iter().skip(1).rev().flatten().copied().collect();
+        for buckets in order.chunks(window.max(1)) {
+            let guesses: Vec<(Option<u16>, Vec<u64>)> = buckets
+                .par_iter()
+                .map(|&b| {
+                    let mut placed = Vec::with_capacity(largest);
+                    let pilot = first_free_pilot(members(b), slots as u64, &taken, &mut placed, 0);
+                    (pilot, placed)
+                })
+                .collect();
+            for (&b, (guess, mut placed)) in buckets.iter().zip(guesses) {
+                let mut pilot = guess?;
+                if placed.iter().any(|&s| is_taken(&taken, s)) {
+                    let from = pilot.checked_add(1)?;
+                    pilot = first_free_pilot(members(b), slots as u64, &taken, &mut placed, from)?;
+                }
+                for &s in &placed {
+                    mark_taken(&mut taken, s);
+                }
+                pilots[b as usize] = pilot;
             }
-            pilots[b] = pilot;
         }
         // Keys in spare slots (≥ keys) move to the free slots below `keys`, in order.
         let mut holes = (0..keys as u64).filter(|&s| !is_taken(&taken, s));
@@ -318,20 +345,21 @@ mod tests {
 
     proptest! {
         /// The screened search finds the pilot (and slots) that trying pilots one by one
-        /// finds, from empty tables to ones so full that no pilot fits.
+        /// finds, from empty tables to ones so full that no pilot fits, from any pilot on.
         #[test]
         fn screened_pilot_search_equals_one_by_one(
             members in proptest::collection::vec(any::<u64>(), 1..6),
             slots in 1u64..3000,
             fill_per_mille in 0u64..1000,
             seed in any::<u64>(),
+            from in prop_oneof![Just(0u16), any::<u16>()],
         ) {
             let mut taken = vec![0u64; (slots as usize).div_ceil(64)];
             for s in (0..slots).filter(|&s| mix(seed ^ s) % 1000 < fill_per_mille) {
                 mark_taken(&mut taken, s);
             }
             let mut one_by_one = Vec::new();
-            let expected = (0..=u16::MAX).find(|&pilot| {
+            let expected = (from..=u16::MAX).find(|&pilot| {
                 one_by_one.clear();
                 members.iter().all(|&h| {
                     let s = slot(h, pilot, slots);
@@ -341,7 +369,7 @@ mod tests {
                 })
             });
             let mut placed = Vec::new();
-            prop_assert_eq!(first_free_pilot(&members, slots, &taken, &mut placed), expected);
+            prop_assert_eq!(first_free_pilot(&members, slots, &taken, &mut placed, from), expected);
             if expected.is_some() {
                 prop_assert_eq!(placed, one_by_one);
             }
@@ -350,6 +378,21 @@ mod tests {
 
     fn keys(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("customer-{i:07}")).collect()
+    }
+
+    /// Pilots searched for a window of buckets at a time, in parallel, give the file that
+    /// searching one bucket at a time gives.
+    #[test]
+    fn parallel_placement_gives_the_same_file() {
+        let hashes: Vec<u64> = keys(200_000)
+            .iter()
+            .map(|k| hash(7, k.as_bytes()))
+            .collect();
+        let one_at_a_time = PerfectHash::place(7, &hashes, 1).unwrap().to_bytes();
+        for window in [2, 64, WINDOW] {
+            let parallel = PerfectHash::place(7, &hashes, window).unwrap().to_bytes();
+            assert!(parallel == one_at_a_time, "window {window}");
+        }
     }
 
     /// Every size, from one id to enough for thousands of buckets: a bijection onto the
