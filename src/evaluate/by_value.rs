@@ -9,10 +9,13 @@
 //! Where the distinct values come from:
 //! - a column read as a dictionary (`dictionary.rs`): the Parquet dictionary itself. A
 //!   row group's batches share it, so each condition is evaluated once per row group;
+//! - an integer or date column whose batch values lie within `SPAN` of each other: every
+//!   integer of the span, a row's offset in it being its key (no hashing);
 //! - a fixed-width, boolean or list column with several conditions: the batch's values,
 //!   made distinct through Arrow's row format and a hash map. A batch with many distinct
 //!   values (over a quarter of its rows: timestamps, amounts) is not worth it, and that
-//!   column's conditions are evaluated row by row from then on.
+//!   column's conditions are evaluated row by row from then on, except those that only
+//!   compare it with constants: one value per range between the constants (`ranges.rs`).
 
 use std::sync::Arc;
 

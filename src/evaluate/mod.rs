@@ -1,5 +1,7 @@
-//! The single scan: every distinct condition of every group is one projected boolean
-//! column of one DataFusion query over the customers table; masks become bitmaps.
+//! The single scan: every distinct condition of every group is computed in one pass over
+//! the customers table (a projected boolean column of one DataFusion query, or per
+//! distinct value, range or substring search of its column), and the groups' clauses are
+//! combined batch by batch, so that mostly groups, not conditions, become bitmaps.
 //!
 //! Bitmaps here are over *scan positions* (row n of the scan as it arrived). Group algebra
 //! is position-independent, so it runs in this space; only published bitmaps are mapped to

@@ -1,5 +1,6 @@
-//! The scan itself: the conditions as projected boolean columns of one query, each
-//! partition turning its batches into bitmaps over the positions it takes.
+//! The scan itself: one query projecting the ids, the columns evaluated here and the
+//! other conditions as boolean columns; each partition evaluates its batches, combines the
+//! groups and turns them into bitmaps over the positions it takes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

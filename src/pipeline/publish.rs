@@ -61,10 +61,11 @@ pub struct Publication {
 /// Publishes the evaluated groups named in `options.selected` (all when empty) to the
 /// publish URL. With a selection, every other group of the previous run is carried over
 /// unchanged: its bytes are copied when both runs number customers the same way, and
-/// translated by external id when the customers changed.
+/// translated by external id when the customers changed. The evaluation's `members` are
+/// consumed (freed as they are written).
 pub(super) async fn publish(
     pipeline: &Pipeline,
-    evaluation: &Evaluation,
+    evaluation: &mut Evaluation,
     options: PublishOptions<'_>,
 ) -> Result<Publication> {
     let as_of = evaluation.as_of;
@@ -98,26 +99,27 @@ pub(super) async fn publish(
         mapping.hash_index.as_ref(),
     )?;
     let publish = pipeline.stores.location(&pipeline.publish)?;
+    // Each group remapped and serialized at once, and its scan-space bitmap dropped then:
+    // at 1,000 groups over 10M customers either form is hundreds of MB.
+    let members = std::mem::take(&mut evaluation.members);
     let chosen: Vec<_> = evaluation
         .compiled
         .groups
         .iter()
-        .zip(&evaluation.members)
+        .zip(members)
         .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
         .collect();
-    // Each group remapped and serialized at once, so that the remapped bitmaps are not all
-    // held together (at 1,000 groups they are hundreds of MB).
-    let serialized: Vec<Bits> = {
+    let (chosen, serialized): (Vec<_>, Vec<Bits>) = {
         use rayon::prelude::*;
         chosen
-            .par_iter()
-            .map(|(_, members)| Bits::serialized(&mapping.remap(members)))
-            .collect()
+            .into_par_iter()
+            .map(|(g, members)| (g, Bits::serialized(&mapping.remap(&members))))
+            .unzip()
     };
     let mut groups: Vec<PublishedGroup> = chosen
         .iter()
         .zip(serialized)
-        .map(|((g, _), bits)| PublishedGroup {
+        .map(|(g, bits)| PublishedGroup {
             id: g.group.id.clone(),
             name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
             description: g.group.description.clone(),

@@ -102,13 +102,15 @@ impl Pipeline {
             .collect();
         let selected = (!options.only.is_empty()).then_some(options.only.as_slice());
         let evaluation = self.evaluate(&validation, selected, &[], &[]).await;
-        let evaluation = match evaluation {
+        let mut evaluation = match evaluation {
             Ok(e) => e,
             Err(e) => {
                 self.progress.finish();
                 return Err(e);
             }
         };
+        // Publishing consumes the members; the report gives their counts.
+        let member_counts: Vec<u64> = evaluation.members.iter().map(|m| m.len()).collect();
         let publication = if options.dry_run {
             evaluation.check_ids(&self.id_column).map(|()| None)
         } else {
@@ -117,7 +119,7 @@ impl Pipeline {
                 previous: previous.as_ref(),
                 promote: options.promote,
             };
-            publish::publish(self, &evaluation, publish_options)
+            publish::publish(self, &mut evaluation, publish_options)
                 .await
                 .map(Some)
         };
@@ -128,11 +130,11 @@ impl Pipeline {
             .compiled
             .groups
             .iter()
-            .zip(&evaluation.members)
+            .zip(member_counts)
             .filter(|(g, _)| options.only.is_empty() || options.only.contains(&g.group.id))
-            .map(|(g, m)| RunGroup {
+            .map(|(g, members)| RunGroup {
                 group: g.group.id.clone(),
-                members: m.len(),
+                members,
                 previous: None,
                 carried: false,
             })
