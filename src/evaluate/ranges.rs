@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{new_null_array, Array, ArrayRef, AsArray, PrimitiveArray};
 use datafusion::arrow::buffer::ScalarBuffer;
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{self as types, ArrowPrimitiveType, DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::{Column, DFSchema, ScalarValue};
@@ -293,10 +294,8 @@ pub(crate) fn order_keys(array: &ArrayRef) -> Result<Vec<i64>> {
     Ok(match array.data_type() {
         Int8 => keys::<types::Int8Type>(array, i64::from),
         Int16 => keys::<types::Int16Type>(array, i64::from),
-        Int32 | Date32 => keys::<types::Int32Type>(&cast_native(array, &Int32)?, i64::from),
-        Int64 | Date64 | Timestamp(_, _) => {
-            keys::<types::Int64Type>(&cast_native(array, &Int64)?, |v| v)
-        }
+        Int32 | Date32 => keys::<types::Int32Type>(&cast(array, &Int32)?, i64::from),
+        Int64 | Date64 | Timestamp(_, _) => keys::<types::Int64Type>(&cast(array, &Int64)?, |v| v),
         UInt8 => keys::<types::UInt8Type>(array, i64::from),
         UInt16 => keys::<types::UInt16Type>(array, i64::from),
         UInt32 => keys::<types::UInt32Type>(array, i64::from),
@@ -308,15 +307,6 @@ pub(crate) fn order_keys(array: &ArrayRef) -> Result<Vec<i64>> {
             )))
         }
     })
-}
-
-/// The same buffers seen as another primitive type of the same width.
-fn cast_native(array: &ArrayRef, to: &DataType) -> Result<ArrayRef> {
-    if array.data_type() == to {
-        return Ok(array.clone());
-    }
-    let data = array.to_data().into_builder().data_type(to.clone());
-    Ok(datafusion::arrow::array::make_array(data.build()?))
 }
 
 /// IEEE total order as an integer order.
@@ -364,7 +354,8 @@ pub(crate) fn from_order_keys(keys: &[i64], data_type: &DataType) -> Result<Arra
             return from_order_keys(&clamped, data_type);
         }
     };
-    cast_native(&array, data_type)
+    // The same width: Arrow reinterprets the values.
+    Ok(cast(&array, data_type)?)
 }
 
 fn clamp(key: i64, data_type: &DataType) -> i64 {
