@@ -1,6 +1,7 @@
 //! Substring conditions on a string column of mostly distinct values (emails, names):
-//! every `contains`, `starts_with` and `ends_with` literal of the column found in one
-//! Aho–Corasick pass over each value, instead of one search per condition.
+//! every `contains` literal of the column found in one Aho–Corasick pass over each value,
+//! and every `starts_with` / `ends_with` literal in one anchored walk from each end of it,
+//! instead of one search per condition.
 //!
 //! A condition qualifies when it is a tree of `AND`, `OR` and `NOT` over those three
 //! functions, each of the column itself or of `lower(column)`, with a string literal. That
@@ -10,7 +11,9 @@
 //! Why this is exact:
 //! - `contains(s, p)`, `starts_with(s, p)` and `ends_with(s, p)` are byte comparisons:
 //!   `p` occurs in `s`, at 0, or ending at `s`'s length. An overlapping search reports
-//!   every occurrence of every pattern, with its start and end;
+//!   every occurrence of every `contains` pattern; an anchored walk from the start of `s`
+//!   every `starts_with` pattern equal to the bytes walked, and one from the end over the
+//!   reversed patterns every `ends_with` pattern;
 //! - `lower(s)` is `str::to_lowercase`. For an ASCII value it changes ASCII letters only,
 //!   so searching `s` ignoring ASCII case finds what searching `lower(s)` finds, at the
 //!   same offsets, provided the pattern has no upper-case ASCII letter (a pattern that has
@@ -22,9 +25,9 @@
 //! - on a missing value every leaf is null, and so is any `AND` / `OR` / `NOT` of them:
 //!   the condition does not hold.
 
-use aho_corasick::automaton::{Automaton, OverlappingState};
+use aho_corasick::automaton::{Automaton, OverlappingState, StateID};
 use aho_corasick::dfa::DFA;
-use aho_corasick::Input;
+use aho_corasick::{Anchored, Input, PatternID, StartKind};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer};
 use datafusion::arrow::datatypes::DataType;
@@ -150,43 +153,60 @@ impl Leaves {
     }
 }
 
-/// One automaton over the patterns of the leaves on the column (`folded`: of its lowered
-/// values), and the leaves each pattern decides.
+/// One automaton over the patterns of one kind of the leaves on the column (`folded`: of
+/// its lowered values), and the leaves each pattern decides.
 /// The DFA itself, not `AhoCorasick`: that one searches through a trait object, a
 /// dynamic call per byte in an overlapping search.
+///
+/// `contains` patterns are found by an overlapping search of the whole text. `starts_with`
+/// and `ends_with` patterns are not searched for: an anchored automaton walks each value
+/// from its first byte (or, over the reversed patterns, from its last) until no pattern
+/// can match, a few bytes. In an overlapping search a short prefix (`a`, `m`) or suffix
+/// (`.com`) would match all through every value.
 #[derive(Debug)]
 struct Search {
     automaton: DFA,
-    leaves: Vec<Vec<(usize, Kind)>>,
+    kind: Kind,
+    leaves: Vec<Vec<usize>>,
 }
 
 impl Search {
-    fn new(leaves: &[(Kind, bool, String)], folded: bool) -> Result<Option<Search>> {
-        let mut patterns: Vec<&str> = Vec::new();
-        let mut deciding: Vec<Vec<(usize, Kind)>> = Vec::new();
-        for (leaf, (kind, f, pattern)) in leaves.iter().enumerate() {
-            if *f != folded || pattern.is_empty() {
+    fn new(leaves: &[(Kind, bool, String)], kind: Kind, folded: bool) -> Result<Option<Search>> {
+        let mut patterns: Vec<Vec<u8>> = Vec::new();
+        let mut deciding: Vec<Vec<usize>> = Vec::new();
+        for (leaf, (k, f, pattern)) in leaves.iter().enumerate() {
+            if *k != kind || *f != folded || pattern.is_empty() {
                 continue;
             }
-            let id = match patterns.iter().position(|p| p == pattern) {
+            let mut bytes = pattern.as_bytes().to_vec();
+            if kind == Kind::EndsWith {
+                bytes.reverse();
+            }
+            let id = match patterns.iter().position(|p| *p == bytes) {
                 Some(id) => id,
                 None => {
-                    patterns.push(pattern);
+                    patterns.push(bytes);
                     deciding.push(Vec::new());
                     patterns.len() - 1
                 }
             };
-            deciding[id].push((leaf, *kind));
+            deciding[id].push(leaf);
         }
         if patterns.is_empty() {
             return Ok(None);
         }
+        let start = match kind {
+            Kind::Contains => StartKind::Unanchored,
+            Kind::StartsWith | Kind::EndsWith => StartKind::Anchored,
+        };
         let automaton = DFA::builder()
             .ascii_case_insensitive(folded)
+            .start_kind(start)
             .build(&patterns)
             .map_err(|e| Error::Data(format!("substring search could not be built: {e}")))?;
         Ok(Some(Search {
             automaton,
+            kind,
             leaves: deciding,
         }))
     }
@@ -195,33 +215,88 @@ impl Search {
     /// the batch's values one after the other, each followed by a NUL (no pattern has
     /// one, so no occurrence spans two values); value `r` ends at `ends[r]`.
     fn run(&self, text: &[u8], ends: &[usize], fired: &mut [u64], words: usize) -> Result<()> {
-        let input = Input::new(text);
-        let mut state = OverlappingState::start();
-        let mut row = 0;
-        loop {
-            self.automaton
-                .try_find_overlapping(&input, &mut state)
-                .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
-            let Some(found) = state.get_match() else {
-                return Ok(());
-            };
-            // Occurrences come in the order of their ends.
-            while ends[row] < found.end() {
-                row += 1;
+        let mut fire = |row: usize, pattern: PatternID| {
+            for leaf in &self.leaves[pattern.as_usize()] {
+                fired[row * words + leaf / 64] |= 1 << (leaf % 64);
             }
-            let first = if row == 0 { 0 } else { ends[row - 1] + 1 };
-            for (leaf, kind) in &self.leaves[found.pattern().as_usize()] {
-                let holds = match kind {
-                    Kind::Contains => true,
-                    Kind::StartsWith => found.start() == first,
-                    Kind::EndsWith => found.end() == ends[row],
-                };
-                if holds {
-                    fired[row * words + leaf / 64] |= 1 << (leaf % 64);
+        };
+        match self.kind {
+            Kind::Contains => {
+                let input = Input::new(text);
+                let mut state = OverlappingState::start();
+                let mut row = 0;
+                loop {
+                    self.automaton
+                        .try_find_overlapping(&input, &mut state)
+                        .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
+                    let Some(found) = state.get_match() else {
+                        return Ok(());
+                    };
+                    // Occurrences come in the order of their ends.
+                    while ends[row] < found.end() {
+                        row += 1;
+                    }
+                    fire(row, found.pattern());
+                }
+            }
+            Kind::StartsWith | Kind::EndsWith => {
+                let start = self
+                    .automaton
+                    .start_state(Anchored::Yes)
+                    .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
+                let mut first = 0;
+                for (row, &end) in ends.iter().enumerate() {
+                    let value = &text[first..end];
+                    first = end + 1;
+                    match self.kind {
+                        Kind::StartsWith => self.walk(start, value.iter(), |p| fire(row, p)),
+                        _ => self.walk(start, value.iter().rev(), |p| fire(row, p)),
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Walks the anchored automaton over `bytes` (a value's, from one end) and reports
+    /// every pattern equal to the bytes walked so far. A state's matches can include
+    /// shorter patterns that end where it does, so a pattern counts only when its length
+    /// is the number of bytes walked.
+    #[inline]
+    fn walk<'a>(
+        &self,
+        start: StateID,
+        bytes: impl Iterator<Item = &'a u8>,
+        mut found: impl FnMut(PatternID),
+    ) {
+        let dfa = &self.automaton;
+        let mut state = start;
+        for (walked, &byte) in bytes.enumerate() {
+            state = dfa.next_state(Anchored::Yes, state, byte);
+            if dfa.is_special(state) {
+                if dfa.is_dead(state) {
+                    return;
+                }
+                if dfa.is_match(state) {
+                    for i in 0..dfa.match_len(state) {
+                        let pattern = dfa.match_pattern(state, i);
+                        if dfa.pattern_len(pattern) == walked + 1 {
+                            found(pattern);
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+/// The searches of the leaves on the column of each kind (`folded`: of its lowered values).
+fn searches(leaves: &[(Kind, bool, String)], folded: bool) -> Result<Vec<Search>> {
+    let mut searches = Vec::new();
+    for kind in [Kind::Contains, Kind::StartsWith, Kind::EndsWith] {
+        searches.extend(Search::new(leaves, kind, folded)?);
+    }
+    Ok(searches)
 }
 
 /// A batch's values as one text for [`Search::run`], and where each ends.
@@ -244,8 +319,10 @@ impl Text {
 pub(crate) struct PatternConditions {
     /// The column's index in the scan's batches.
     pub(crate) index: usize,
-    exact: Option<Search>,
-    folded: Option<Search>,
+    /// The searches of the column's values, per kind of pattern.
+    exact: Vec<Search>,
+    /// The searches of its lowered values.
+    folded: Vec<Search>,
     /// Leaves whose pattern is empty: they hold for every present value.
     always: Vec<usize>,
     leaves: usize,
@@ -304,8 +381,8 @@ impl PatternConditions {
         }
         Ok(Some(PatternConditions {
             index,
-            exact: Search::new(&leaves.leaves, false)?,
-            folded: Search::new(&leaves.leaves, true)?,
+            exact: searches(&leaves.leaves, false)?,
+            folded: searches(&leaves.leaves, true)?,
             always: (0..count)
                 .filter(|l| leaves.leaves[*l].2.is_empty())
                 .collect(),
@@ -340,7 +417,7 @@ impl PatternConditions {
         for value in &values {
             text.push(value.unwrap_or(""));
         }
-        let lowered = (self.folded.is_some() && !text.bytes.is_ascii()).then(|| {
+        let lowered = (!self.folded.is_empty() && !text.bytes.is_ascii()).then(|| {
             let mut lowered = Text::default();
             for value in &values {
                 lowered.push(&value.unwrap_or("").to_lowercase());
@@ -350,10 +427,10 @@ impl PatternConditions {
         // Per row, the leaves that hold (a bit each).
         let leaf_words = self.leaves.div_ceil(64);
         let mut fired = vec![0u64; rows * leaf_words];
-        if let Some(search) = &self.exact {
+        for search in &self.exact {
             search.run(&text.bytes, &text.ends, &mut fired, leaf_words)?;
         }
-        if let Some(search) = &self.folded {
+        for search in &self.folded {
             let text = lowered.as_ref().unwrap_or(&text);
             search.run(&text.bytes, &text.ends, &mut fired, leaf_words)?;
         }
@@ -476,6 +553,11 @@ mod tests {
             contains(email(), lit("aa")).and(ends_with(email(), lit("aa")).not()),
             // As the compiler gives them.
             contains(lower(email()), lit("müller")).not().is_true(),
+            // Anchored: a state's shorter matches ending there are not at the anchor.
+            starts_with(email(), lit("nna")).or(starts_with(email(), lit("Ann"))),
+            ends_with(lower(email()), lit("om")),
+            starts_with(email(), lit("silva")),
+            ends_with(email(), lit("silva")).and(ends_with(email(), lit("lva"))),
         ];
         // Row n of the batch is position 10 + n.
         let expected: Vec<Vec<u32>> = vec![
@@ -490,6 +572,10 @@ mod tests {
             vec![16],
             vec![],
             vec![10, 12, 13, 15, 16, 17, 18],
+            vec![10],
+            vec![10, 16],
+            vec![15],
+            vec![15, 18],
         ];
         for array in [
             Arc::new(StringArray::from(values.clone())) as ArrayRef,

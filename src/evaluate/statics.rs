@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use roaring::RoaringBitmap;
 
@@ -167,8 +167,11 @@ pub struct LocatedStatics {
     pub unparsable: Vec<Unparsable>,
 }
 
-/// Finds every group's static ids in the scanned id column, in one pass over it.
+/// Finds every group's static ids in the scanned id column, in one pass over it: each
+/// row's id looked up as it is stored (no key built per row), parts of the column on all
+/// cores, the first position of an id kept.
 pub fn locate(all: &[StaticIds], ids: &ArrayRef) -> Vec<LocatedStatics> {
+    use rayon::prelude::*;
     let mut wanted: HashMap<IdKey, Option<u32>> = HashMap::new();
     for s in all {
         for k in s.include.iter().chain(&s.exclude) {
@@ -176,13 +179,56 @@ pub fn locate(all: &[StaticIds], ids: &ArrayRef) -> Vec<LocatedStatics> {
         }
     }
     if !wanted.is_empty() {
-        for i in 0..ids.len() {
-            if let Some(key) = IdKey::of_row(ids, i) {
-                if let Some(slot) = wanted.get_mut(&key) {
-                    slot.get_or_insert(i as u32);
-                }
+        let keys: Vec<IdKey> = wanted.keys().cloned().collect();
+        let ints: hashbrown::HashMap<i128, usize> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(n, k)| match k {
+                IdKey::Int(i) => Some((*i, n)),
+                IdKey::Str(_) => None,
+            })
+            .collect();
+        let strs: hashbrown::HashMap<&str, usize> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(n, k)| match k {
+                IdKey::Str(s) => Some((s.as_str(), n)),
+                IdKey::Int(_) => None,
+            })
+            .collect();
+        // The wanted key (its index in `keys`) of row `i`, if any.
+        let key_at = |i: usize| -> Option<usize> {
+            if ids.is_null(i) {
+                return None;
             }
-        }
+            match ids.data_type() {
+                DataType::Int64 => ints
+                    .get(&(ids.as_primitive::<Int64Type>().value(i) as i128))
+                    .copied(),
+                DataType::UInt64 => ints
+                    .get(&(ids.as_primitive::<UInt64Type>().value(i) as i128))
+                    .copied(),
+                _ => strs.get(ids.as_string::<i32>().value(i)).copied(),
+            }
+        };
+        const PART: usize = 1 << 20;
+        let first = (0..ids.len().div_ceil(PART))
+            .into_par_iter()
+            .map(|part| {
+                let mut first = vec![None::<u32>; keys.len()];
+                for i in part * PART..((part + 1) * PART).min(ids.len()) {
+                    if let Some(k) = key_at(i) {
+                        first[k].get_or_insert(i as u32);
+                    }
+                }
+                first
+            })
+            .reduce(
+                || vec![None; keys.len()],
+                |a, b| a.into_iter().zip(b).map(|(a, b)| a.or(b)).collect(),
+            );
+        drop((ints, strs));
+        wanted.extend(keys.into_iter().zip(first));
     }
     all.iter()
         .map(|s| {

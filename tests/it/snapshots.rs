@@ -497,6 +497,28 @@ fn runs_without_an_id_hash_still_load() {
     assert_eq!(read_with_pyroaring(&before), expected);
 }
 
+/// Runs whose perfect hash has the earlier parameters (buckets of ~4 ids, 1% spare slots)
+/// load and answer: the parameters are in `ids.phf`'s header.
+#[test]
+fn runs_with_the_earlier_hash_parameters_still_load() {
+    let before = golden().join("four-id-buckets");
+    let snapshot = open(&before).unwrap();
+    let expected = expected_members();
+    for g in snapshot.groups() {
+        let want: BTreeSet<String> = expected[&g.id]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(members(&snapshot, &g.id), want, "{}", g.id);
+        for id in &want {
+            assert!(snapshot.contains(&g.id, id).unwrap(), "{} {id}", g.id);
+        }
+    }
+    assert_eq!(read_with_pyroaring(&before), expected);
+}
+
 /// Reads every group with pyroaring (CRoaring) through the manifest alone.
 fn read_with_pyroaring(publish: &Path) -> Value {
     let out = Command::new("python3")

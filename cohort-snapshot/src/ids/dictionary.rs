@@ -2,7 +2,7 @@
 //! external id to bit: the run's perfect hash (`ids.phf`), checked against every id at
 //! load, or for runs without one a hash table built on every core at load.
 //!
-//! With the perfect hash, a lookup computes the bit from one pilot read (4.3 bits per id)
+//! With the perfect hash, a lookup computes the bit from one pilot read (5.7 bits per id)
 //! and reads that bit's id to confirm it. Without it, a probe reads one slot of the table
 //! (a 26-bit tag of the id's hash beside the bit) and, when the tag matches, that bit's id.
 //! Ids, slots and pilots live in huge pages, so a probe costs cache misses but no page
