@@ -227,8 +227,7 @@ pub fn locate(all: &[StaticIds], ids: &ArrayRef) -> Vec<LocatedStatics> {
                 || vec![None; keys.len()],
                 |a, b| a.into_iter().zip(b).map(|(a, b)| a.or(b)).collect(),
             );
-        drop((ints, strs));
-        wanted.extend(keys.into_iter().zip(first));
+        wanted.extend(keys.iter().cloned().zip(first));
     }
     all.iter()
         .map(|s| {
