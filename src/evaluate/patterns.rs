@@ -29,7 +29,6 @@ use aho_corasick::automaton::{Automaton, OverlappingState, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, Input, PatternID, StartKind};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
-use datafusion::arrow::buffer::{BooleanBuffer, MutableBuffer};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
@@ -58,23 +57,15 @@ enum Tree {
 }
 
 impl Tree {
-    fn holds(&self, fired: &[bool]) -> bool {
+    /// Word `w` of the rows where the tree holds, `leaf_rows` holding each leaf's rows
+    /// (`words` words per leaf). Bitwise is exact on rows with a value, where every leaf
+    /// is true or false; rows without one are cleared afterwards.
+    fn word(&self, leaf_rows: &[u64], words: usize, w: usize) -> u64 {
         match self {
-            Tree::Leaf(leaf) => fired[*leaf],
-            Tree::Not(inner) => !inner.holds(fired),
-            Tree::And(a, b) => a.holds(fired) && b.holds(fired),
-            Tree::Or(a, b) => a.holds(fired) || b.holds(fired),
-        }
-    }
-
-    fn leaves(&self, out: &mut Vec<usize>) {
-        match self {
-            Tree::Leaf(leaf) => out.push(*leaf),
-            Tree::Not(inner) => inner.leaves(out),
-            Tree::And(a, b) | Tree::Or(a, b) => {
-                a.leaves(out);
-                b.leaves(out);
-            }
+            Tree::Leaf(leaf) => leaf_rows[leaf * words + w],
+            Tree::Not(inner) => !inner.word(leaf_rows, words, w),
+            Tree::And(a, b) => a.word(leaf_rows, words, w) & b.word(leaf_rows, words, w),
+            Tree::Or(a, b) => a.word(leaf_rows, words, w) | b.word(leaf_rows, words, w),
         }
     }
 }
@@ -211,13 +202,14 @@ impl Search {
         }))
     }
 
-    /// Marks in `fired` (`words` per row) every leaf that holds for each row of `text`:
-    /// the batch's values one after the other, each followed by a NUL (no pattern has
-    /// one, so no occurrence spans two values); value `r` ends at `ends[r]`.
-    fn run(&self, text: &[u8], ends: &[usize], fired: &mut [u64], words: usize) -> Result<()> {
+    /// Sets in `leaf_rows` (`words` per leaf) the rows where each leaf holds, the rows
+    /// being the values of `text`: the batch's values one after the other, each followed
+    /// by a NUL (no pattern has one, so no occurrence spans two values); value `r` ends
+    /// at `ends[r]`.
+    fn run(&self, text: &[u8], ends: &[usize], leaf_rows: &mut [u64], words: usize) -> Result<()> {
         let mut fire = |row: usize, pattern: PatternID| {
             for leaf in &self.leaves[pattern.as_usize()] {
-                fired[row * words + leaf / 64] |= 1 << (leaf % 64);
+                leaf_rows[leaf * words + row / 64] |= 1 << (row % 64);
             }
         };
         match self.kind {
@@ -328,10 +320,6 @@ pub(crate) struct PatternConditions {
     leaves: usize,
     /// Each condition's mask (its index among the scan's conditions) and tree.
     conditions: Vec<(usize, Tree)>,
-    /// Each condition's result on a value where no leaf holds.
-    on_none: Vec<bool>,
-    /// The conditions each leaf appears in.
-    by_leaf: Vec<Vec<usize>>,
 }
 
 /// Whether a column of this type can take this path.
@@ -367,18 +355,6 @@ impl PatternConditions {
             return Ok(None);
         }
         let count = leaves.leaves.len();
-        let none = vec![false; count];
-        let mut by_leaf = vec![Vec::new(); count];
-        let mut on_it = Vec::new();
-        for (i, (_, tree)) in trees.iter().enumerate() {
-            on_it.clear();
-            tree.leaves(&mut on_it);
-            on_it.sort_unstable();
-            on_it.dedup();
-            for leaf in &on_it {
-                by_leaf[*leaf].push(i);
-            }
-        }
         Ok(Some(PatternConditions {
             index,
             exact: searches(&leaves.leaves, false)?,
@@ -387,9 +363,7 @@ impl PatternConditions {
                 .filter(|l| leaves.leaves[*l].2.is_empty())
                 .collect(),
             leaves: count,
-            on_none: trees.iter().map(|(_, t)| t.holds(&none)).collect(),
             conditions: trees,
-            by_leaf,
         }))
     }
 
@@ -424,74 +398,44 @@ impl PatternConditions {
             }
             lowered
         });
-        // Per row, the leaves that hold (a bit each).
-        let leaf_words = self.leaves.div_ceil(64);
-        let mut fired = vec![0u64; rows * leaf_words];
+        // Per leaf, the rows where it holds (a bit each).
+        let words = rows.div_ceil(64);
+        let mut leaf_rows = vec![0u64; self.leaves * words];
         for search in &self.exact {
-            search.run(&text.bytes, &text.ends, &mut fired, leaf_words)?;
+            search.run(&text.bytes, &text.ends, &mut leaf_rows, words)?;
         }
         for search in &self.folded {
             let text = lowered.as_ref().unwrap_or(&text);
-            search.run(&text.bytes, &text.ends, &mut fired, leaf_words)?;
+            search.run(&text.bytes, &text.ends, &mut leaf_rows, words)?;
         }
         for leaf in &self.always {
-            for (row, value) in values.iter().enumerate() {
-                if value.is_some() {
-                    fired[row * leaf_words + leaf / 64] |= 1 << (leaf % 64);
-                }
-            }
+            leaf_rows[leaf * words..(leaf + 1) * words].fill(u64::MAX);
         }
 
-        // Per condition, the rows where it differs from its result on no leaf: only rows
-        // where a leaf holds can.
-        let words = rows.div_ceil(64);
-        let mut differs = vec![0u64; words * self.conditions.len()];
-        let mut holding = vec![false; self.leaves];
-        let mut on_row: Vec<usize> = Vec::new();
-        let mut seen = vec![usize::MAX; self.conditions.len()];
-        for (row, bits) in fired.chunks_exact(leaf_words).enumerate() {
-            if values[row].is_none() || bits.iter().all(|w| *w == 0) {
-                continue;
-            }
-            on_row.clear();
-            for (w, word) in bits.iter().enumerate() {
-                let mut word = *word;
-                while word != 0 {
-                    let leaf = w * 64 + word.trailing_zeros() as usize;
-                    word &= word - 1;
-                    holding[leaf] = true;
-                    on_row.push(leaf);
-                }
-            }
-            for leaf in &on_row {
-                for c in &self.by_leaf[*leaf] {
-                    if seen[*c] != row {
-                        seen[*c] = row;
-                        if self.conditions[*c].1.holds(&holding) != self.on_none[*c] {
-                            differs[*c * words + row / 64] |= 1 << (row % 64);
-                        }
-                    }
-                }
-            }
-            for leaf in &on_row {
-                holding[*leaf] = false;
+        // Per condition, its tree on 64 rows at a time; then only rows with a value, and
+        // none past the batch's end.
+        let valid = column.logical_nulls();
+        let mut present: Vec<u64> = (0..words)
+            .map(|w| match rows - w * 64 {
+                left if left >= 64 => u64::MAX,
+                left => (1 << left) - 1,
+            })
+            .collect();
+        if let Some(valid) = &valid {
+            for (present, valid) in present
+                .iter_mut()
+                .zip(valid.inner().bit_chunks().iter_padded())
+            {
+                *present &= valid;
             }
         }
-        let valid = column.logical_nulls();
-        for (c, (mask, _)) in self.conditions.iter().enumerate() {
-            let own = &differs[c * words..(c + 1) * words];
-            if !self.on_none[c] && own.iter().all(|w| *w == 0) {
-                continue;
-            }
-            let buffer = MutableBuffer::from_iter(own.iter().copied());
-            let mut bits = BooleanBuffer::new(buffer.into(), 0, rows);
-            if self.on_none[c] {
-                bits = !&bits;
-            }
-            if let Some(valid) = &valid {
-                bits = &bits & valid.inner();
-            }
-            holds.set(*mask, bits);
+        for (mask, tree) in &self.conditions {
+            let holds_on: Vec<u64> = present
+                .iter()
+                .enumerate()
+                .map(|(w, present)| tree.word(&leaf_rows, words, w) & present)
+                .collect();
+            holds.set_words(*mask, holds_on);
         }
         Ok(())
     }
