@@ -33,7 +33,7 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
-use super::batch::BatchHolds;
+use super::batch::{ones, BatchHolds};
 use crate::{Error, Result};
 
 /// A column takes this path with at least this many substring conditions on it; one alone
@@ -415,12 +415,7 @@ impl PatternConditions {
         // Per condition, its tree on 64 rows at a time; then only rows with a value, and
         // none past the batch's end.
         let valid = column.logical_nulls();
-        let mut present: Vec<u64> = (0..words)
-            .map(|w| match rows - w * 64 {
-                left if left >= 64 => u64::MAX,
-                left => (1 << left) - 1,
-            })
-            .collect();
+        let mut present = ones(rows);
         if let Some(valid) = &valid {
             for (present, valid) in present
                 .iter_mut()
