@@ -7,6 +7,7 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::manifest::{
@@ -175,35 +176,46 @@ pub async fn publish(
     promote: Promote,
 ) -> Result<Published> {
     // The bitmaps file as one chunk per group: serialized bytes are not copied again.
-    let mut blob: Vec<Bytes> = Vec::with_capacity(groups.len());
-    let mut offset = 0usize;
-    let mut entries = Vec::with_capacity(groups.len());
-    for g in groups {
-        let (bytes, members) = match &g.bits {
+    let chunks: Vec<(Bytes, u64)> = groups
+        .par_iter()
+        .map(|g| match &g.bits {
             Bits::Bitmap(bitmap) => serialize(bitmap),
             Bits::Serialized { bytes, members } => (bytes.clone(), *members),
-        };
+        })
+        .collect();
+    let mut offset = 0usize;
+    let mut entries = Vec::with_capacity(groups.len());
+    for (g, (bytes, members)) in groups.iter().zip(&chunks) {
         entries.push(GroupEntry {
             id: g.id.clone(),
             name: g.name.clone(),
             description: g.description.clone(),
             definition_hash: g.definition_hash.clone(),
-            members,
+            members: *members,
             bitmap: BitmapRef {
                 path: BITMAPS_FILE.into(),
                 offset: offset as u64,
                 length: bytes.len() as u64,
-                checksum: checksum(&bytes),
+                checksum: String::new(),
             },
             as_of: g.carried.as_ref().map(|c| c.as_of.clone()),
             carried_from: g.carried.as_ref().map(|c| c.run_id.clone()),
         });
         offset += bytes.len();
-        blob.push(bytes);
     }
+    let blob: Vec<Bytes> = chunks.into_iter().map(|(bytes, _)| bytes).collect();
     manifest.id_mapping = ids.entry.clone();
     manifest.groups = entries;
-    manifest.run_id = run_id(&manifest, &blob);
+    // The run id (which does not read the groups' checksums) beside the checksums, each
+    // a pass over every byte.
+    let (run_id, checksums) = rayon::join(
+        || run_id(&manifest, &blob),
+        || blob.par_iter().map(|b| checksum(b)).collect::<Vec<_>>(),
+    );
+    for (entry, sum) in manifest.groups.iter_mut().zip(checksums) {
+        entry.bitmap.checksum = sum;
+    }
+    manifest.run_id = run_id;
 
     let run = publish.join(&format!("runs/{}", manifest.run_id));
     let manifest_location = run.join(MANIFEST_FILE);
@@ -279,11 +291,19 @@ pub async fn publish(
     })
 }
 
+/// Writes the run's files, all at once but the last (the manifest), which is written
+/// once the others are.
 async fn write_files(run: &Location, files: &[(&str, PutPayload)]) -> Result<()> {
-    for (name, bytes) in files {
-        run.join(name).write(bytes.clone()).await?;
-    }
-    Ok(())
+    let Some(((last, last_bytes), others)) = files.split_last() else {
+        return Ok(());
+    };
+    futures::future::try_join_all(
+        others
+            .iter()
+            .map(|(name, bytes)| async move { run.join(name).write(bytes.clone()).await }),
+    )
+    .await?;
+    run.join(last).write(last_bytes.clone()).await
 }
 
 /// Whether every file of the run is there with its size.

@@ -93,14 +93,10 @@ pub(super) async fn publish(
         &evaluation.scan.universe,
         &pipeline.id_column,
     )?;
-    let ids = writer::EncodedIds::new(
-        &pipeline.id_column,
-        mapping.dictionary.as_ref(),
-        mapping.hash_index.as_ref(),
-    )?;
     let publish = pipeline.stores.location(&pipeline.publish)?;
     // Each group remapped and serialized at once, and its scan-space bitmap dropped then:
-    // at 1,000 groups over 10M customers either form is hundreds of MB.
+    // at 1,000 groups over 10M customers either form is hundreds of MB. The id files are
+    // encoded meanwhile (one core's work for text ids: the dictionary's Parquet file).
     let members = std::mem::take(&mut evaluation.members);
     let chosen: Vec<_> = evaluation
         .compiled
@@ -109,13 +105,25 @@ pub(super) async fn publish(
         .zip(members)
         .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
         .collect();
-    let (chosen, serialized): (Vec<_>, Vec<Bits>) = {
+    let (ids, (chosen, serialized)): (_, (Vec<_>, Vec<Bits>)) = {
         use rayon::prelude::*;
-        chosen
-            .into_par_iter()
-            .map(|(g, members)| (g, Bits::serialized(&mapping.remap(&members))))
-            .unzip()
+        rayon::join(
+            || {
+                writer::EncodedIds::new(
+                    &pipeline.id_column,
+                    mapping.dictionary.as_ref(),
+                    mapping.hash_index.as_ref(),
+                )
+            },
+            || {
+                chosen
+                    .into_par_iter()
+                    .map(|(g, members)| (g, Bits::serialized(&mapping.remap(&members))))
+                    .unzip()
+            },
+        )
     };
+    let ids = ids?;
     let mut groups: Vec<PublishedGroup> = chosen
         .iter()
         .zip(serialized)

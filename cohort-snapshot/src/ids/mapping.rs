@@ -3,8 +3,9 @@
 //! scan positions to bits.
 
 use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
-use arrow::compute::{sort_to_indices, take, SortOptions};
+use arrow::compute::{concat, sort_to_indices, take, SortOptions};
 use arrow::datatypes::{DataType, Int64Type, UInt64Type};
+use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::ids::perfect_hash::{self, PerfectHash};
@@ -28,61 +29,21 @@ pub struct IdMapping {
 }
 
 const EXAMPLES: usize = 5;
+/// Ids gathered at once, in parallel, into the dictionary.
+const GATHER_PART: usize = 1 << 20;
 
 impl IdMapping {
     /// Builds the mapping for the scanned `ids` (normalized: Int64, UInt64 or Utf8);
     /// `universe` holds the positions with non-null ids. Duplicate ids are an error.
     pub fn build(ids: &ArrayRef, universe: &RoaringBitmap, id_column: &str) -> Result<IdMapping> {
-        let identity = match ids.data_type() {
-            DataType::Int64 => {
-                let a = ids.as_primitive::<Int64Type>();
-                universe
-                    .iter()
-                    .all(|p| (0..=u32::MAX as i64).contains(&a.value(p as usize)))
+        let mut pos_to_bit = match identity_bits(ids, universe) {
+            Some(bits) => {
+                check_identity_unique(&bits, universe, id_column)?;
+                return Ok(Self::from_bits(None, None, bits, universe));
             }
-            DataType::UInt64 => {
-                let a = ids.as_primitive::<UInt64Type>();
-                universe
-                    .iter()
-                    .all(|p| a.value(p as usize) <= u32::MAX as u64)
-            }
-            _ => false,
+            None => vec![u32::MAX; ids.len()],
         };
-        let mut pos_to_bit = vec![u32::MAX; ids.len()];
-        let (dictionary, hash_index) = if identity {
-            let values: Vec<u32> = match ids.data_type() {
-                DataType::Int64 => ids
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .iter()
-                    .map(|v| *v as u32)
-                    .collect(),
-                _ => ids
-                    .as_primitive::<UInt64Type>()
-                    .values()
-                    .iter()
-                    .map(|v| *v as u32)
-                    .collect(),
-            };
-            let mut seen = RoaringBitmap::new();
-            let mut duplicates = Vec::new();
-            let mut duplicate_rows = 0u64;
-            for p in universe {
-                let bit = values[p as usize];
-                if !seen.insert(bit) {
-                    duplicate_rows += 1;
-                    if duplicates.len() < EXAMPLES && !duplicates.contains(&bit) {
-                        duplicates.push(bit);
-                    }
-                }
-                pos_to_bit[p as usize] = bit;
-            }
-            if duplicate_rows > 0 {
-                let examples: Vec<String> = duplicates.iter().map(|d| d.to_string()).collect();
-                return Err(duplicate_error(id_column, duplicate_rows, &examples));
-            }
-            (None, None)
-        } else if let Some((hash_index, dictionary)) =
+        let (dictionary, hash_index) = if let Some((hash_index, dictionary)) =
             Self::in_hash_order(ids, universe, &mut pos_to_bit)?
         {
             (Some(dictionary), Some(hash_index))
@@ -94,22 +55,43 @@ impl IdMapping {
                 None,
             )
         };
-        let mut last: Option<u32> = None;
-        let mut monotonic = true;
-        let mut bit_space = 0u64;
-        for p in universe {
-            let bit = pos_to_bit[p as usize];
-            monotonic &= last.is_none_or(|l| bit > l);
-            last = Some(bit);
-            bit_space = bit_space.max(bit as u64 + 1);
-        }
-        Ok(IdMapping {
+        Ok(Self::from_bits(
+            dictionary, hash_index, pos_to_bit, universe,
+        ))
+    }
+
+    /// The mapping of `pos_to_bit`, with whether it is monotonic and its bit space.
+    fn from_bits(
+        dictionary: Option<ArrayRef>,
+        hash_index: Option<PerfectHash>,
+        pos_to_bit: Vec<u32>,
+        universe: &RoaringBitmap,
+    ) -> IdMapping {
+        let (monotonic, bit_space) = if universe.len() == pos_to_bit.len() as u64 {
+            // Every position has an id (the usual case): the bits themselves, in order.
+            (
+                pos_to_bit.windows(2).all(|w| w[0] < w[1]),
+                pos_to_bit.iter().max().map_or(0, |&m| m as u64 + 1),
+            )
+        } else {
+            let mut last: Option<u32> = None;
+            let mut monotonic = true;
+            let mut bit_space = 0u64;
+            for p in universe {
+                let bit = pos_to_bit[p as usize];
+                monotonic &= last.is_none_or(|l| bit > l);
+                last = Some(bit);
+                bit_space = bit_space.max(bit as u64 + 1);
+            }
+            (monotonic, bit_space)
+        };
+        IdMapping {
             dictionary,
             hash_index,
             pos_to_bit,
             monotonic,
             bit_space,
-        })
+        }
     }
 
     /// Numbers the customers in the order of a perfect hash of their ids: returns the hash
@@ -143,7 +125,16 @@ impl IdMapping {
             order[bit as usize] = position;
             pos_to_bit[position as usize] = bit;
         }
-        let dictionary = take(ids.as_ref(), &UInt32Array::from(order), None)?;
+        // Gathered a part at a time on every core (a gather of 10M text ids on one core is
+        // a second of cache misses), then joined.
+        let parts = order
+            .par_chunks(GATHER_PART)
+            .map(|part| take(ids.as_ref(), &UInt32Array::from(part.to_vec()), None))
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+        let dictionary = match parts.as_slice() {
+            [one] => one.clone(),
+            _ => concat(&parts.iter().map(|p| p.as_ref()).collect::<Vec<_>>())?,
+        };
         Ok(Some((hash_index, dictionary)))
     }
 
@@ -185,7 +176,6 @@ impl IdMapping {
     /// The duplicate-id check of [`build`](Self::build) alone, without numbering anything:
     /// what `size` and `run --dry-run` run so that they never succeed where a run fails.
     pub fn check_unique(ids: &ArrayRef, universe: &RoaringBitmap, id_column: &str) -> Result<()> {
-        use rayon::slice::ParallelSliceMut;
         fn repeats<T: Ord + Send + ToString>(mut keys: Vec<T>) -> (u64, Vec<String>) {
             keys.par_sort_unstable();
             let mut rows = 0u64;
@@ -269,9 +259,99 @@ impl IdMapping {
 
     /// [`remap`](Self::remap) for many bitmaps, spread over the cores.
     pub fn remap_all(&self, bitmaps: &[&RoaringBitmap]) -> Vec<RoaringBitmap> {
-        use rayon::prelude::*;
         bitmaps.par_iter().map(|b| self.remap(b)).collect()
     }
+}
+
+/// Positions read at once by the identity mapping's checks (parts for the cores).
+const PART: usize = 1 << 16;
+
+/// The bit of each position when the ids are integers within `0..=u32::MAX` (the id
+/// itself; `u32::MAX` where the id is null), or `None` when some id is not.
+fn identity_bits(ids: &ArrayRef, universe: &RoaringBitmap) -> Option<Vec<u32>> {
+    fn bits<T: Copy + Send + Sync>(
+        values: &[T],
+        universe: &RoaringBitmap,
+        bit: impl Fn(T) -> Option<u32> + Sync,
+    ) -> Option<Vec<u32>> {
+        if universe.len() == values.len() as u64 {
+            // Every position has an id: all of them, on every core.
+            return values
+                .par_chunks(PART)
+                .map(|part| part.iter().map(|&v| bit(v)).collect::<Option<Vec<u32>>>())
+                .collect::<Option<Vec<Vec<u32>>>>()
+                .map(|parts| parts.concat());
+        }
+        let mut out = vec![u32::MAX; values.len()];
+        for p in universe {
+            out[p as usize] = bit(values[p as usize])?;
+        }
+        Some(out)
+    }
+    match ids.data_type() {
+        DataType::Int64 => bits(ids.as_primitive::<Int64Type>().values(), universe, |v| {
+            u32::try_from(v).ok()
+        }),
+        DataType::UInt64 => bits(ids.as_primitive::<UInt64Type>().values(), universe, |v| {
+            u32::try_from(v).ok()
+        }),
+        _ => None,
+    }
+}
+
+/// Refuses repeated ids under the identity mapping (each position's bit, in position
+/// order).
+fn check_identity_unique(bits: &[u32], universe: &RoaringBitmap, id_column: &str) -> Result<()> {
+    let (rows, repeated) = if universe.len() == bits.len() as u64 {
+        repeated_bits(bits.iter().copied(), bits.len())
+    } else {
+        repeated_bits(universe.iter().map(|p| bits[p as usize]), bits.len())
+    };
+    if rows > 0 {
+        let examples: Vec<String> = repeated.iter().map(|d| d.to_string()).collect();
+        return Err(duplicate_error(id_column, rows, &examples));
+    }
+    Ok(())
+}
+
+/// How many of `bits` repeat an earlier one, and the first few repeated (`positions`
+/// being about how many there are).
+fn repeated_bits(bits: impl Iterator<Item = u32> + Clone, positions: usize) -> (u64, Vec<u32>) {
+    /// Bits seen so far: a plain bitset when the bits are dense enough for one (at most
+    /// 64 bits of it per position), a Roaring bitmap otherwise.
+    enum Seen {
+        Dense(Vec<u64>),
+        Sparse(RoaringBitmap),
+    }
+    impl Seen {
+        /// Marks `bit`; whether it was marked before.
+        fn again(&mut self, bit: u32) -> bool {
+            match self {
+                Seen::Dense(words) => {
+                    let (word, mask) = (&mut words[bit as usize / 64], 1u64 << (bit % 64));
+                    let again = *word & mask != 0;
+                    *word |= mask;
+                    again
+                }
+                Seen::Sparse(bitmap) => !bitmap.insert(bit),
+            }
+        }
+    }
+    let space = bits.clone().max().map_or(0, |m| m as u64 + 1);
+    let mut seen = match space <= 64 * positions.max(1 << 16) as u64 {
+        true => Seen::Dense(vec![0u64; (space as usize).div_ceil(64)]),
+        false => Seen::Sparse(RoaringBitmap::new()),
+    };
+    let (mut rows, mut repeated) = (0u64, Vec::new());
+    for bit in bits {
+        if seen.again(bit) {
+            rows += 1;
+            if repeated.len() < EXAMPLES && !repeated.contains(&bit) {
+                repeated.push(bit);
+            }
+        }
+    }
+    (rows, repeated)
 }
 
 /// The error for repeated ids in `id_column`: how many extra rows, and a few examples.
