@@ -369,6 +369,33 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use std::sync::Arc;
 
+    /// Repeated integer ids are found alike whether the ids are dense enough for a plain
+    /// bitset or so far apart that a Roaring bitmap is used, with or without null ids.
+    #[test]
+    fn repeated_integer_ids_are_found_dense_or_sparse() {
+        for (what, scale) in [("dense", 1i64), ("sparse", 1 << 28)] {
+            let ids: ArrayRef = Arc::new(Int64Array::from_iter_values(
+                [5, 1, 5, 7, 1, 5, 9].map(|i| i * scale),
+            ));
+            for universe in [
+                (0..7).collect::<RoaringBitmap>(),
+                [0u32, 2, 3, 4, 6].into_iter().collect(),
+            ] {
+                let full = universe.len() == 7;
+                let err = IdMapping::build(&ids, &universe, "id").unwrap_err();
+                let Error::DuplicateIds { rows, examples, .. } = err else {
+                    panic!("{what}: {err}");
+                };
+                let expected = match full {
+                    true => (3, vec![5 * scale, scale]),
+                    false => (1, vec![5 * scale]),
+                };
+                let examples: Vec<i64> = examples.iter().map(|e| e.parse().unwrap()).collect();
+                assert_eq!((rows, examples), expected, "{what}, full: {full}");
+            }
+        }
+    }
+
     /// Every remapping strategy (monotonic copy, bitset scatter, sort) gives the bits of
     /// the same customers.
     #[test]

@@ -190,17 +190,19 @@ impl PerfectHash {
         let members =
             |b: u32| &grouped[starts[b as usize] as usize..starts[b as usize + 1] as usize];
         let order: Vec<u32> = by_size.iter().skip(1).rev().flatten().copied().collect();
+        let mut placed = Vec::with_capacity(largest);
         for buckets in order.chunks(window.max(1)) {
-            let guesses: Vec<(Option<u16>, Vec<u64>)> = buckets
+            let guesses: Vec<Option<u16>> = buckets
                 .par_iter()
-                .map(|&b| {
-                    let mut placed = Vec::with_capacity(largest);
-                    let pilot = first_free_pilot(members(b), slots as u64, &taken, &mut placed, 0);
-                    (pilot, placed)
-                })
+                .map_init(
+                    || Vec::with_capacity(largest),
+                    |placed, &b| first_free_pilot(members(b), slots as u64, &taken, placed, 0),
+                )
                 .collect();
-            for (&b, (guess, mut placed)) in buckets.iter().zip(guesses) {
+            for (&b, guess) in buckets.iter().zip(guesses) {
                 let mut pilot = guess?;
+                placed.clear();
+                placed.extend(members(b).iter().map(|&h| slot(h, pilot, slots as u64)));
                 if placed.iter().any(|&s| is_taken(&taken, s)) {
                     let from = pilot.checked_add(1)?;
                     pilot = first_free_pilot(members(b), slots as u64, &taken, &mut placed, from)?;
