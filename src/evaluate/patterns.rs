@@ -169,6 +169,9 @@ impl Search {
             if *k != kind || *f != folded || pattern.is_empty() {
                 continue;
             }
+            if kind != Kind::Contains && pattern.len() <= AFFIX_BYTES {
+                continue; // compared whole instead: see `Affixes`
+            }
             let mut bytes = pattern.as_bytes().to_vec();
             if kind == Kind::EndsWith {
                 bytes.reverse();
@@ -282,6 +285,165 @@ impl Search {
     }
 }
 
+/// Longest `starts_with` / `ends_with` pattern compared whole (longer ones are walked).
+const AFFIX_BYTES: usize = 16;
+
+/// The `starts_with` (or `ends_with`) patterns of at most [`AFFIX_BYTES`] bytes: each
+/// value's first (last) 16 bytes read as one number, then each pattern is a mask and a
+/// compare. Walking an automaton from the value's end costs a dependent table read per
+/// byte, and every value of a column (emails ending `.com`) walks several.
+#[derive(Debug)]
+struct Affixes {
+    kind: Kind,
+    /// Patterns compared with the value's bytes.
+    exact: Vec<Affix>,
+    /// Patterns compared with its lowered bytes.
+    folded: Vec<Affix>,
+}
+
+/// One pattern: its bytes as [`Affixes::read`] reads a value, the mask of its length,
+/// and the leaves it decides.
+#[derive(Debug)]
+struct Affix {
+    bytes: u128,
+    mask: u128,
+    len: usize,
+    leaves: Vec<usize>,
+}
+
+impl Affixes {
+    fn new(leaves: &[(Kind, bool, String)], kind: Kind) -> Option<Affixes> {
+        let collect = |folded: bool| {
+            let mut affixes: Vec<Affix> = Vec::new();
+            for (leaf, (k, f, pattern)) in leaves.iter().enumerate() {
+                if *k != kind || *f != folded || pattern.is_empty() || pattern.len() > AFFIX_BYTES {
+                    continue;
+                }
+                let bytes = Self::read(kind, pattern.as_bytes());
+                match affixes
+                    .iter_mut()
+                    .find(|a| a.len == pattern.len() && a.bytes == bytes)
+                {
+                    Some(affix) => affix.leaves.push(leaf),
+                    None => affixes.push(Affix {
+                        bytes,
+                        mask: u128::MAX >> (8 * (AFFIX_BYTES - pattern.len())),
+                        len: pattern.len(),
+                        leaves: vec![leaf],
+                    }),
+                }
+            }
+            affixes
+        };
+        let (exact, folded) = (collect(false), collect(true));
+        (!exact.is_empty() || !folded.is_empty()).then_some(Affixes {
+            kind,
+            exact,
+            folded,
+        })
+    }
+
+    /// A value's first 16 bytes (`starts_with`: the first byte lowest) or last 16
+    /// (`ends_with`: the last byte lowest), zero beyond its length: a pattern of `n` bytes
+    /// is then the lowest `n` bytes.
+    #[inline]
+    fn read(kind: Kind, value: &[u8]) -> u128 {
+        let mut buf = [0u8; AFFIX_BYTES];
+        let n = value.len().min(AFFIX_BYTES);
+        match kind {
+            Kind::EndsWith => {
+                buf[AFFIX_BYTES - n..].copy_from_slice(&value[value.len() - n..]);
+                u128::from_be_bytes(buf)
+            }
+            _ => {
+                buf[..n].copy_from_slice(&value[..n]);
+                u128::from_le_bytes(buf)
+            }
+        }
+    }
+
+    /// [`read`](Self::read) of the value at `start..end` of `bytes`: one unaligned load
+    /// of 16 bytes and a mask, unless the value is too near an end of `bytes`.
+    #[inline]
+    fn read_at(kind: Kind, bytes: &[u8], start: usize, end: usize) -> u128 {
+        let n = (end - start).min(AFFIX_BYTES);
+        if n == 0 {
+            return 0;
+        }
+        let keep = u128::MAX >> (8 * (AFFIX_BYTES - n));
+        let load = match kind {
+            Kind::EndsWith => end
+                .checked_sub(AFFIX_BYTES)
+                .map(|from| u128::from_be_bytes(bytes[from..end].try_into().unwrap())),
+            _ => bytes
+                .get(start..start + AFFIX_BYTES)
+                .map(|b| u128::from_le_bytes(b.try_into().unwrap())),
+        };
+        match load {
+            Some(load) => load & keep,
+            None => Self::read(kind, &bytes[start..end]),
+        }
+    }
+
+    /// Sets the rows of the leaves of each of `affixes` that `read` (of a value of `len`
+    /// bytes) starts (ends) with.
+    #[inline]
+    fn test(affixes: &[Affix], read: u128, len: usize, row: usize, rows: &mut [u64], words: usize) {
+        for affix in affixes {
+            if len >= affix.len && read & affix.mask == affix.bytes {
+                for leaf in &affix.leaves {
+                    rows[leaf * words + row / 64] |= 1 << (row % 64);
+                }
+            }
+        }
+    }
+
+    /// Sets in `leaf_rows` the rows where each pattern is the value's prefix (suffix):
+    /// `text` for the exact patterns, `lowered` (the same rows, when a value is not
+    /// ASCII) for the folded ones, whose ASCII letters are lowered here too.
+    fn run(&self, text: &Text, lowered: Option<&Text>, leaf_rows: &mut [u64], words: usize) {
+        let kind = self.kind;
+        let mut start = 0;
+        for (row, &end) in text.ends.iter().enumerate() {
+            let read = Self::read_at(kind, &text.bytes, start, end);
+            let len = end - start;
+            start = end + 1;
+            Self::test(&self.exact, read, len, row, leaf_rows, words);
+            if self.folded.is_empty() {
+                continue;
+            }
+            let (read, len) = match lowered {
+                None => (read, len),
+                Some(lowered) => {
+                    let value = lowered.value(row);
+                    (Self::read(kind, value), value.len())
+                }
+            };
+            Self::test(
+                &self.folded,
+                ascii_lowercase(read),
+                len,
+                row,
+                leaf_rows,
+                words,
+            );
+        }
+    }
+}
+
+/// `x` with each byte that is an ASCII upper-case letter lowered, 16 bytes at once.
+#[inline]
+fn ascii_lowercase(x: u128) -> u128 {
+    const ONES: u128 = u128::MAX / 0xff;
+    let low7 = x & (ONES * 0x7f);
+    // Per byte, the top bit of `low7 + 0x80 - c` is set when the byte is at least `c`; no
+    // sum carries into the next byte (at most 0x7f + 0x3f).
+    let at_least_a = low7 + ONES * (0x80 - b'A' as u128);
+    let above_z = low7 + ONES * (0x80 - b'Z' as u128 - 1);
+    let upper = at_least_a & !above_z & !x & (ONES * 0x80);
+    x | (upper >> 2)
+}
+
 /// The searches of the leaves on the column of each kind (`folded`: of its lowered values).
 fn searches(leaves: &[(Kind, bool, String)], folded: bool) -> Result<Vec<Search>> {
     let mut searches = Vec::new();
@@ -299,6 +461,16 @@ struct Text {
 }
 
 impl Text {
+    /// Row `row`'s bytes.
+    #[inline]
+    fn value(&self, row: usize) -> &[u8] {
+        let start = match row {
+            0 => 0,
+            _ => self.ends[row - 1] + 1,
+        };
+        &self.bytes[start..self.ends[row]]
+    }
+
     fn push(&mut self, value: &str) {
         self.bytes.extend_from_slice(value.as_bytes());
         self.ends.push(self.bytes.len());
@@ -315,6 +487,8 @@ pub(crate) struct PatternConditions {
     exact: Vec<Search>,
     /// The searches of its lowered values.
     folded: Vec<Search>,
+    /// The short `starts_with` and `ends_with` patterns, compared whole.
+    affixes: Vec<Affixes>,
     /// Leaves whose pattern is empty: they hold for every present value.
     always: Vec<usize>,
     leaves: usize,
@@ -359,6 +533,10 @@ impl PatternConditions {
             index,
             exact: searches(&leaves.leaves, false)?,
             folded: searches(&leaves.leaves, true)?,
+            affixes: [Kind::StartsWith, Kind::EndsWith]
+                .into_iter()
+                .filter_map(|kind| Affixes::new(&leaves.leaves, kind))
+                .collect(),
             always: (0..count)
                 .filter(|l| leaves.leaves[*l].2.is_empty())
                 .collect(),
@@ -391,7 +569,9 @@ impl PatternConditions {
         for value in &values {
             text.push(value.unwrap_or(""));
         }
-        let lowered = (!self.folded.is_empty() && !text.bytes.is_ascii()).then(|| {
+        let any_folded =
+            !self.folded.is_empty() || self.affixes.iter().any(|a| !a.folded.is_empty());
+        let lowered = (any_folded && !text.bytes.is_ascii()).then(|| {
             let mut lowered = Text::default();
             for value in &values {
                 lowered.push(&value.unwrap_or("").to_lowercase());
@@ -407,6 +587,9 @@ impl PatternConditions {
         for search in &self.folded {
             let text = lowered.as_ref().unwrap_or(&text);
             search.run(&text.bytes, &text.ends, &mut leaf_rows, words)?;
+        }
+        for affixes in &self.affixes {
+            affixes.run(&text, lowered.as_ref(), &mut leaf_rows, words);
         }
         for leaf in &self.always {
             leaf_rows[leaf * words..(leaf + 1) * words].fill(u64::MAX);
@@ -497,6 +680,13 @@ mod tests {
             ends_with(lower(email()), lit("om")),
             starts_with(email(), lit("silva")),
             ends_with(email(), lit("silva")).and(ends_with(email(), lit("lva"))),
+            // Longer than 16 bytes: walked, not compared whole.
+            ends_with(lower(email()), lit("anna.silva@example.com")),
+            starts_with(email(), lit("Anna.Silva@Example")).or(starts_with(email(), lit("z"))),
+            // Exactly 16 bytes, and a value shorter than a pattern.
+            ends_with(lower(email()), lit("silva@example.com")),
+            starts_with(lower(email()), lit("anna.silva@examp")),
+            ends_with(email(), lit("xsilva")),
         ];
         // Row n of the batch is position 10 + n.
         let expected: Vec<Vec<u32>> = vec![
@@ -515,6 +705,11 @@ mod tests {
             vec![10, 16],
             vec![15],
             vec![15, 18],
+            vec![10],
+            vec![10, 13],
+            vec![10],
+            vec![10],
+            vec![],
         ];
         for array in [
             Arc::new(StringArray::from(values.clone())) as ArrayRef,
@@ -554,6 +749,20 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    /// Every byte, lowered 16 at a time, as `u8::to_ascii_lowercase` lowers it alone.
+    #[test]
+    fn sixteen_bytes_lowered_at_once_as_one_by_one() {
+        for first in (0..=255u8).step_by(16) {
+            let bytes: [u8; 16] = std::array::from_fn(|i| first + i as u8);
+            let lowered = ascii_lowercase(u128::from_le_bytes(bytes)).to_le_bytes();
+            assert_eq!(
+                lowered,
+                bytes.map(|b| b.to_ascii_lowercase()),
+                "from {first}"
+            );
+        }
     }
 
     #[test]
