@@ -461,6 +461,15 @@ struct Text {
 }
 
 impl Text {
+    /// An empty text with room for `values` (no copy of what is pushed as it grows).
+    fn with_capacity(values: &[Option<&str>]) -> Text {
+        let bytes = values.iter().map(|v| v.map_or(0, str::len) + 1).sum();
+        Text {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(values.len()),
+        }
+    }
+
     /// Row `row`'s bytes.
     #[inline]
     fn value(&self, row: usize) -> &[u8] {
@@ -565,14 +574,14 @@ impl PatternConditions {
             }
         };
         // The values, and (only where one is not ASCII) their lowered forms.
-        let mut text = Text::default();
+        let mut text = Text::with_capacity(&values);
         for value in &values {
             text.push(value.unwrap_or(""));
         }
         let any_folded =
             !self.folded.is_empty() || self.affixes.iter().any(|a| !a.folded.is_empty());
         let lowered = (any_folded && !text.bytes.is_ascii()).then(|| {
-            let mut lowered = Text::default();
+            let mut lowered = Text::with_capacity(&values);
             for value in &values {
                 lowered.push(&value.unwrap_or("").to_lowercase());
             }

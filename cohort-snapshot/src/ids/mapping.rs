@@ -2,7 +2,10 @@
 //! dictionary (everything else) in the order of its perfect hash, and the remapping of
 //! scan positions to bits.
 
-use arrow::array::{Array, ArrayRef, AsArray, UInt32Array};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
+use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::compute::{concat, sort_to_indices, take, SortOptions};
 use arrow::datatypes::{DataType, Int64Type, UInt64Type};
 use rayon::prelude::*;
@@ -103,18 +106,20 @@ impl IdMapping {
         pos_to_bit: &mut [u32],
     ) -> Result<Option<(PerfectHash, ArrayRef)>> {
         let present: Vec<u32> = universe.iter().collect();
-        let key_hash = |seed: u64, i: usize| {
-            let row = present[i] as usize;
-            match ids.data_type() {
-                DataType::Int64 => {
-                    let id = ids.as_primitive::<Int64Type>().value(row);
-                    perfect_hash::hash(seed, &id.to_le_bytes())
-                }
-                DataType::UInt64 => {
-                    let id = ids.as_primitive::<UInt64Type>().value(row);
-                    perfect_hash::hash(seed, &id.to_le_bytes())
-                }
-                _ => perfect_hash::hash(seed, ids.as_string::<i32>().value(row).as_bytes()),
+        // Each id's hash, its column's type resolved once.
+        let at = |i: usize| present[i] as usize;
+        let key_hash: Box<dyn Fn(u64, usize) -> u64 + Sync> = match ids.data_type() {
+            DataType::Int64 => {
+                let ids = ids.as_primitive::<Int64Type>();
+                Box::new(move |seed, i| perfect_hash::hash(seed, &ids.value(at(i)).to_le_bytes()))
+            }
+            DataType::UInt64 => {
+                let ids = ids.as_primitive::<UInt64Type>();
+                Box::new(move |seed, i| perfect_hash::hash(seed, &ids.value(at(i)).to_le_bytes()))
+            }
+            _ => {
+                let ids = ids.as_string::<i32>();
+                Box::new(move |seed, i| perfect_hash::hash(seed, ids.value(at(i)).as_bytes()))
             }
         };
         let Some((hash_index, rows)) = PerfectHash::build(present.len(), key_hash) else {
@@ -124,6 +129,9 @@ impl IdMapping {
         for (&position, &bit) in present.iter().zip(&rows) {
             order[bit as usize] = position;
             pos_to_bit[position as usize] = bit;
+        }
+        if let Some(dictionary) = fixed_width_in_order(ids, &present, &rows) {
+            return Ok(Some((hash_index, dictionary)));
         }
         // Gathered a part at a time on every core (a gather of 10M text ids on one core is
         // a second of cache misses), then joined.
@@ -263,6 +271,29 @@ impl IdMapping {
     }
 }
 
+/// The dictionary when every id is text of one width (zero-padded codes, UUIDs): each id
+/// copied to its bit's place, the ids read in position order, where a gather in bit
+/// order would miss the cache twice per id. `None` for other ids. The same array as
+/// `take` in bit order.
+fn fixed_width_in_order(ids: &ArrayRef, present: &[u32], rows: &[u32]) -> Option<ArrayRef> {
+    let ids = ids.as_string_opt::<i32>()?;
+    let offsets = ids.value_offsets();
+    let length = |p: u32| (offsets[p as usize + 1] - offsets[p as usize]) as usize;
+    let width = length(*present.first()?);
+    if width == 0 || !present.iter().all(|&p| length(p) == width) {
+        return None;
+    }
+    let values = ids.value_data();
+    let mut out = vec![0u8; present.len() * width];
+    for (&p, &bit) in present.iter().zip(rows) {
+        let from = offsets[p as usize] as usize;
+        out[bit as usize * width..][..width].copy_from_slice(&values[from..from + width]);
+    }
+    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(width, present.len()));
+    let array = StringArray::try_new(offsets, Buffer::from_vec(out), None).ok()?;
+    Some(Arc::new(array))
+}
+
 /// Positions read at once by the identity mapping's checks (parts for the cores).
 const PART: usize = 1 << 16;
 
@@ -369,6 +400,39 @@ mod tests {
     use arrow::array::{Int64Array, StringArray};
     use std::sync::Arc;
 
+    /// Row n of the dictionary is the id of bit n, whether the ids have one width (copied
+    /// to their places) or not (gathered), with null ids skipped.
+    #[test]
+    fn the_dictionary_holds_each_bits_id() {
+        for width in [Some(7), None] {
+            let ids: ArrayRef = Arc::new(StringArray::from_iter((0..3000).map(|i| {
+                let id = match width {
+                    Some(w) => format!("{:0w$}", (i * 7919) % 3000, w = w),
+                    None => format!("id-{}", (i * 7919) % 3000),
+                };
+                (i % 10 != 3).then_some(id)
+            })));
+            let universe: RoaringBitmap = (0..3000u32).filter(|i| i % 10 != 3).collect();
+            let mapping = IdMapping::build(&ids, &universe, "id").unwrap();
+            let dictionary = mapping
+                .dictionary
+                .as_ref()
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            assert_eq!(dictionary.len(), universe.len() as usize);
+            let strings = ids.as_string::<i32>();
+            for p in &universe {
+                let bit = mapping.pos_to_bit[p as usize] as usize;
+                assert_eq!(
+                    dictionary.value(bit),
+                    strings.value(p as usize),
+                    "{width:?}"
+                );
+            }
+        }
+    }
+
     /// Repeated integer ids are found alike whether the ids are dense enough for a plain
     /// bitset or so far apart that a Roaring bitmap is used, with or without null ids.
     #[test]
@@ -415,6 +479,12 @@ mod tests {
                 "identity, sparse ids far apart",
                 Arc::new(Int64Array::from_iter_values(
                     (0..5000).rev().map(|i| i * 800_000),
+                )),
+            ),
+            (
+                "dictionary of one width, shuffled",
+                Arc::new(StringArray::from_iter_values(
+                    (0..5000).map(|i| format!("c{:05}", (i * 7919) % 5000)),
                 )),
             ),
             (
