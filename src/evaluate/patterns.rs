@@ -25,9 +25,9 @@
 //! - on a missing value every leaf is null, and so is any `AND` / `OR` / `NOT` of them:
 //!   the condition does not hold.
 
-use aho_corasick::automaton::{Automaton, OverlappingState, StateID};
+use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
-use aho_corasick::{Anchored, Input, PatternID, StartKind};
+use aho_corasick::{Anchored, PatternID, StartKind};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
@@ -39,6 +39,8 @@ use crate::{Error, Result};
 /// A column takes this path with at least this many substring conditions on it; one alone
 /// is as fast through DataFusion's own search.
 const MIN_CONDITIONS: usize = 2;
+/// Parts of a batch's text searched together by [`Search::run`].
+const LANES: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -193,7 +195,9 @@ impl Search {
             Kind::Contains => StartKind::Unanchored,
             Kind::StartsWith | Kind::EndsWith => StartKind::Anchored,
         };
+        // No prefilter: then the only special states are match (and dead) states.
         let automaton = DFA::builder()
+            .prefilter(false)
             .ascii_case_insensitive(folded)
             .start_kind(start)
             .build(&patterns)
@@ -210,31 +214,51 @@ impl Search {
     /// by a NUL (no pattern has one, so no occurrence spans two values); value `r` ends
     /// at `ends[r]`.
     fn run(&self, text: &[u8], ends: &[usize], leaf_rows: &mut [u64], words: usize) -> Result<()> {
-        let mut fire = |row: usize, pattern: PatternID| {
-            for leaf in &self.leaves[pattern.as_usize()] {
-                leaf_rows[leaf * words + row / 64] |= 1 << (row % 64);
-            }
-        };
         match self.kind {
             Kind::Contains => {
-                let input = Input::new(text);
-                let mut state = OverlappingState::start();
-                let mut row = 0;
-                loop {
-                    self.automaton
-                        .try_find_overlapping(&input, &mut state)
-                        .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
-                    let Some(found) = state.get_match() else {
-                        return Ok(());
-                    };
-                    // Occurrences come in the order of their ends.
-                    while ends[row] < found.end() {
-                        row += 1;
+                let dfa = &self.automaton;
+                let start = dfa
+                    .start_state(Anchored::No)
+                    .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
+                // LANES parts of the rows, each walked from its first row's start (where
+                // the automaton is in its start state anyway: no pattern spans a NUL), a
+                // byte of each in turn, so that the lanes' table reads overlap.
+                let rows = ends.len();
+                let row_start = |r: usize| if r == 0 { 0 } else { ends[r - 1] + 1 };
+                let mut row: [usize; LANES] = std::array::from_fn(|k| rows * k / LANES);
+                let from: [usize; LANES] = std::array::from_fn(|k| row_start(row[k]));
+                let to: [usize; LANES] = std::array::from_fn(|k| row_start(rows * (k + 1) / LANES));
+                let mut state = [start; LANES];
+                let mut found = |state: StateID, end: usize, row: &mut usize| {
+                    self.found(state, end, row, ends, leaf_rows, words)
+                };
+                let together = (0..LANES).map(|k| to[k] - from[k]).min().unwrap_or(0);
+                for i in 0..together {
+                    for k in 0..LANES {
+                        let at = from[k] + i;
+                        state[k] = dfa.next_state(Anchored::No, state[k], text[at]);
+                        if dfa.is_special(state[k]) {
+                            found(state[k], at + 1, &mut row[k]);
+                        }
                     }
-                    fire(row, found.pattern());
                 }
+                for k in 0..LANES {
+                    let rest = from[k] + together;
+                    for (at, &byte) in text[rest..to[k]].iter().enumerate() {
+                        state[k] = dfa.next_state(Anchored::No, state[k], byte);
+                        if dfa.is_special(state[k]) {
+                            found(state[k], rest + at + 1, &mut row[k]);
+                        }
+                    }
+                }
+                Ok(())
             }
             Kind::StartsWith | Kind::EndsWith => {
+                let mut fire = |row: usize, pattern: PatternID| {
+                    for leaf in &self.leaves[pattern.as_usize()] {
+                        leaf_rows[leaf * words + row / 64] |= 1 << (row % 64);
+                    }
+                };
                 let start = self
                     .automaton
                     .start_state(Anchored::Yes)
@@ -249,6 +273,30 @@ impl Search {
                     }
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// A match state reached at `end` (exclusive) of the text: sets the leaves of every
+    /// pattern ending there, in the row `row` advanced to the one holding `end`.
+    #[inline(always)]
+    fn found(
+        &self,
+        state: StateID,
+        end: usize,
+        row: &mut usize,
+        ends: &[usize],
+        leaf_rows: &mut [u64],
+        words: usize,
+    ) {
+        while ends[*row] < end {
+            *row += 1;
+        }
+        let (word, bit) = (*row / 64, 1u64 << (*row % 64));
+        for i in 0..self.automaton.match_len(state) {
+            let pattern = self.automaton.match_pattern(state, i);
+            for leaf in &self.leaves[pattern.as_usize()] {
+                leaf_rows[leaf * words + word] |= bit;
             }
         }
     }
@@ -730,6 +778,19 @@ mod tests {
             for (i, (got, wanted)) in got.iter().zip(&expected).enumerate() {
                 assert_eq!(got, wanted, "condition {i}: {}", conditions[i]);
             }
+        }
+        // Enough rows for the search's lanes to split the batch mid-way, at rows of every
+        // kind, and for rows past the first word.
+        let many: Vec<Option<&str>> = values
+            .iter()
+            .cycle()
+            .take(values.len() * 37)
+            .copied()
+            .collect();
+        let array = Arc::new(StringArray::from(many)) as ArrayRef;
+        let got = through_patterns(&conditions, array.clone());
+        for (i, (got, wanted)) in got.iter().zip(row_by_row(&conditions, array)).enumerate() {
+            assert_eq!(*got, wanted, "condition {i}: {}", conditions[i]);
         }
     }
 
