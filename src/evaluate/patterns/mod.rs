@@ -1,7 +1,8 @@
 //! Substring conditions on a string column of mostly distinct values (emails, names):
-//! every `contains` literal of the column found in one Aho–Corasick pass over each value,
-//! and every `starts_with` / `ends_with` literal in one anchored walk from each end of it,
-//! instead of one search per condition.
+//! every `contains` literal of the column found in one Aho–Corasick pass over each value
+//! ([`search`]), and every `starts_with` / `ends_with` literal compared with each value's
+//! first or last 16 bytes at once ([`affixes`]; longer ones in one anchored walk from
+//! each end of it), instead of one search per condition.
 //!
 //! A condition qualifies when it is a tree of `AND`, `OR` and `NOT` over those three
 //! functions, each of the column itself or of `lower(column)`, with a string literal. That
@@ -11,9 +12,11 @@
 //! Why this is exact:
 //! - `contains(s, p)`, `starts_with(s, p)` and `ends_with(s, p)` are byte comparisons:
 //!   `p` occurs in `s`, at 0, or ending at `s`'s length. An overlapping search reports
-//!   every occurrence of every `contains` pattern; an anchored walk from the start of `s`
-//!   every `starts_with` pattern equal to the bytes walked, and one from the end over the
-//!   reversed patterns every `ends_with` pattern;
+//!   every occurrence of every `contains` pattern; a pattern of `n` ≤ 16 bytes is a
+//!   `starts_with` (`ends_with`) of `s` when `s` has `n` bytes or more and its first
+//!   (last) `n` equal the pattern's; an anchored walk from the start of `s` reports every
+//!   longer `starts_with` pattern equal to the bytes walked, and one from the end over
+//!   the reversed patterns every longer `ends_with` pattern;
 //! - `lower(s)` is `str::to_lowercase`. For an ASCII value it changes ASCII letters only,
 //!   so searching `s` ignoring ASCII case finds what searching `lower(s)` finds, at the
 //!   same offsets, provided the pattern has no upper-case ASCII letter (a pattern that has
@@ -25,22 +28,22 @@
 //! - on a missing value every leaf is null, and so is any `AND` / `OR` / `NOT` of them:
 //!   the condition does not hold.
 
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::dfa::DFA;
-use aho_corasick::{Anchored, PatternID, StartKind};
+mod affixes;
+mod search;
+
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator};
 
+use self::affixes::Affixes;
+use self::search::{searches, Search};
 use super::batch::{ones, BatchHolds};
 use crate::{Error, Result};
 
 /// A column takes this path with at least this many substring conditions on it; one alone
 /// is as fast through DataFusion's own search.
 const MIN_CONDITIONS: usize = 2;
-/// Parts of a batch's text searched together by [`Search::run`].
-const LANES: usize = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -144,361 +147,6 @@ impl Leaves {
             _ => None,
         }
     }
-}
-
-/// One automaton over the patterns of one kind of the leaves on the column (`folded`: of
-/// its lowered values), and the leaves each pattern decides.
-/// The DFA itself, not `AhoCorasick`: that one searches through a trait object, a
-/// dynamic call per byte in an overlapping search.
-///
-/// `contains` patterns are found by an overlapping search of the whole text. `starts_with`
-/// and `ends_with` patterns are not searched for: an anchored automaton walks each value
-/// from its first byte (or, over the reversed patterns, from its last) until no pattern
-/// can match, a few bytes. In an overlapping search a short prefix (`a`, `m`) or suffix
-/// (`.com`) would match all through every value.
-#[derive(Debug)]
-struct Search {
-    automaton: DFA,
-    kind: Kind,
-    leaves: Vec<Vec<usize>>,
-}
-
-impl Search {
-    fn new(leaves: &[(Kind, bool, String)], kind: Kind, folded: bool) -> Result<Option<Search>> {
-        let mut patterns: Vec<Vec<u8>> = Vec::new();
-        let mut deciding: Vec<Vec<usize>> = Vec::new();
-        for (leaf, (k, f, pattern)) in leaves.iter().enumerate() {
-            if *k != kind || *f != folded || pattern.is_empty() {
-                continue;
-            }
-            if kind != Kind::Contains && pattern.len() <= AFFIX_BYTES {
-                continue; // compared whole instead: see `Affixes`
-            }
-            let mut bytes = pattern.as_bytes().to_vec();
-            if kind == Kind::EndsWith {
-                bytes.reverse();
-            }
-            let id = match patterns.iter().position(|p| *p == bytes) {
-                Some(id) => id,
-                None => {
-                    patterns.push(bytes);
-                    deciding.push(Vec::new());
-                    patterns.len() - 1
-                }
-            };
-            deciding[id].push(leaf);
-        }
-        if patterns.is_empty() {
-            return Ok(None);
-        }
-        let start = match kind {
-            Kind::Contains => StartKind::Unanchored,
-            Kind::StartsWith | Kind::EndsWith => StartKind::Anchored,
-        };
-        // No prefilter: then the only special states are match (and dead) states.
-        let automaton = DFA::builder()
-            .prefilter(false)
-            .ascii_case_insensitive(folded)
-            .start_kind(start)
-            .build(&patterns)
-            .map_err(|e| Error::Data(format!("substring search could not be built: {e}")))?;
-        Ok(Some(Search {
-            automaton,
-            kind,
-            leaves: deciding,
-        }))
-    }
-
-    /// Sets in `leaf_rows` (`words` per leaf) the rows where each leaf holds, the rows
-    /// being the values of `text`: the batch's values one after the other, each followed
-    /// by a NUL (no pattern has one, so no occurrence spans two values); value `r` ends
-    /// at `ends[r]`.
-    fn run(&self, text: &[u8], ends: &[usize], leaf_rows: &mut [u64], words: usize) -> Result<()> {
-        match self.kind {
-            Kind::Contains => {
-                let dfa = &self.automaton;
-                let start = dfa
-                    .start_state(Anchored::No)
-                    .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
-                // LANES parts of the rows, each walked from its first row's start (where
-                // the automaton is in its start state anyway: no pattern spans a NUL), a
-                // byte of each in turn, so that the lanes' table reads overlap.
-                let rows = ends.len();
-                let row_start = |r: usize| if r == 0 { 0 } else { ends[r - 1] + 1 };
-                let mut row: [usize; LANES] = std::array::from_fn(|k| rows * k / LANES);
-                let from: [usize; LANES] = std::array::from_fn(|k| row_start(row[k]));
-                let to: [usize; LANES] = std::array::from_fn(|k| row_start(rows * (k + 1) / LANES));
-                let mut state = [start; LANES];
-                let mut found = |state: StateID, end: usize, row: &mut usize| {
-                    self.found(state, end, row, ends, leaf_rows, words)
-                };
-                let together = (0..LANES).map(|k| to[k] - from[k]).min().unwrap_or(0);
-                for i in 0..together {
-                    for k in 0..LANES {
-                        let at = from[k] + i;
-                        state[k] = dfa.next_state(Anchored::No, state[k], text[at]);
-                        if dfa.is_special(state[k]) {
-                            found(state[k], at + 1, &mut row[k]);
-                        }
-                    }
-                }
-                for k in 0..LANES {
-                    let rest = from[k] + together;
-                    for (at, &byte) in text[rest..to[k]].iter().enumerate() {
-                        state[k] = dfa.next_state(Anchored::No, state[k], byte);
-                        if dfa.is_special(state[k]) {
-                            found(state[k], rest + at + 1, &mut row[k]);
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Kind::StartsWith | Kind::EndsWith => {
-                let mut fire = |row: usize, pattern: PatternID| {
-                    for leaf in &self.leaves[pattern.as_usize()] {
-                        leaf_rows[leaf * words + row / 64] |= 1 << (row % 64);
-                    }
-                };
-                let start = self
-                    .automaton
-                    .start_state(Anchored::Yes)
-                    .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
-                let mut first = 0;
-                for (row, &end) in ends.iter().enumerate() {
-                    let value = &text[first..end];
-                    first = end + 1;
-                    match self.kind {
-                        Kind::StartsWith => self.walk(start, value.iter(), |p| fire(row, p)),
-                        _ => self.walk(start, value.iter().rev(), |p| fire(row, p)),
-                    }
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// A match state reached at `end` (exclusive) of the text: sets the leaves of every
-    /// pattern ending there, in the row `row` advanced to the one holding `end`.
-    #[inline(always)]
-    fn found(
-        &self,
-        state: StateID,
-        end: usize,
-        row: &mut usize,
-        ends: &[usize],
-        leaf_rows: &mut [u64],
-        words: usize,
-    ) {
-        while ends[*row] < end {
-            *row += 1;
-        }
-        let (word, bit) = (*row / 64, 1u64 << (*row % 64));
-        for i in 0..self.automaton.match_len(state) {
-            let pattern = self.automaton.match_pattern(state, i);
-            for leaf in &self.leaves[pattern.as_usize()] {
-                leaf_rows[leaf * words + word] |= bit;
-            }
-        }
-    }
-
-    /// Walks the anchored automaton over `bytes` (a value's, from one end) and reports
-    /// every pattern equal to the bytes walked so far. A state's matches can include
-    /// shorter patterns that end where it does, so a pattern counts only when its length
-    /// is the number of bytes walked.
-    #[inline]
-    fn walk<'a>(
-        &self,
-        start: StateID,
-        bytes: impl Iterator<Item = &'a u8>,
-        mut found: impl FnMut(PatternID),
-    ) {
-        let dfa = &self.automaton;
-        let mut state = start;
-        for (walked, &byte) in bytes.enumerate() {
-            state = dfa.next_state(Anchored::Yes, state, byte);
-            if dfa.is_special(state) {
-                if dfa.is_dead(state) {
-                    return;
-                }
-                if dfa.is_match(state) {
-                    for i in 0..dfa.match_len(state) {
-                        let pattern = dfa.match_pattern(state, i);
-                        if dfa.pattern_len(pattern) == walked + 1 {
-                            found(pattern);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Longest `starts_with` / `ends_with` pattern compared whole (longer ones are walked).
-const AFFIX_BYTES: usize = 16;
-
-/// The `starts_with` (or `ends_with`) patterns of at most [`AFFIX_BYTES`] bytes: each
-/// value's first (last) 16 bytes read as one number, then each pattern is a mask and a
-/// compare. Walking an automaton from the value's end costs a dependent table read per
-/// byte, and every value of a column (emails ending `.com`) walks several.
-#[derive(Debug)]
-struct Affixes {
-    kind: Kind,
-    /// Patterns compared with the value's bytes.
-    exact: Vec<Affix>,
-    /// Patterns compared with its lowered bytes.
-    folded: Vec<Affix>,
-}
-
-/// One pattern: its bytes as [`Affixes::read`] reads a value, the mask of its length,
-/// and the leaves it decides.
-#[derive(Debug)]
-struct Affix {
-    bytes: u128,
-    mask: u128,
-    len: usize,
-    leaves: Vec<usize>,
-}
-
-impl Affixes {
-    fn new(leaves: &[(Kind, bool, String)], kind: Kind) -> Option<Affixes> {
-        let collect = |folded: bool| {
-            let mut affixes: Vec<Affix> = Vec::new();
-            for (leaf, (k, f, pattern)) in leaves.iter().enumerate() {
-                if *k != kind || *f != folded || pattern.is_empty() || pattern.len() > AFFIX_BYTES {
-                    continue;
-                }
-                let bytes = Self::read(kind, pattern.as_bytes());
-                match affixes
-                    .iter_mut()
-                    .find(|a| a.len == pattern.len() && a.bytes == bytes)
-                {
-                    Some(affix) => affix.leaves.push(leaf),
-                    None => affixes.push(Affix {
-                        bytes,
-                        mask: u128::MAX >> (8 * (AFFIX_BYTES - pattern.len())),
-                        len: pattern.len(),
-                        leaves: vec![leaf],
-                    }),
-                }
-            }
-            affixes
-        };
-        let (exact, folded) = (collect(false), collect(true));
-        (!exact.is_empty() || !folded.is_empty()).then_some(Affixes {
-            kind,
-            exact,
-            folded,
-        })
-    }
-
-    /// A value's first 16 bytes (`starts_with`: the first byte lowest) or last 16
-    /// (`ends_with`: the last byte lowest), zero beyond its length: a pattern of `n` bytes
-    /// is then the lowest `n` bytes.
-    #[inline]
-    fn read(kind: Kind, value: &[u8]) -> u128 {
-        let mut buf = [0u8; AFFIX_BYTES];
-        let n = value.len().min(AFFIX_BYTES);
-        match kind {
-            Kind::EndsWith => {
-                buf[AFFIX_BYTES - n..].copy_from_slice(&value[value.len() - n..]);
-                u128::from_be_bytes(buf)
-            }
-            _ => {
-                buf[..n].copy_from_slice(&value[..n]);
-                u128::from_le_bytes(buf)
-            }
-        }
-    }
-
-    /// [`read`](Self::read) of the value at `start..end` of `bytes`: one unaligned load
-    /// of 16 bytes and a mask, unless the value is too near an end of `bytes`.
-    #[inline]
-    fn read_at(kind: Kind, bytes: &[u8], start: usize, end: usize) -> u128 {
-        let n = (end - start).min(AFFIX_BYTES);
-        if n == 0 {
-            return 0;
-        }
-        let keep = u128::MAX >> (8 * (AFFIX_BYTES - n));
-        let load = match kind {
-            Kind::EndsWith => end
-                .checked_sub(AFFIX_BYTES)
-                .map(|from| u128::from_be_bytes(bytes[from..end].try_into().unwrap())),
-            _ => bytes
-                .get(start..start + AFFIX_BYTES)
-                .map(|b| u128::from_le_bytes(b.try_into().unwrap())),
-        };
-        match load {
-            Some(load) => load & keep,
-            None => Self::read(kind, &bytes[start..end]),
-        }
-    }
-
-    /// Sets the rows of the leaves of each of `affixes` that `read` (of a value of `len`
-    /// bytes) starts (ends) with.
-    #[inline]
-    fn test(affixes: &[Affix], read: u128, len: usize, row: usize, rows: &mut [u64], words: usize) {
-        for affix in affixes {
-            if len >= affix.len && read & affix.mask == affix.bytes {
-                for leaf in &affix.leaves {
-                    rows[leaf * words + row / 64] |= 1 << (row % 64);
-                }
-            }
-        }
-    }
-
-    /// Sets in `leaf_rows` the rows where each pattern is the value's prefix (suffix):
-    /// `text` for the exact patterns, `lowered` (the same rows, when a value is not
-    /// ASCII) for the folded ones, whose ASCII letters are lowered here too.
-    fn run(&self, text: &Text, lowered: Option<&Text>, leaf_rows: &mut [u64], words: usize) {
-        let kind = self.kind;
-        let mut start = 0;
-        for (row, &end) in text.ends.iter().enumerate() {
-            let read = Self::read_at(kind, &text.bytes, start, end);
-            let len = end - start;
-            start = end + 1;
-            Self::test(&self.exact, read, len, row, leaf_rows, words);
-            if self.folded.is_empty() {
-                continue;
-            }
-            let (read, len) = match lowered {
-                None => (read, len),
-                Some(lowered) => {
-                    let value = lowered.value(row);
-                    (Self::read(kind, value), value.len())
-                }
-            };
-            Self::test(
-                &self.folded,
-                ascii_lowercase(read),
-                len,
-                row,
-                leaf_rows,
-                words,
-            );
-        }
-    }
-}
-
-/// `x` with each byte that is an ASCII upper-case letter lowered, 16 bytes at once.
-#[inline]
-fn ascii_lowercase(x: u128) -> u128 {
-    const ONES: u128 = u128::MAX / 0xff;
-    let low7 = x & (ONES * 0x7f);
-    // Per byte, the top bit of `low7 + 0x80 - c` is set when the byte is at least `c`; no
-    // sum carries into the next byte (at most 0x7f + 0x3f).
-    let at_least_a = low7 + ONES * (0x80 - b'A' as u128);
-    let above_z = low7 + ONES * (0x80 - b'Z' as u128 - 1);
-    let upper = at_least_a & !above_z & !x & (ONES * 0x80);
-    x | (upper >> 2)
-}
-
-/// The searches of the leaves on the column of each kind (`folded`: of its lowered values).
-fn searches(leaves: &[(Kind, bool, String)], folded: bool) -> Result<Vec<Search>> {
-    let mut searches = Vec::new();
-    for kind in [Kind::Contains, Kind::StartsWith, Kind::EndsWith] {
-        searches.extend(Search::new(leaves, kind, folded)?);
-    }
-    Ok(searches)
 }
 
 /// A batch's values as one text for [`Search::run`], and where each ends.
@@ -626,8 +274,7 @@ impl PatternConditions {
         for value in &values {
             text.push(value.unwrap_or(""));
         }
-        let any_folded =
-            !self.folded.is_empty() || self.affixes.iter().any(|a| !a.folded.is_empty());
+        let any_folded = !self.folded.is_empty() || self.affixes.iter().any(Affixes::has_folded);
         let lowered = (any_folded && !text.bytes.is_ascii()).then(|| {
             let mut lowered = Text::with_capacity(&values);
             for value in &values {
@@ -819,20 +466,6 @@ mod tests {
                     .collect()
             })
             .collect()
-    }
-
-    /// Every byte, lowered 16 at a time, as `u8::to_ascii_lowercase` lowers it alone.
-    #[test]
-    fn sixteen_bytes_lowered_at_once_as_one_by_one() {
-        for first in (0..=255u8).step_by(16) {
-            let bytes: [u8; 16] = std::array::from_fn(|i| first + i as u8);
-            let lowered = ascii_lowercase(u128::from_le_bytes(bytes)).to_le_bytes();
-            assert_eq!(
-                lowered,
-                bytes.map(|b| b.to_ascii_lowercase()),
-                "from {first}"
-            );
-        }
     }
 
     #[test]
