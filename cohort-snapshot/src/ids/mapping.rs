@@ -125,16 +125,18 @@ impl IdMapping {
         let Some((hash_index, rows)) = PerfectHash::build(present.len(), key_hash) else {
             return Ok(None);
         };
-        let mut order = vec![0u32; present.len()];
         for (&position, &bit) in present.iter().zip(&rows) {
-            order[bit as usize] = position;
             pos_to_bit[position as usize] = bit;
         }
         if let Some(dictionary) = fixed_width_in_order(ids, &present, &rows) {
             return Ok(Some((hash_index, dictionary)));
         }
-        // Gathered a part at a time on every core (a gather of 10M text ids on one core is
-        // a second of cache misses), then joined.
+        // Gathered in bit order a part at a time on every core (a gather of 10M text ids
+        // on one core is a second of cache misses), then joined.
+        let mut order = vec![0u32; present.len()];
+        for (&position, &bit) in present.iter().zip(&rows) {
+            order[bit as usize] = position;
+        }
         let parts = order
             .par_chunks(GATHER_PART)
             .map(|part| take(ids.as_ref(), &UInt32Array::from(part.to_vec()), None))
@@ -294,9 +296,6 @@ fn fixed_width_in_order(ids: &ArrayRef, present: &[u32], rows: &[u32]) -> Option
     Some(Arc::new(array))
 }
 
-/// Positions read at once by the identity mapping's checks (parts for the cores).
-const PART: usize = 1 << 16;
-
 /// The bit of each position when the ids are integers within `0..=u32::MAX` (the id
 /// itself; `u32::MAX` where the id is null), or `None` when some id is not.
 fn identity_bits(ids: &ArrayRef, universe: &RoaringBitmap) -> Option<Vec<u32>> {
@@ -307,11 +306,7 @@ fn identity_bits(ids: &ArrayRef, universe: &RoaringBitmap) -> Option<Vec<u32>> {
     ) -> Option<Vec<u32>> {
         if universe.len() == values.len() as u64 {
             // Every position has an id: all of them, on every core.
-            return values
-                .par_chunks(PART)
-                .map(|part| part.iter().map(|&v| bit(v)).collect::<Option<Vec<u32>>>())
-                .collect::<Option<Vec<Vec<u32>>>>()
-                .map(|parts| parts.concat());
+            return values.par_iter().map(|&v| bit(v)).collect();
         }
         let mut out = vec![u32::MAX; values.len()];
         for p in universe {
