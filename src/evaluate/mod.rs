@@ -21,6 +21,7 @@ mod keys;
 mod patterns;
 mod ranges;
 mod scan;
+mod split;
 pub mod statics;
 
 pub use crate::compile::col_exact;

@@ -2,6 +2,7 @@
 //! other conditions as boolean columns; each partition evaluates its batches, combines the
 //! groups and turns them into bitmaps over the positions it takes.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,11 +17,11 @@ use roaring::RoaringBitmap;
 
 use super::batch::BatchHolds;
 use super::{
-    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, InScan,
-    Progress, ScanOutput,
+    bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, split,
+    InScan, Progress, ScanOutput,
 };
 use crate::{Error, Result};
-use datafusion::common::Column;
+use datafusion::common::{Column, DFSchema};
 
 /// Scan partitions per core. With one per core, DataFusion's byte-range split of the
 /// files left one core alone for the last 3 s of a 10 s scan (10M × 100 groups, 4 files):
@@ -48,12 +49,23 @@ pub(super) async fn scan(
     projection.extend(extra.iter().enumerate().map(|(i, e)| {
         datafusion::logical_expr::cast(e.clone(), DataType::Utf8).alias(format!("__x{i}"))
     }));
-    // Each condition is either a projected boolean column, or one of the conditions on a
-    // column that are evaluated here once per distinct value (see `by_value.rs`).
+    // Each condition is either a projected boolean column, one of the conditions on a
+    // column that are evaluated here once per distinct value, range or substring search,
+    // or split into leaves that are (`split.rs`).
     let state = customers.clone().into_parts().0;
     let schema = customers.schema();
+    let mut all = split::Conditions::new(conditions);
+    let whole = taken_whole(conditions, schema);
+    let splits: Vec<split::Split> = (0..conditions.len())
+        .filter(|c| !whole[*c])
+        .filter_map(|c| split::Split::new(c, &mut all, schema))
+        .collect();
     let mut by_column: Vec<(Column, Vec<(usize, &Expr)>)> = Vec::new();
-    for (i, condition) in conditions.iter().enumerate() {
+    let mut routed = vec![true; all.all.len()];
+    for s in &splits {
+        routed[s.mask()] = false;
+    }
+    for (i, condition) in all.all.iter().enumerate().filter(|(i, _)| routed[*i]) {
         if let Some(column) = by_value::column_of(condition, schema) {
             match by_column.iter_mut().find(|(c, _)| *c == column) {
                 Some((_, on_it)) => on_it.push((i, condition)),
@@ -63,8 +75,8 @@ pub(super) async fn scan(
     }
     let mut columns = Vec::new();
     let mut substrings = Vec::new();
-    let mut projected: Vec<Option<usize>> = vec![None; conditions.len()];
-    let mut per_value = vec![false; conditions.len()];
+    let mut projected: Vec<Option<usize>> = vec![None; all.all.len()];
+    let mut per_value = vec![false; all.all.len()];
     for (column, on_it) in &by_column {
         let (_, field) = schema.qualified_field_from_column(column)?;
         let index = projection.len();
@@ -90,24 +102,29 @@ pub(super) async fn scan(
             projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
         }
     }
-    for (i, condition) in conditions.iter().enumerate() {
-        if !per_value[i] {
+    for (i, condition) in all.all.iter().enumerate() {
+        if routed[i] && !per_value[i] {
             projected[i] = Some(projection.len());
             projection.push(condition.clone().alias(format!("__c{i}")));
         }
     }
     tracing::debug!(
         conditions = conditions.len(),
+        split = splits.len(),
+        leaves = all.all.len() - conditions.len(),
         per_value = columns.iter().map(|c| c.len()).sum::<usize>(),
         columns = columns.len(),
         substrings = substrings.iter().map(|s| s.masks().count()).sum::<usize>(),
         ranged = columns.iter().map(|c| c.ranged()).sum::<usize>(),
+        projected = projected.iter().flatten().count(),
         "conditions evaluated once per distinct value or range, and substring searches in one pass"
     );
     let evaluators = Arc::new(Evaluators {
+        conditions: conditions.len(),
         projected,
         columns,
         substrings,
+        splits,
         in_scan: in_scan.clone(),
         extras: extra.len(),
     });
@@ -185,14 +202,47 @@ pub(super) async fn scan(
     })
 }
 
+/// Which conditions an evaluator of the scan takes whole: those on one column evaluated
+/// per value, and substring trees of a string column. The others are split where they
+/// can be (`split.rs`).
+fn taken_whole(conditions: &[Expr], schema: &DFSchema) -> Vec<bool> {
+    let columns: Vec<Option<Column>> = conditions
+        .iter()
+        .map(|c| by_value::column_of(c, schema))
+        .collect();
+    let mut on_column: HashMap<&Column, usize> = HashMap::new();
+    for column in columns.iter().flatten() {
+        *on_column.entry(column).or_default() += 1;
+    }
+    conditions
+        .iter()
+        .zip(&columns)
+        .map(|(condition, column)| {
+            let Some(column) = column else {
+                return false;
+            };
+            let Ok((_, field)) = schema.qualified_field_from_column(column) else {
+                return false;
+            };
+            by_value::worth_it(field.data_type(), on_column[column])
+                || (patterns::is_string(field.data_type())
+                    && patterns::is_substring_tree(condition, column))
+        })
+        .collect()
+}
+
 /// What each partition evaluates on each batch.
 struct Evaluators {
-    /// Per condition: its projected boolean column, if DataFusion computes it.
+    /// How many conditions the scan computes (the leaves of splits follow them).
+    conditions: usize,
+    /// Per condition or leaf: its projected boolean column, if DataFusion computes it.
     projected: Vec<Option<usize>>,
     /// Columns whose conditions are evaluated once per distinct value.
     columns: Vec<by_value::ColumnConditions>,
     /// Columns whose substring conditions are searched for in one pass.
     substrings: Vec<patterns::PatternConditions>,
+    /// Conditions computed from their leaves, after every leaf.
+    splits: Vec<split::Split>,
     /// The groups combined batch by batch, and the masks kept.
     in_scan: InScan,
     /// How many extra columns follow the ids.
@@ -248,13 +298,15 @@ async fn scan_partition(
     progress: &Arc<dyn Progress>,
 ) -> Result<PartialScan> {
     let Evaluators {
+        conditions,
         projected,
         columns,
         substrings,
+        splits,
         in_scan,
         extras,
     } = evaluators;
-    let mut part = PartialScan::new(projected.len(), in_scan.groups());
+    let mut part = PartialScan::new(*conditions, in_scan.groups());
     let mut states: Vec<by_value::ColumnState> =
         columns.iter().map(|_| Default::default()).collect();
     while let Some(batch) = stream.next().await {
@@ -288,6 +340,9 @@ async fn scan_partition(
         }
         for substring in substrings {
             substring.apply(batch.column(substring.index), &mut holds)?;
+        }
+        for split in splits {
+            split.apply(&mut holds);
         }
         for (c, mask) in part.masks.iter_mut().enumerate() {
             if in_scan.keeps(c) {

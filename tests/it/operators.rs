@@ -536,6 +536,65 @@ fn sql_conditions_follow_the_null_rule() {
     assert_eq!(members["like"], harness::int_ids(&[1, 2, 7]));
 }
 
+/// Regression (issue 20, SQL conditions split at `AND` / `OR`): each leaf goes to the
+/// scan's own evaluators, and the condition must hold exactly where DataFusion's whole
+/// evaluation of it holds, nulls included. Enough leaves on `n` and `s` for them to be
+/// evaluated per value and by the substring search.
+#[test]
+fn split_sql_conditions_hold_where_the_whole_condition_holds() {
+    let (batch, _) = fixture();
+    let project = Project::new();
+    project.write_parquet("customers.parquet", &batch);
+    let cases = [
+        "n > 10 AND s = 'banana'",
+        "n >= 18 OR b",
+        "(n > 0 AND b) OR strpos(s, 'pp') > 0",
+        "strpos(s, 'an') > 0 AND b",
+        "strpos(lower(s), 'app') > 0 OR n < 0",
+        "s >= 'a' AND s <= 'b'",
+        "x > 1 AND (n < 18 OR s IS NULL)",
+        "NOT (n > 10) AND b",
+        "NOT (n > 10 AND b)",
+        "b AND n / 2 > 4",
+        "n % 2 = 0 OR x < 0",
+        "b IS NOT TRUE OR x IS NULL",
+        "(n = 18 OR n = 17) AND (x >= 2 OR s LIKE 'b%') AND NOT b",
+        "CAST(n AS DOUBLE) * x > 20 OR d > DATE '2026-10-01'",
+    ];
+    for (i, sql) in cases.iter().enumerate() {
+        write_group(&project, &format!("sql{i:02}"), &json!({"sql": sql}));
+    }
+    let members: BTreeMap<_, _> = harness::runtime()
+        .block_on(project.members())
+        .unwrap()
+        .into_iter()
+        .collect();
+    let context = datafusion::prelude::SessionContext::new();
+    context.register_batch("t", batch).unwrap();
+    for (i, sql) in cases.iter().enumerate() {
+        let query = format!("SELECT customer_id FROM t WHERE ({sql}) IS TRUE ORDER BY 1");
+        let rows = harness::runtime()
+            .block_on(async { context.sql(&query).await?.collect().await })
+            .unwrap();
+        let whole: Vec<i64> = rows
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(
+            members[&format!("sql{i:02}")],
+            harness::int_ids(&whole),
+            "{sql}"
+        );
+    }
+}
+
 /// SPEC §2.1: clauses, empty clauses, statics (exclude wins), references.
 #[test]
 fn membership_algebra() {

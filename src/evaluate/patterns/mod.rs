@@ -7,7 +7,8 @@
 //! A condition qualifies when it is a tree of `AND`, `OR` and `NOT` over those three
 //! functions, each of the column itself or of `lower(column)`, with a string literal. That
 //! is what the compiler makes of `contains`, `not_contains`, `starts_with` and `ends_with`
-//! with one or several values, with or without `ignore_case`.
+//! with one or several values, with or without `ignore_case`; `strpos(…) > 0`, which SQL
+//! conditions write for `contains`, is the same test.
 //!
 //! Why this is exact:
 //! - `contains(s, p)`, `starts_with(s, p)` and `ends_with(s, p)` are byte comparisons:
@@ -101,6 +102,12 @@ impl Leaves {
         match condition {
             Expr::Not(inner) => Some(Tree::Not(Box::new(self.parse(inner, column)?))),
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                // `strpos(s, p) > 0` is `contains(s, p)` (both null on a null value).
+                if let (Expr::ScalarFunction(function), Operator::Gt) = (uncast(left), op) {
+                    if matches!(function.name(), "strpos" | "instr") && is_zero(right) {
+                        return self.leaf(Kind::Contains, &function.args, column);
+                    }
+                }
                 let (a, b) = (self.parse(left, column)?, self.parse(right, column)?);
                 match op {
                     Operator::And => Some(Tree::And(Box::new(a), Box::new(b))),
@@ -115,37 +122,75 @@ impl Leaves {
                     "ends_with" => Kind::EndsWith,
                     _ => return None,
                 };
-                let [subject, Expr::Literal(pattern, _)] = function.args.as_slice() else {
-                    return None;
-                };
-                let pattern = match pattern {
-                    ScalarValue::Utf8(Some(p))
-                    | ScalarValue::Utf8View(Some(p))
-                    | ScalarValue::LargeUtf8(Some(p)) => p,
-                    _ => return None,
-                };
-                let folded = match subject {
-                    Expr::Column(c) if c == column => false,
-                    Expr::ScalarFunction(lower) if lower.name() == "lower" => {
-                        match lower.args.as_slice() {
-                            [Expr::Column(c)] if c == column => true,
-                            _ => return None,
-                        }
-                    }
-                    _ => return None,
-                };
-                // Never in a lowered value: left to DataFusion (see the module's note).
-                if folded && pattern.bytes().any(|b| b.is_ascii_uppercase()) {
-                    return None;
-                }
-                // NUL separates values in the searched text.
-                if pattern.contains('\0') {
-                    return None;
-                }
-                Some(Tree::Leaf(self.add(kind, folded, pattern)))
+                self.leaf(kind, &function.args, column)
             }
             _ => None,
         }
+    }
+
+    /// The leaf of a substring test of `kind` with arguments `args` (the column or its
+    /// `lower`, then a string literal), if it is one.
+    fn leaf(&mut self, kind: Kind, args: &[Expr], column: &Column) -> Option<Tree> {
+        let [subject, Expr::Literal(pattern, _)] = args else {
+            return None;
+        };
+        let pattern = match pattern {
+            ScalarValue::Utf8(Some(p))
+            | ScalarValue::Utf8View(Some(p))
+            | ScalarValue::LargeUtf8(Some(p)) => p,
+            _ => return None,
+        };
+        let folded = match subject {
+            Expr::Column(c) if c == column => false,
+            Expr::ScalarFunction(lower) if lower.name() == "lower" => match lower.args.as_slice() {
+                [Expr::Column(c)] if c == column => true,
+                _ => return None,
+            },
+            _ => return None,
+        };
+        // Never in a lowered value: left to DataFusion (see the module's note).
+        if folded && pattern.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        // NUL separates values in the searched text.
+        if pattern.contains('\0') {
+            return None;
+        }
+        Some(Tree::Leaf(self.add(kind, folded, pattern)))
+    }
+}
+
+/// `expr` without the casts around it.
+fn uncast(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Cast(cast) => uncast(&cast.expr),
+        other => other,
+    }
+}
+
+/// Whether `expr` is the integer 0.
+fn is_zero(expr: &Expr) -> bool {
+    match uncast(expr) {
+        Expr::Literal(value, _) => {
+            value.data_type().is_integer()
+                && ScalarValue::new_zero(&value.data_type()).is_ok_and(|zero| *value == zero)
+        }
+        _ => false,
+    }
+}
+
+/// Whether `condition` (as the compiler gives it, `(…) IS TRUE`) is a tree of substring
+/// tests of `column`: what [`PatternConditions`] takes.
+pub(crate) fn is_substring_tree(condition: &Expr, column: &Column) -> bool {
+    Leaves::default().parse(top(condition), column).is_some()
+}
+
+/// A condition without its top `IS TRUE`: at the top, the same rows as the tree's
+/// `holds` (inside a tree it would change what null gives).
+fn top(condition: &Expr) -> &Expr {
+    match condition {
+        Expr::IsTrue(inner) => inner.as_ref(),
+        other => other,
     }
 }
 
@@ -220,15 +265,7 @@ impl PatternConditions {
         let mut leaves = Leaves::default();
         let trees: Vec<(usize, Tree)> = conditions
             .iter()
-            .filter_map(|(mask, condition)| {
-                // The compiler's conditions are `(…) IS TRUE`: at the top, the same rows
-                // as the tree's `holds` (inside a tree it would change what null gives).
-                let tree = match condition {
-                    Expr::IsTrue(inner) => inner.as_ref(),
-                    other => other,
-                };
-                Some((*mask, leaves.parse(tree, column)?))
-            })
+            .filter_map(|(mask, condition)| Some((*mask, leaves.parse(top(condition), column)?)))
             .collect();
         if trees.len() < MIN_CONDITIONS {
             return Ok(None);
@@ -330,7 +367,7 @@ mod tests {
 
     use datafusion::arrow::array::{RecordBatch, StringArray, StringViewArray};
     use datafusion::arrow::compute::concat_batches;
-    use datafusion::functions::expr_fn::{contains, ends_with, lower, starts_with};
+    use datafusion::functions::expr_fn::{contains, ends_with, lower, starts_with, strpos};
     use datafusion::prelude::{col, lit, SessionContext};
 
     use super::*;
@@ -391,6 +428,9 @@ mod tests {
             ends_with(lower(email()), lit("silva@example.com")),
             starts_with(lower(email()), lit("anna.silva@examp")),
             ends_with(email(), lit("xsilva")),
+            // `strpos(…) > 0`, as SQL conditions write `contains`.
+            strpos(email(), lit("silva")).gt(lit(0i64)),
+            strpos(lower(email()), lit("silva")).gt(lit(0i64)),
         ];
         // Row n of the batch is position 10 + n.
         let expected: Vec<Vec<u32>> = vec![
@@ -414,6 +454,8 @@ mod tests {
             vec![10],
             vec![10],
             vec![],
+            vec![15, 18],
+            vec![10, 15, 18],
         ];
         for array in [
             Arc::new(StringArray::from(values.clone())) as ArrayRef,
