@@ -7,25 +7,28 @@ use super::{Kind, Text};
 pub(super) const AFFIX_BYTES: usize = 16;
 
 /// The `starts_with` (or `ends_with`) patterns of at most [`AFFIX_BYTES`] bytes: each
-/// value's first (last) 16 bytes read as one number, then each pattern is a mask and a
-/// compare. Walking an automaton from the value's end costs a dependent table read per
-/// byte, and every value of a column (emails ending `.com`) walks several.
+/// value's first (last) 16 bytes read as one number, then, for each length some pattern
+/// has, those bytes masked to that length and looked up among the patterns of that
+/// length (sorted). Walking an automaton from the value's end costs a dependent table
+/// read per byte, and every value of a column (emails ending `.com`) walks several;
+/// comparing with each pattern in turn costs a compare per pattern, and a thousand groups
+/// have a hundred or more of them on a column, of a dozen lengths at most.
 #[derive(Debug)]
 pub(super) struct Affixes {
     kind: Kind,
     /// Patterns compared with the value's bytes.
-    exact: Vec<Affix>,
+    exact: Vec<Length>,
     /// Patterns compared with its lowered bytes.
-    folded: Vec<Affix>,
+    folded: Vec<Length>,
 }
 
-/// One pattern: its bytes as [`Affixes::read`] reads a value, the mask of its length,
-/// and the leaves it decides.
+/// The patterns of one length: their bytes as [`Affixes::read`] reads a value, sorted,
+/// and the leaf of each (leaves are distinct patterns, so one each).
 #[derive(Debug)]
-struct Affix {
-    bytes: u128,
-    mask: u128,
+struct Length {
     len: usize,
+    mask: u128,
+    bytes: Vec<u128>,
     leaves: Vec<usize>,
 }
 
@@ -37,26 +40,35 @@ impl Affixes {
 
     pub(super) fn new(leaves: &[(Kind, bool, String)], kind: Kind) -> Option<Affixes> {
         let collect = |folded: bool| {
-            let mut affixes: Vec<Affix> = Vec::new();
-            for (leaf, (k, f, pattern)) in leaves.iter().enumerate() {
-                if *k != kind || *f != folded || pattern.is_empty() || pattern.len() > AFFIX_BYTES {
-                    continue;
+            let mut patterns: Vec<(usize, u128, usize)> = leaves
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, f, pattern))| {
+                    *k == kind
+                        && *f == folded
+                        && !pattern.is_empty()
+                        && pattern.len() <= AFFIX_BYTES
+                })
+                .map(|(leaf, (_, _, pattern))| {
+                    (pattern.len(), Self::read(kind, pattern.as_bytes()), leaf)
+                })
+                .collect();
+            patterns.sort_unstable();
+            let mut lengths: Vec<Length> = Vec::new();
+            for (len, bytes, leaf) in patterns {
+                if lengths.last().is_none_or(|l| l.len != len) {
+                    lengths.push(Length {
+                        len,
+                        mask: u128::MAX >> (8 * (AFFIX_BYTES - len)),
+                        bytes: Vec::new(),
+                        leaves: Vec::new(),
+                    });
                 }
-                let bytes = Self::read(kind, pattern.as_bytes());
-                match affixes
-                    .iter_mut()
-                    .find(|a| a.len == pattern.len() && a.bytes == bytes)
-                {
-                    Some(affix) => affix.leaves.push(leaf),
-                    None => affixes.push(Affix {
-                        bytes,
-                        mask: u128::MAX >> (8 * (AFFIX_BYTES - pattern.len())),
-                        len: pattern.len(),
-                        leaves: vec![leaf],
-                    }),
-                }
+                let length = lengths.last_mut().expect("pushed above");
+                length.bytes.push(bytes);
+                length.leaves.push(leaf);
             }
-            affixes
+            lengths
         };
         let (exact, folded) = (collect(false), collect(true));
         (!exact.is_empty() || !folded.is_empty()).then_some(Affixes {
@@ -108,15 +120,25 @@ impl Affixes {
         }
     }
 
-    /// Sets the rows of the leaves of each of `affixes` that `read` (of a value of `len`
-    /// bytes) starts (ends) with.
+    /// Sets the rows of the leaves of each pattern of `lengths` that `read` (of a value
+    /// of `len` bytes) starts (ends) with.
     #[inline]
-    fn test(affixes: &[Affix], read: u128, len: usize, row: usize, rows: &mut [u64], words: usize) {
-        for affix in affixes {
-            if len >= affix.len && read & affix.mask == affix.bytes {
-                for leaf in &affix.leaves {
-                    rows[leaf * words + row / 64] |= 1 << (row % 64);
-                }
+    fn test(
+        lengths: &[Length],
+        read: u128,
+        len: usize,
+        row: usize,
+        rows: &mut [u64],
+        words: usize,
+    ) {
+        for length in lengths {
+            if len < length.len {
+                // Lengths ascend.
+                break;
+            }
+            if let Ok(i) = length.bytes.binary_search(&(read & length.mask)) {
+                let leaf = length.leaves[i];
+                rows[leaf * words + row / 64] |= 1 << (row % 64);
             }
         }
     }
@@ -176,6 +198,77 @@ fn ascii_lowercase(x: u128) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Many patterns of each length, looked up by length: every value's prefixes and
+    /// suffixes found as `str::starts_with` / `ends_with` find them, exact and folded.
+    #[test]
+    fn patterns_of_one_length_are_all_found() {
+        let values = [
+            "anna@mail.com",
+            "bob@mail.de",
+            "Carl@Mail.COM",
+            "a",
+            "",
+            "zoe@example.co.uk",
+            "anna@mail.comx",
+        ];
+        let patterns = [
+            "a",
+            "b",
+            "z",
+            "an",
+            "bo",
+            "ca",
+            "zo",
+            ".com",
+            ".de",
+            "l.com",
+            "l.de",
+            "uk",
+            "co.uk",
+            "anna@mail.com",
+            "com",
+            "omx",
+            "mail",
+            "x",
+            "",
+        ];
+        let mut text = Text::with_capacity(&values.map(Some));
+        for v in values {
+            text.push(v);
+        }
+        for kind in [Kind::StartsWith, Kind::EndsWith] {
+            for folded in [false, true] {
+                let leaves: Vec<(Kind, bool, String)> = patterns
+                    .iter()
+                    .map(|p| (kind, folded, p.to_string()))
+                    .collect();
+                let affixes = Affixes::new(&leaves, kind).expect("patterns");
+                let words = 1;
+                let mut rows = vec![0u64; leaves.len() * words];
+                affixes.run(&text, None, &mut rows, words);
+                for (leaf, pattern) in patterns.iter().enumerate() {
+                    for (row, value) in values.iter().enumerate() {
+                        let value = if folded {
+                            value.to_lowercase()
+                        } else {
+                            value.to_string()
+                        };
+                        let want = !pattern.is_empty()
+                            && match kind {
+                                Kind::StartsWith => value.starts_with(pattern),
+                                _ => value.ends_with(pattern),
+                            };
+                        let got = rows[leaf * words] >> row & 1 == 1;
+                        assert_eq!(
+                            got, want,
+                            "{kind:?} folded={folded} {pattern:?} in {value:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Every byte, lowered 16 at a time, as `u8::to_ascii_lowercase` lowers it alone.
     #[test]
