@@ -254,8 +254,7 @@ pub fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Proble
         schema,
         df_schema: &df_schema,
         as_of,
-        conditions: Vec::new(),
-        seen: HashMap::new(),
+        conditions: Interner::default(),
         event_tables: env.events,
         id_type: schema
             .field_with_name(env.id_column)
@@ -278,7 +277,7 @@ pub fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Proble
             exclude,
         });
     }
-    let conditions = compiler.conditions;
+    let conditions = compiler.conditions.exprs;
     let events = compiler.events;
     (
         Compiled {
@@ -301,12 +300,42 @@ pub fn compile_where(sql: &str, schema: &Schema, as_of: DateTime<Utc>) -> crate:
         })
 }
 
+/// Expressions numbered in order of first appearance, each once.
+#[derive(Debug, Default)]
+pub(crate) struct Interner {
+    pub(crate) exprs: Vec<Expr>,
+    seen: HashMap<Expr, usize>,
+}
+
+impl Interner {
+    /// `exprs` numbered as they stand (position n is number n).
+    pub(crate) fn new(exprs: &[Expr]) -> Interner {
+        let mut seen = HashMap::new();
+        for (i, expr) in exprs.iter().enumerate() {
+            seen.entry(expr.clone()).or_insert(i);
+        }
+        Interner {
+            exprs: exprs.to_vec(),
+            seen,
+        }
+    }
+
+    /// The number of `expr`, given the next one if it is new.
+    pub(crate) fn intern(&mut self, expr: Expr) -> usize {
+        if let Some(&i) = self.seen.get(&expr) {
+            return i;
+        }
+        self.exprs.push(expr.clone());
+        self.seen.insert(expr, self.exprs.len() - 1);
+        self.exprs.len() - 1
+    }
+}
+
 struct Compiler<'a> {
     schema: &'a Schema,
     df_schema: &'a DFSchema,
     as_of: DateTime<Utc>,
-    conditions: Vec<Expr>,
-    seen: HashMap<Expr, usize>,
+    conditions: Interner,
     problems: &'a mut Vec<Problem>,
     group_position: &'a HashMap<&'a str, usize>,
     group_ids: Vec<&'a str>,
@@ -375,17 +404,8 @@ impl Compiler<'_> {
                 attribute::compile(&comparison, &output, self.as_of)?
             }
         };
-        Ok(Term::Condition(self.intern(expr.is_true())))
-    }
-
-    /// Identical conditions in different groups are evaluated once.
-    fn intern(&mut self, expr: Expr) -> usize {
-        if let Some(&i) = self.seen.get(&expr) {
-            return i;
-        }
-        self.conditions.push(expr.clone());
-        self.seen.insert(expr, self.conditions.len() - 1);
-        self.conditions.len() - 1
+        // Identical conditions in different groups are evaluated once.
+        Ok(Term::Condition(self.conditions.intern(expr.is_true())))
     }
 }
 

@@ -54,18 +54,18 @@ pub(super) async fn scan(
     // or split into leaves that are (`split.rs`).
     let state = customers.clone().into_parts().0;
     let schema = customers.schema();
-    let mut all = split::Conditions::new(conditions);
+    let mut all = crate::compile::Interner::new(conditions);
     let whole = taken_whole(conditions, schema);
     let splits: Vec<split::Split> = (0..conditions.len())
         .filter(|c| !whole[*c])
         .filter_map(|c| split::Split::new(c, &mut all, schema))
         .collect();
     let mut by_column: Vec<(Column, Vec<(usize, &Expr)>)> = Vec::new();
-    let mut routed = vec![true; all.all.len()];
+    let mut routed = vec![true; all.exprs.len()];
     for s in &splits {
         routed[s.mask()] = false;
     }
-    for (i, condition) in all.all.iter().enumerate().filter(|(i, _)| routed[*i]) {
+    for (i, condition) in all.exprs.iter().enumerate().filter(|(i, _)| routed[*i]) {
         if let Some(column) = by_value::column_of(condition, schema) {
             match by_column.iter_mut().find(|(c, _)| *c == column) {
                 Some((_, on_it)) => on_it.push((i, condition)),
@@ -75,8 +75,8 @@ pub(super) async fn scan(
     }
     let mut columns = Vec::new();
     let mut substrings = Vec::new();
-    let mut projected: Vec<Option<usize>> = vec![None; all.all.len()];
-    let mut per_value = vec![false; all.all.len()];
+    let mut projected: Vec<Option<usize>> = vec![None; all.exprs.len()];
+    let mut per_value = vec![false; all.exprs.len()];
     for (column, on_it) in &by_column {
         let (_, field) = schema.qualified_field_from_column(column)?;
         let index = projection.len();
@@ -102,7 +102,7 @@ pub(super) async fn scan(
             projection.push(Expr::Column(column.clone()).alias(format!("__v{index}")));
         }
     }
-    for (i, condition) in all.all.iter().enumerate() {
+    for (i, condition) in all.exprs.iter().enumerate() {
         if routed[i] && !per_value[i] {
             projected[i] = Some(projection.len());
             projection.push(condition.clone().alias(format!("__c{i}")));
@@ -111,7 +111,7 @@ pub(super) async fn scan(
     tracing::debug!(
         conditions = conditions.len(),
         split = splits.len(),
-        leaves = all.all.len() - conditions.len(),
+        leaves = all.exprs.len() - conditions.len(),
         per_value = columns.iter().map(|c| c.len()).sum::<usize>(),
         columns = columns.len(),
         substrings = substrings.iter().map(|s| s.masks().count()).sum::<usize>(),

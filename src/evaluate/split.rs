@@ -20,14 +20,13 @@
 //! only when none of its leaves can fail on a row's values: no division or modulo but by
 //! a non-zero constant, no cast that can fail, and functions from a short list only.
 
-use std::collections::HashMap;
-
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
 
 use super::batch::{ones, words_of, BatchHolds, Holds};
+use crate::compile::Interner;
 
 /// Functions that give a result (perhaps null) for every value of their arguments' types.
 const INFALLIBLE_FUNCTIONS: &[&str] = &[
@@ -74,46 +73,12 @@ pub(crate) struct Split {
     tree: Node,
 }
 
-/// The scan's conditions and the leaves added for splits, each expression once.
-#[derive(Debug)]
-pub(crate) struct Conditions {
-    pub(crate) all: Vec<Expr>,
-    index: HashMap<Expr, usize>,
-}
-
-impl Conditions {
-    pub(crate) fn new(conditions: &[Expr]) -> Conditions {
-        Conditions {
-            all: conditions.to_vec(),
-            index: conditions
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.clone(), i))
-                .collect(),
-        }
-    }
-
-    /// The index of `condition`, added if new.
-    fn intern(&mut self, condition: Expr) -> usize {
-        if let Some(&i) = self.index.get(&condition) {
-            return i;
-        }
-        self.all.push(condition.clone());
-        self.index.insert(condition, self.all.len() - 1);
-        self.all.len() - 1
-    }
-}
-
 impl Split {
     /// Splits condition `mask` of `conditions` (`X IS TRUE`, `X` an `AND` or `OR`) into
     /// leaves `L IS TRUE`, added to `conditions`; `None` when it is not such a condition
     /// or a leaf could fail on some value.
-    pub(crate) fn new(
-        mask: usize,
-        conditions: &mut Conditions,
-        schema: &DFSchema,
-    ) -> Option<Split> {
-        let Expr::IsTrue(inner) = &conditions.all[mask] else {
+    pub(crate) fn new(mask: usize, conditions: &mut Interner, schema: &DFSchema) -> Option<Split> {
+        let Expr::IsTrue(inner) = &conditions.exprs[mask] else {
             return None;
         };
         let inner = inner.as_ref().clone();
@@ -164,7 +129,7 @@ fn collect_leaves<'e>(expr: &'e Expr, leaves: &mut Vec<&'e Expr>) {
 
 /// `expr` as a tree of leaves `L IS TRUE` interned in `conditions`, chains of one
 /// operator flattened.
-fn tree(expr: &Expr, conditions: &mut Conditions) -> Node {
+fn tree(expr: &Expr, conditions: &mut Interner) -> Node {
     match expr {
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::And | Operator::Or) =>
@@ -269,7 +234,10 @@ fn infallible(expr: &Expr, schema: &DFSchema) -> bool {
                 .is_ok_and(|from| widening(&from, cast.field.data_type())),
             Expr::ScalarFunction(f) => match f.name() {
                 // A negative length is an error: only constant, non-negative positions.
-                "substr" | "substring" => f.args[1..].iter().all(non_negative_integer),
+                "substr" | "substring" => f
+                    .args
+                    .get(1..)
+                    .is_some_and(|positions| positions.iter().all(non_negative_integer)),
                 name => INFALLIBLE_FUNCTIONS.contains(&name),
             },
             _ => false,
@@ -359,7 +327,7 @@ mod tests {
                 .and(col("n").lt(lit(100i64)))
                 .is_true(),
         ];
-        let mut all = Conditions::new(&conditions);
+        let mut all = Interner::new(&conditions);
         assert!(
             Split::new(0, &mut all, &schema).is_none(),
             "a leaf stays whole"
@@ -374,8 +342,8 @@ mod tests {
                 Node::Leaf(4)
             ])
         );
-        assert_eq!(all.all[3], col("b").is_true());
-        assert_eq!(all.all.len(), 5);
+        assert_eq!(all.exprs[3], col("b").is_true());
+        assert_eq!(all.exprs.len(), 5);
     }
 
     #[test]
@@ -399,7 +367,7 @@ mod tests {
             ),
             (!b().and(col("n").gt(lit(1i64))), false),
         ] {
-            let mut all = Conditions::new(&[condition.clone().is_true()]);
+            let mut all = Interner::new(&[condition.clone().is_true()]);
             assert_eq!(
                 Split::new(0, &mut all, &schema).is_some(),
                 splits,
