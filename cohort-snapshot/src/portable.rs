@@ -70,6 +70,14 @@ impl ParsedGroup {
     pub(super) fn container(&self, slot: Slot) -> Container<'_> {
         self.data.container(slot)
     }
+
+    /// Each container's key and contents, in key order.
+    pub(super) fn containers(&self) -> impl Iterator<Item = (u16, Container<'_>)> {
+        self.keys
+            .iter()
+            .zip(&self.slots)
+            .map(|(key, slot)| (*key, self.data.container(*slot)))
+    }
 }
 
 impl GroupData {

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use crate::ids::perfect_hash::{self, PerfectHash};
+use crate::ids::runs::Runs;
 use crate::ids::IdKey;
 use crate::{Error, Result};
 
@@ -27,6 +28,9 @@ pub struct IdMapping {
     pos_to_bit: Vec<u32>,
     /// Whether bits increase with positions (sorted input), which makes remapping a copy.
     monotonic: bool,
+    /// The mapping as long runs of consecutive positions to consecutive bits, when it is
+    /// one (integer ids, sorted within each batch).
+    runs: Option<Runs>,
     /// One more than the largest bit.
     bit_space: u64,
 }
@@ -91,6 +95,7 @@ impl IdMapping {
         IdMapping {
             dictionary,
             hash_index,
+            runs: Runs::of(&pos_to_bit),
             pos_to_bit,
             monotonic,
             bit_space,
@@ -234,6 +239,9 @@ impl IdMapping {
     /// Maps a bitmap of scan positions to the published bit space.
     pub fn remap(&self, positions: &RoaringBitmap) -> RoaringBitmap {
         if self.bit_space / 8 <= 16 * positions.len() {
+            if let Some(runs) = &self.runs {
+                return runs.remap(positions, self.bit_space);
+            }
             // Scatter into a plain bitset (one byte per 8 bits, cache-sized for millions of
             // customers), then convert in bulk: no sort. Used unless the group is so sparse
             // that the bitset would outweigh a sorted vector of its members.

@@ -13,6 +13,7 @@
 pub mod dictionary;
 pub mod mapping;
 pub mod perfect_hash;
+mod runs;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type, UInt64Type};
