@@ -19,13 +19,16 @@ use crate::{Error, Result};
 /// How scan positions map to published bits.
 #[derive(Debug)]
 pub struct IdMapping {
-    /// `Some(dictionary)` — external ids, row n = bit n — or `None` for identity.
+    /// `Some(dictionary)` — external ids, row n = bit n — or `None` for identity (or once
+    /// taken, for its encoding, by a publish that frees it when encoded).
     pub dictionary: Option<ArrayRef>,
     /// The dictionary's perfect hash, which numbered it (absent only for a dictionary
     /// that is sorted instead).
     pub hash_index: Option<PerfectHash>,
     /// Bit of each scan position (unused for positions with a null id).
     pos_to_bit: Vec<u32>,
+    /// Whether bit n is id n.
+    identity: bool,
     /// Whether bits increase with positions (sorted input), which makes remapping a copy.
     monotonic: bool,
     /// The mapping as long runs of consecutive positions to consecutive bits, when it is
@@ -93,6 +96,7 @@ impl IdMapping {
             (monotonic, bit_space)
         };
         IdMapping {
+            identity: dictionary.is_none(),
             dictionary,
             hash_index,
             runs: Runs::of(&pos_to_bit),
@@ -233,7 +237,7 @@ impl IdMapping {
 
     /// Whether the mapping is the identity (bit n = id n).
     pub fn is_identity(&self) -> bool {
-        self.dictionary.is_none()
+        self.identity
     }
 
     /// Maps a bitmap of scan positions to the published bit space.
