@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use cohort::ids::IdMapping;
 use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
-use cohort::snapshot::writer::{publish, Bits, EncodedIds, Promote, PublishedGroup};
+use cohort::snapshot::writer::{publish, Bits, EncodedIds, GroupHeader, Promote, PublishedGroup};
 use cohort::Snapshot;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use datafusion::arrow::array::{ArrayRef, StringArray};
@@ -55,12 +55,14 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
     let densities = [0.001, 0.01, 0.06, 0.125, 0.25, 0.5, 0.75, 0.875];
     let groups: Vec<PublishedGroup> = (0..GROUPS)
         .map(|g| PublishedGroup {
-            id: format!("group_{g:03}"),
-            name: format!("Group {g}"),
-            description: None,
-            definition_hash: "sha256:bench".into(),
+            header: GroupHeader {
+                id: format!("group_{g:03}"),
+                name: format!("Group {g}"),
+                description: None,
+                definition_hash: "sha256:bench".into(),
+                carried: None,
+            },
             bits: Bits::Bitmap(random_group(&mut rng, n, densities[g % densities.len()])),
-            carried: None,
         })
         .collect();
     // String ids numbered as `cohort run` numbers them (in the order of their perfect
@@ -98,7 +100,7 @@ fn published(n: u32, string_ids: bool) -> (tempfile::TempDir, String) {
             &cohort::snapshot::location::resolve(&url).unwrap(),
             manifest,
             &groups,
-            &ids,
+            ids,
             Promote::Always,
         ))
         .unwrap();

@@ -121,6 +121,22 @@ impl Location {
             .map_err(|e| Error::storage(&self.display, e))
     }
 
+    /// Copies this object to `to`, in the same store, replacing what is there: on local
+    /// disk a hard link (no bytes copied), made durable as [`write`](Self::write) makes a
+    /// file; on an object store a server-side copy.
+    pub async fn copy_to(&self, to: &Location) -> Result<()> {
+        if let (Some(from), Some(path)) = (self.local.clone(), to.local.clone()) {
+            return tokio::task::spawn_blocking(move || durable_link(&from, &path))
+                .await
+                .map_err(|e| Error::io(&to.display, std::io::Error::other(e)))?
+                .map_err(|e| Error::io(&to.display, e));
+        }
+        self.store
+            .copy(&self.path, &to.path)
+            .await
+            .map_err(|e| Error::storage(&to.display, e))
+    }
+
     /// The newest modification time of the objects below this location, `None` if there
     /// are none.
     pub async fn newest_modification(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
@@ -236,15 +252,7 @@ impl SetAside {
 /// Folders created on the way are synced into their parents.
 fn durable_write(path: &std::path::Path, payload: &PutPayload) -> std::io::Result<()> {
     use std::io::Write;
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent folder"))?;
-    create_dirs_durably(dir)?;
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
-    temp_name.push(format!("#{}{n}", std::process::id()));
-    let temp = dir.join(temp_name);
+    let (dir, temp) = temp_beside(path)?;
     let written = (|| {
         let mut file = std::fs::File::create(&temp)?;
         for chunk in payload.iter() {
@@ -258,6 +266,33 @@ fn durable_write(path: &std::path::Path, payload: &PutPayload) -> std::io::Resul
     }
     written?;
     sync_dir(dir)
+}
+
+/// Links `from` as `path` durably: a hard link beside `path` (named as in
+/// [`durable_write`]), renamed over it, then the folder synced. `from` was written
+/// durably, so its bytes are on disk already.
+fn durable_link(from: &std::path::Path, path: &std::path::Path) -> std::io::Result<()> {
+    let (dir, temp) = temp_beside(path)?;
+    let linked = std::fs::hard_link(from, &temp).and_then(|()| std::fs::rename(&temp, path));
+    if linked.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    linked?;
+    sync_dir(dir)
+}
+
+/// The folder of `path` (created durably) and a temp name beside `path` for this process
+/// (object_store's staging-file pattern, which listings skip).
+fn temp_beside(path: &std::path::Path) -> std::io::Result<(&std::path::Path, PathBuf)> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent folder"))?;
+    create_dirs_durably(dir)?;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(format!("#{}{n}", std::process::id()));
+    Ok((dir, dir.join(temp_name)))
 }
 
 /// `create_dir_all`, syncing each new folder's parent so the folder survives a crash.

@@ -7,7 +7,6 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
-use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
 use super::manifest::{
@@ -21,9 +20,9 @@ use crate::location::Location;
 use crate::{Error, Result};
 use object_store::{ObjectStoreExt, PutPayload};
 
-/// One group to publish.
-#[derive(Debug)]
-pub struct PublishedGroup {
+/// What the manifest says of a group to publish, before its members.
+#[derive(Debug, Clone)]
+pub struct GroupHeader {
     /// Group id.
     pub id: String,
     /// Display name.
@@ -32,31 +31,67 @@ pub struct PublishedGroup {
     pub description: Option<String>,
     /// Definition hash.
     pub definition_hash: String,
-    /// Members, in the published bit space.
-    pub bits: Bits,
     /// Who evaluated it: `None` for this run, or the earlier run it is carried over from.
     pub carried: Option<Carried>,
 }
 
-/// A group's members, to be serialized or as already-published bytes.
+impl GroupHeader {
+    /// Its manifest entry, members and bitmap to be filled in.
+    fn entry(&self) -> GroupEntry {
+        GroupEntry {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            definition_hash: self.definition_hash.clone(),
+            members: 0,
+            bitmap: BitmapRef {
+                path: String::new(),
+                offset: 0,
+                length: 0,
+                checksum: String::new(),
+            },
+            as_of: self.carried.as_ref().map(|c| c.as_of.clone()),
+            carried_from: self.carried.as_ref().map(|c| c.run_id.clone()),
+        }
+    }
+}
+
+/// One group to publish, members and all.
 #[derive(Debug)]
+pub struct PublishedGroup {
+    /// What the manifest says of it.
+    pub header: GroupHeader,
+    /// Members, in the published bit space.
+    pub bits: Bits,
+}
+
+/// A group's members, to be serialized or as already-published bytes.
+#[derive(Debug, Clone)]
 pub enum Bits {
     /// Evaluated (or translated) in this run.
     Bitmap(RoaringBitmap),
-    /// The verified portable serialization of an earlier run, copied byte for byte.
+    /// A portable serialization: made in this run, or verified bytes of an earlier run,
+    /// copied byte for byte.
     Serialized {
         /// The bytes.
         bytes: Bytes,
         /// Their member count.
         members: u64,
+        /// Their `sha256:<hex>`.
+        checksum: String,
     },
 }
 
 impl Bits {
-    /// `bitmap` serialized now (its portable bytes), so that the bitmap itself can go.
+    /// `bitmap` serialized and checksummed now, so that the bitmap itself can go (and the
+    /// hashing is done where the serializing is, on as many cores).
     pub fn serialized(bitmap: &RoaringBitmap) -> Bits {
-        let (bytes, members) = serialize(bitmap);
-        Bits::Serialized { bytes, members }
+        let (bytes, members, checksum) = serialize(bitmap);
+        Bits::Serialized {
+            bytes,
+            members,
+            checksum,
+        }
     }
 
     /// Member count.
@@ -73,13 +108,14 @@ impl Bits {
     }
 }
 
-/// A bitmap's portable bytes and its member count.
-fn serialize(bitmap: &RoaringBitmap) -> (Bytes, u64) {
+/// A bitmap's portable bytes, member count and checksum.
+fn serialize(bitmap: &RoaringBitmap) -> (Bytes, u64, String) {
     let mut bytes = Vec::with_capacity(bitmap.serialized_size());
     bitmap
         .serialize_into(&mut bytes)
         .expect("writing to a Vec cannot fail");
-    (bytes.into(), bitmap.len())
+    let sum = checksum(&bytes);
+    (bytes.into(), bitmap.len(), sum)
 }
 
 /// Where a carried-over group was evaluated.
@@ -108,8 +144,8 @@ pub enum Promote {
 pub struct EncodedIds {
     /// The manifest entry (identity, or the dictionary with its checksum).
     pub entry: IdMappingEntry,
-    dictionary: Option<Vec<u8>>,
-    hash_index: Option<Vec<u8>>,
+    dictionary: Option<Bytes>,
+    hash_index: Option<Bytes>,
 }
 
 impl EncodedIds {
@@ -139,8 +175,8 @@ impl EncodedIds {
         };
         Ok(EncodedIds {
             entry,
-            dictionary,
-            hash_index,
+            dictionary: dictionary.map(Bytes::from),
+            hash_index: hash_index.map(Bytes::from),
         })
     }
 }
@@ -162,84 +198,248 @@ pub struct Published {
 /// it gives up.
 const REWRITES: usize = 3;
 
-/// Serializes the groups, derives the run id from the content, writes every file of the run
-/// (the manifest last), then points `LATEST` at it as `promote` says, and checks afterwards
-/// that the run is still whole (a `gc` racing this publish could have removed it; then the
-/// run is written again). `manifest` supplies everything but `run_id`, `groups` and
-/// `id_mapping`. Publishing the same content again gives the same run (its `created_at`
-/// kept): reruns are idempotent.
-pub async fn publish(
-    publish: &Location,
-    mut manifest: Manifest,
-    groups: &[PublishedGroup],
-    ids: &EncodedIds,
-    promote: Promote,
-) -> Result<Published> {
-    // The bitmaps file as one chunk per group: serialized bytes are not copied again.
-    let chunks: Vec<(Bytes, u64)> = groups
-        .par_iter()
-        .map(|g| match &g.bits {
-            Bits::Bitmap(bitmap) => serialize(bitmap),
-            Bits::Serialized { bytes, members } => (bytes.clone(), *members),
-        })
-        .collect();
-    let mut offset = 0usize;
-    let mut entries = Vec::with_capacity(groups.len());
-    for (g, (bytes, members)) in groups.iter().zip(&chunks) {
-        entries.push(GroupEntry {
-            id: g.id.clone(),
-            name: g.name.clone(),
-            description: g.description.clone(),
-            definition_hash: g.definition_hash.clone(),
-            members: *members,
-            bitmap: BitmapRef {
-                path: BITMAPS_FILE.into(),
-                offset: offset as u64,
-                length: bytes.len() as u64,
-                checksum: String::new(),
-            },
-            as_of: g.carried.as_ref().map(|c| c.as_of.clone()),
-            carried_from: g.carried.as_ref().map(|c| c.run_id.clone()),
-        });
-        offset += bytes.len();
-    }
-    let blob: Vec<Bytes> = chunks.into_iter().map(|(bytes, _)| bytes).collect();
-    manifest.id_mapping = ids.entry.clone();
-    manifest.groups = entries;
-    // The run id (which does not read the groups' checksums) beside the checksums, each
-    // a pass over every byte.
-    let (run_id, checksums) = rayon::join(
-        || run_id(&manifest, &blob),
-        || blob.par_iter().map(|b| checksum(b)).collect::<Vec<_>>(),
-    );
-    for (entry, sum) in manifest.groups.iter_mut().zip(checksums) {
-        entry.bitmap.checksum = sum;
-    }
-    manifest.run_id = run_id;
+/// About how many bytes of the groups' bitmaps a publish holds before it writes them out:
+/// the groups go into files of about this size (`groups.bin`, `groups-1.bin`, …; a group
+/// larger than this is a file of its own), so memory does not grow with the run.
+pub const PART_BYTES: usize = 64 << 20;
 
-    let run = publish.join(&format!("runs/{}", manifest.run_id));
-    let manifest_location = run.join(MANIFEST_FILE);
-    // Same content already published (a rerun): keep its created_at.
-    if let Some(existing) = manifest_location.read_if_exists().await? {
-        if let Ok(existing) = serde_json::from_slice::<Manifest>(&existing) {
-            if existing.run_id == manifest.run_id {
-                manifest.created_at = existing.created_at;
-            }
+/// The name of the `n`th file of a run's bitmaps: `groups.bin` first, so a run of up to
+/// [`PART_BYTES`] has the one file every earlier build wrote.
+fn part_name(n: usize) -> String {
+    match n {
+        0 => BITMAPS_FILE.to_string(),
+        n => format!("groups-{n}.bin"),
+    }
+}
+
+/// A run being written: its groups' bitmaps arrive one at a time, in the order announced,
+/// and go out in parts to a staging folder under `runs/` (an incomplete run to every
+/// reader, removed by `gc` if a crash leaves it), hashed on the way into the run id. When
+/// the last has come, [`finish`](Self::finish) copies the parts into `runs/<run-id>/`
+/// (server-side on object stores, hard links on local disk), writes the ids and the
+/// manifest, and moves `LATEST`.
+#[derive(Debug)]
+pub struct RunWriter {
+    publish: Location,
+    staging: Location,
+    manifest: Manifest,
+    ids: EncodedIds,
+    /// The run id's hash: the manifest's identity first, then every group's bytes.
+    hasher: sha2::Sha256,
+    /// The next group to come (an index into `manifest.groups`).
+    next: usize,
+    /// The part being filled, and its length.
+    part: Vec<Bytes>,
+    part_len: usize,
+    /// How long a part grows before it is written.
+    part_bytes: usize,
+    /// The parts written to the staging folder, with their lengths.
+    parts: Vec<(String, u64)>,
+}
+
+impl RunWriter {
+    /// Starts a run of `groups` (in this order: sorted by id). `manifest` supplies
+    /// everything but `run_id`, `groups` and `id_mapping`.
+    pub fn begin(
+        publish: &Location,
+        mut manifest: Manifest,
+        groups: &[GroupHeader],
+        ids: EncodedIds,
+    ) -> RunWriter {
+        use sha2::Digest;
+        manifest.id_mapping = ids.entry.clone();
+        manifest.groups = groups.iter().map(GroupHeader::entry).collect();
+        let mut hasher = sha2::Sha256::new();
+        hash_identity(&mut hasher, &manifest);
+        let staging = publish.join(&format!(
+            "runs/{}-staging-{}",
+            compact(&manifest.as_of),
+            token()
+        ));
+        RunWriter {
+            publish: publish.clone(),
+            staging,
+            manifest,
+            ids,
+            hasher,
+            next: 0,
+            part: Vec::new(),
+            part_len: 0,
+            part_bytes: PART_BYTES,
+            parts: Vec::new(),
         }
     }
-    let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
-    let mut files: Vec<(&str, PutPayload)> = vec![(BITMAPS_FILE, PutPayload::from_iter(blob))];
-    if let Some(bytes) = &ids.dictionary {
-        files.push((DICTIONARY_FILE, PutPayload::from(bytes.clone())));
-    }
-    if let Some(bytes) = &ids.hash_index {
-        files.push((HASH_INDEX_FILE, PutPayload::from(bytes.clone())));
-    }
-    // The manifest last: a run folder with a manifest is complete, and writing it refreshes
-    // the run's modification time, which `gc --min-age` respects.
-    files.push((MANIFEST_FILE, PutPayload::from(json)));
-    write_files(&run, &files).await?;
 
+    /// Parts of about `bytes` instead of [`PART_BYTES`] (the run id is the same whatever
+    /// the parts: it hashes the groups' bytes back to back).
+    pub fn with_part_bytes(mut self, bytes: usize) -> RunWriter {
+        self.part_bytes = bytes.max(1);
+        self
+    }
+
+    /// The next group's members. A part that has reached its size is written out.
+    pub async fn push(&mut self, bits: Bits) -> Result<()> {
+        use sha2::Digest;
+        let (bytes, members, sum) = match bits {
+            Bits::Serialized {
+                bytes,
+                members,
+                checksum,
+            } => (bytes, members, checksum),
+            Bits::Bitmap(bitmap) => serialize(&bitmap),
+        };
+        let Some(entry) = self.manifest.groups.get_mut(self.next) else {
+            return Err(Error::invalid(
+                &self.staging.display,
+                format!("more groups than the {} announced", self.next),
+            ));
+        };
+        entry.members = members;
+        entry.bitmap = BitmapRef {
+            path: part_name(self.parts.len()),
+            offset: self.part_len as u64,
+            length: bytes.len() as u64,
+            checksum: sum,
+        };
+        self.hasher.update(&bytes);
+        self.part_len += bytes.len();
+        self.part.push(bytes);
+        self.next += 1;
+        if self.part_len >= self.part_bytes {
+            self.write_part().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the part being filled to the staging folder.
+    async fn write_part(&mut self) -> Result<()> {
+        let name = part_name(self.parts.len());
+        let part = std::mem::take(&mut self.part);
+        self.staging
+            .join(&name)
+            .write(PutPayload::from_iter(part))
+            .await?;
+        self.parts
+            .push((name, std::mem::take(&mut self.part_len) as u64));
+        Ok(())
+    }
+
+    /// Completes the run: the last part, the run id, every file of the run (the manifest
+    /// last), then `LATEST` as `promote` says; afterwards checks that the run is still
+    /// whole (a `gc` racing this publish could have removed it; then the run is written
+    /// again). Publishing the same content again gives the same run (its `created_at`
+    /// kept): reruns are idempotent. The staging folder is removed either way.
+    pub async fn finish(mut self, promote: Promote) -> Result<Published> {
+        let result = self.complete(promote).await;
+        self.remove_staging().await;
+        result
+    }
+
+    /// Gives the run up: its staging folder is removed (as far as the store lets it; what
+    /// is left is an incomplete run that `gc` removes).
+    pub async fn abandon(self) {
+        self.remove_staging().await;
+    }
+
+    async fn complete(&mut self, promote: Promote) -> Result<Published> {
+        use sha2::Digest;
+        if self.next != self.manifest.groups.len() {
+            return Err(Error::invalid(
+                &self.staging.display,
+                format!(
+                    "{} of the {} groups announced were written",
+                    self.next,
+                    self.manifest.groups.len()
+                ),
+            ));
+        }
+        if !self.part.is_empty() || self.parts.is_empty() {
+            self.write_part().await?;
+        }
+        let mut manifest = self.manifest.clone();
+        let hash = std::mem::take(&mut self.hasher).finalize();
+        manifest.run_id = format!("{}-{}", compact(&manifest.as_of), &hex::encode(hash)[..12]);
+        let run = self.publish.join(&format!("runs/{}", manifest.run_id));
+        // Same content already published (a rerun): keep its created_at.
+        if let Some(existing) = run.join(MANIFEST_FILE).read_if_exists().await? {
+            if let Ok(existing) = serde_json::from_slice::<Manifest>(&existing) {
+                if existing.run_id == manifest.run_id {
+                    manifest.created_at = existing.created_at;
+                }
+            }
+        }
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+        let mut files: Vec<(String, Content)> = self
+            .parts
+            .iter()
+            .map(|(name, length)| {
+                let from = self.staging.join(name);
+                (
+                    name.clone(),
+                    Content::Staged {
+                        from,
+                        length: *length,
+                    },
+                )
+            })
+            .collect();
+        if let Some(bytes) = &self.ids.dictionary {
+            files.push((DICTIONARY_FILE.into(), Content::Bytes(bytes.clone().into())));
+        }
+        if let Some(bytes) = &self.ids.hash_index {
+            files.push((HASH_INDEX_FILE.into(), Content::Bytes(bytes.clone().into())));
+        }
+        // The manifest last: a run folder with a manifest is complete, and writing it
+        // refreshes the run's modification time, which `gc --min-age` respects.
+        files.push((MANIFEST_FILE.into(), Content::Bytes(json.into())));
+        write_files(&run, &files).await?;
+        promote_run(&self.publish, &run, manifest, &files, promote).await
+    }
+
+    async fn remove_staging(&self) {
+        let removed = match &self.staging.local {
+            Some(path) => match std::fs::remove_dir_all(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io(path.display(), e))
+                }
+                _ => Ok(()),
+            },
+            None => self.staging.delete_all(BITMAPS_FILE).await.map(|_| ()),
+        };
+        if let Err(e) = removed {
+            tracing::warn!(staging = %self.staging.display, "the staging folder was left behind (`cohort gc` removes it): {e}");
+        }
+    }
+}
+
+/// Publishes `groups` (sorted by id) in one go: [`RunWriter`] for groups at hand.
+pub async fn publish(
+    publish: &Location,
+    manifest: Manifest,
+    groups: &[PublishedGroup],
+    ids: EncodedIds,
+    promote: Promote,
+) -> Result<Published> {
+    let headers: Vec<GroupHeader> = groups.iter().map(|g| g.header.clone()).collect();
+    let mut run = RunWriter::begin(publish, manifest, &headers, ids);
+    for g in groups {
+        if let Err(e) = run.push(g.bits.clone()).await {
+            run.abandon().await;
+            return Err(e);
+        }
+    }
+    run.finish(promote).await
+}
+
+/// Points `LATEST` at the written `run` as `promote` says, then checks that the run is
+/// still whole, writing it again (up to [`REWRITES`] times) when a `gc` removed it.
+async fn promote_run(
+    publish: &Location,
+    run: &Location,
+    manifest: Manifest,
+    files: &[(String, Content)],
+    promote: Promote,
+) -> Result<Published> {
     let latest_before = match latest_run_id(publish).await {
         Ok(id) => Some(id),
         Err(Error::NothingPublished { .. }) => None,
@@ -264,7 +464,7 @@ pub async fn publish(
                 .await?;
             // LATEST names a complete run now: a check that can't be made (the store
             // failing) is a warning, not a failed publish.
-            match run_is_whole(&run, &files).await {
+            match run_is_whole(run, files).await {
                 Ok(true) => break,
                 Ok(false) => {}
                 Err(e) => {
@@ -280,7 +480,7 @@ pub async fn publish(
                 ));
             }
             tracing::warn!(run = %manifest.run_id, "run removed while publishing (concurrent gc?); writing it again");
-            write_files(&run, &files).await?;
+            write_files(run, files).await?;
         }
     }
     Ok(Published {
@@ -291,27 +491,50 @@ pub async fn publish(
     })
 }
 
+/// A file of a run: bytes at hand, or a part in the staging folder to copy.
+#[derive(Debug)]
+enum Content {
+    Bytes(PutPayload),
+    Staged { from: Location, length: u64 },
+}
+
+impl Content {
+    fn length(&self) -> u64 {
+        match self {
+            Content::Bytes(bytes) => bytes.content_length() as u64,
+            Content::Staged { length, .. } => *length,
+        }
+    }
+
+    async fn write_to(&self, to: &Location) -> Result<()> {
+        match self {
+            Content::Bytes(bytes) => to.write(bytes.clone()).await,
+            Content::Staged { from, .. } => from.copy_to(to).await,
+        }
+    }
+}
+
 /// Writes the run's files, all at once but the last (the manifest), which is written
 /// once the others are.
-async fn write_files(run: &Location, files: &[(&str, PutPayload)]) -> Result<()> {
-    let Some(((last, last_bytes), others)) = files.split_last() else {
+async fn write_files(run: &Location, files: &[(String, Content)]) -> Result<()> {
+    let Some(((last, last_content), others)) = files.split_last() else {
         return Ok(());
     };
     futures::future::try_join_all(
         others
             .iter()
-            .map(|(name, bytes)| async move { run.join(name).write(bytes.clone()).await }),
+            .map(|(name, content)| async move { content.write_to(&run.join(name)).await }),
     )
     .await?;
-    run.join(last).write(last_bytes.clone()).await
+    last_content.write_to(&run.join(last)).await
 }
 
 /// Whether every file of the run is there with its size.
-async fn run_is_whole(run: &Location, files: &[(&str, PutPayload)]) -> Result<bool> {
-    for (name, bytes) in files {
+async fn run_is_whole(run: &Location, files: &[(String, Content)]) -> Result<bool> {
+    for (name, content) in files {
         let file = run.join(name);
         match file.store.head(&file.path).await {
-            Ok(meta) if meta.size == bytes.content_length() as u64 => {}
+            Ok(meta) if meta.size == content.length() => {}
             Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(Error::storage(&file.display, e)),
         }
@@ -340,11 +563,12 @@ async fn newer_latest(publish: &Location, latest: &str, as_of: &str) -> Result<O
     })
 }
 
-/// `<as_of as YYYYMMDDTHHMMSSZ>-<12 hex of the content hash>`: sorts by evaluation time,
-/// and equal content gives an equal id.
-fn run_id(manifest: &Manifest, blob: &[Bytes]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
+/// The part of the run id's hash that comes before the groups' bytes: what the run was
+/// evaluated from and what its groups are. The run id is `<as_of as
+/// YYYYMMDDTHHMMSSZ>-<12 hex of the hash>`: it sorts by evaluation time, and equal content
+/// gives an equal id.
+fn hash_identity(h: &mut sha2::Sha256, manifest: &Manifest) {
+    use sha2::Digest;
     h.update(manifest.as_of.as_bytes());
     h.update(manifest.id_column.as_bytes());
     for s in &manifest.sources {
@@ -357,16 +581,26 @@ fn run_id(manifest: &Manifest, blob: &[Bytes]) -> String {
         }
     }
     h.update(format!("{:?}", manifest.id_mapping).as_bytes());
-    for chunk in blob {
-        h.update(chunk);
-    }
-    let compact: String = manifest
-        .as_of
+}
+
+/// `as_of` as `YYYYMMDDTHHMMSSZ`, the start of a run id.
+fn compact(as_of: &str) -> String {
+    let digits: String = as_of
         .chars()
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .take(15)
         .collect();
-    format!("{compact}Z-{}", &hex::encode(h.finalize())[..12])
+    format!("{digits}Z")
+}
+
+/// A name no other publish picks: this process, the time, and a counter.
+fn token() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}{nanos:x}{n:x}", std::process::id())
 }
 
 fn dictionary_parquet(id_column: &str, ids: &ArrayRef) -> Result<Vec<u8>> {

@@ -1,11 +1,13 @@
 //! Publishing an evaluation: the run's bitmaps in id space, groups carried over from the
 //! previous run (`run --only`), the manifest, then `LATEST`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use chrono::SecondsFormat;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
+use roaring::RoaringBitmap;
 
 use super::{Evaluation, Pipeline};
 use crate::evaluate::statics::{self, StaticIds};
@@ -16,7 +18,9 @@ use crate::snapshot::manifest::{
     GroupEntry, IdMappingEntry, IdentityTag, Manifest, SourceFile, FORMAT_VERSION,
 };
 use crate::snapshot::reader;
-use crate::snapshot::writer::{self, Bits, Carried, Promote, Published, PublishedGroup};
+use crate::snapshot::writer::{
+    self, Bits, Carried, GroupHeader, Promote, Published, PublishedGroup,
+};
 use crate::snapshot::Snapshot;
 use crate::{Error, Result};
 
@@ -101,49 +105,52 @@ pub(super) async fn publish(
     }
     // The dictionary goes with its encoding into the ids file, freed once encoded.
     let dictionary = mapping.dictionary.take();
+    let mapping = Arc::new(mapping);
     let publish = pipeline.stores.location(&pipeline.publish)?;
-    // Each group remapped and serialized at once, and its scan-space bitmap dropped then:
-    // at 1,000 groups over 10M customers either form is hundreds of MB. The id files are
-    // encoded meanwhile (one core's work for text ids: the dictionary's Parquet file).
+    // The groups this run evaluated, in id order (the order of the run's files).
     let members = std::mem::take(&mut evaluation.members);
-    let chosen: Vec<_> = evaluation
+    let mut chosen: Vec<(GroupHeader, RoaringBitmap)> = evaluation
         .compiled
         .groups
         .iter()
         .zip(members)
         .filter(|(g, _)| selected.is_empty() || selected.contains(&g.group.id))
-        .collect();
-    let (ids, (chosen, serialized)): (_, (Vec<_>, Vec<Bits>)) = {
-        use rayon::prelude::*;
-        let hash_index = mapping.hash_index.as_ref();
-        rayon::join(
-            move || writer::EncodedIds::new(&pipeline.id_column, dictionary.as_ref(), hash_index),
-            || {
-                chosen
-                    .into_par_iter()
-                    .map(|(g, members)| (g, Bits::serialized(&mapping.remap(&members))))
-                    .unzip()
-            },
-        )
-    };
-    let ids = ids?;
-    let mut groups: Vec<PublishedGroup> = chosen
-        .iter()
-        .zip(serialized)
-        .map(|(g, bits)| PublishedGroup {
-            id: g.group.id.clone(),
-            name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
-            description: g.group.description.clone(),
-            definition_hash: g.group.definition_hash.clone(),
-            bits,
-            carried: None,
+        .map(|(g, members)| {
+            let header = GroupHeader {
+                id: g.group.id.clone(),
+                name: g.group.name.clone().unwrap_or_else(|| g.group.id.clone()),
+                description: g.group.description.clone(),
+                definition_hash: g.group.definition_hash.clone(),
+                carried: None,
+            };
+            (header, members)
         })
         .collect();
+    chosen.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+    let (headers, chosen): (Vec<GroupHeader>, Vec<RoaringBitmap>) = chosen.into_iter().unzip();
+    // Each group remapped and serialized on the cores as the previous ones are written,
+    // and its scan-space bitmap dropped then: at 1,000 groups over 10M customers either
+    // form is hundreds of MB, so neither is held whole. The id files are encoded meanwhile
+    // (one core's work for text ids: the dictionary's Parquet file).
+    let (sender, mut serialized) = tokio::sync::mpsc::unbounded_channel();
+    let remapping = tokio::task::spawn_blocking({
+        let mapping = mapping.clone();
+        move || remap_in_order(&mapping, chosen, sender)
+    });
+    let encoding = tokio::task::spawn_blocking({
+        let mapping = mapping.clone();
+        let id_column = pipeline.id_column.clone();
+        move || {
+            writer::EncodedIds::new(&id_column, dictionary.as_ref(), mapping.hash_index.as_ref())
+        }
+    });
+    let ids = joined(encoding).await??;
     let mut warnings = evaluation.warnings.clone();
     let mut carried = Vec::new();
     let mut removed = Vec::new();
+    let mut kept = Vec::new();
     if let Some(previous) = options.previous {
-        let fresh: HashSet<&str> = groups.iter().map(|g| g.id.as_str()).collect();
+        let fresh: HashSet<&str> = headers.iter().map(|g| g.id.as_str()).collect();
         let others: Vec<&GroupEntry> = previous
             .manifest
             .groups
@@ -153,7 +160,7 @@ pub(super) async fn publish(
         if selected.is_empty() {
             removed = others.iter().map(|g| g.id.clone()).collect();
         } else if !others.is_empty() {
-            let kept = carry_over(
+            kept = carry_over(
                 &publish,
                 previous,
                 &others,
@@ -163,11 +170,19 @@ pub(super) async fn publish(
                 &mut warnings,
             )
             .await?;
-            carried = kept.iter().map(|g| (g.id.clone(), g.bits.len())).collect();
-            groups.extend(kept);
+            carried = kept
+                .iter()
+                .map(|g| (g.header.id.clone(), g.bits.len()))
+                .collect();
         }
     }
-    groups.sort_by(|a, b| a.id.cmp(&b.id));
+    // The run's groups in id order: this run's, and those carried over.
+    let mut order: Vec<(GroupHeader, Option<Bits>)> = headers
+        .into_iter()
+        .map(|h| (h, None))
+        .chain(kept.into_iter().map(|g| (g.header, Some(g.bits))))
+        .collect();
+    order.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         run_id: String::new(),
@@ -186,13 +201,86 @@ pub(super) async fn publish(
         warnings,
         groups: Vec::new(),
     };
-    let published = writer::publish(&publish, manifest, &groups, &ids, options.promote).await?;
-    pipeline.progress.advance(total);
+    let all: Vec<GroupHeader> = order.iter().map(|(h, _)| h.clone()).collect();
+    let mut run = writer::RunWriter::begin(&publish, manifest, &all, ids);
+    let written = write_in_order(&mut run, order, &mut serialized, pipeline).await;
+    drop(serialized);
+    let remapped = joined(remapping).await;
+    if let Err(e) = written.and(remapped) {
+        run.abandon().await;
+        return Err(e);
+    }
+    let published = run.finish(options.promote).await?;
     Ok(Publication {
         published,
         carried,
         removed,
     })
+}
+
+/// Pushes the run's groups in order: carried-over ones as they are, this run's as they
+/// come from [`remap_in_order`] (about in order; the few that overtake wait).
+async fn write_in_order(
+    run: &mut writer::RunWriter,
+    order: Vec<(GroupHeader, Option<Bits>)>,
+    serialized: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, Bits)>,
+    pipeline: &Pipeline,
+) -> Result<()> {
+    let mut waiting: BTreeMap<usize, Bits> = BTreeMap::new();
+    let mut next = 0;
+    for (header, bits) in order {
+        let bits = match bits {
+            Some(bits) => bits,
+            None => loop {
+                if let Some(bits) = waiting.remove(&next) {
+                    next += 1;
+                    break bits;
+                }
+                let Some((n, bits)) = serialized.recv().await else {
+                    // The remapping stopped early (it panicked: joining it says so).
+                    return Err(Error::Data(format!(
+                        "group '{}' was never remapped",
+                        header.id
+                    )));
+                };
+                waiting.insert(n, bits);
+            },
+        };
+        run.push(bits).await?;
+        pipeline.progress.advance(1);
+    }
+    Ok(())
+}
+
+/// Remaps each group's scan positions to published bits and serializes them, on rayon's
+/// threads, taking the groups in order, and sends each with its index as it is done (so
+/// they come about in order). Stops when the receiver is gone.
+fn remap_in_order(
+    mapping: &IdMapping,
+    groups: Vec<RoaringBitmap>,
+    sender: tokio::sync::mpsc::UnboundedSender<(usize, Bits)>,
+) {
+    use rayon::iter::{ParallelBridge, ParallelIterator};
+    groups
+        .into_iter()
+        .enumerate()
+        .par_bridge()
+        .for_each_with(sender, |sender, (n, positions)| {
+            if !sender.is_closed() {
+                let bits = Bits::serialized(&mapping.remap(&positions));
+                drop(positions);
+                let _ = sender.send((n, bits));
+            }
+        });
+}
+
+/// A blocking task's result; its panic, if it panicked, goes on.
+async fn joined<T>(task: tokio::task::JoinHandle<T>) -> Result<T> {
+    match task.await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::Data(format!("a publishing task was cancelled: {e}"))),
+    }
 }
 
 /// The previous run's `groups`, in this run's bit space: copied byte for byte when the two
@@ -218,12 +306,14 @@ async fn carry_over(
             .unwrap_or_else(|| previous.manifest.as_of.clone()),
     };
     let published = |g: &GroupEntry, bits| PublishedGroup {
-        id: g.id.clone(),
-        name: g.name.clone(),
-        description: g.description.clone(),
-        definition_hash: g.definition_hash.clone(),
+        header: GroupHeader {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            description: g.description.clone(),
+            definition_hash: g.definition_hash.clone(),
+            carried: Some(carried(g)),
+        },
         bits,
-        carried: Some(carried(g)),
     };
     if previous.manifest.id_mapping == ids.entry {
         let mut out = Vec::with_capacity(groups.len());
@@ -234,6 +324,7 @@ async fn carry_over(
                 Bits::Serialized {
                     bytes,
                     members: g.members,
+                    checksum: g.bitmap.checksum.clone(),
                 },
             ));
         }

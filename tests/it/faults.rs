@@ -441,7 +441,9 @@ fn publish_through(
     day: u32,
 ) -> cohort::Result<String> {
     use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
-    use cohort::snapshot::writer::{publish, Bits, EncodedIds, Promote, PublishedGroup};
+    use cohort::snapshot::writer::{
+        publish, Bits, EncodedIds, GroupHeader, Promote, PublishedGroup,
+    };
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         run_id: String::new(),
@@ -458,16 +460,17 @@ fn publish_through(
         groups: Vec::new(),
     };
     let groups = vec![PublishedGroup {
-        id: "g".into(),
-        name: "g".into(),
-        description: None,
-        definition_hash: "sha256:test".into(),
+        header: GroupHeader {
+            id: "g".into(),
+            name: "g".into(),
+            description: None,
+            definition_hash: "sha256:test".into(),
+            carried: None,
+        },
         bits: Bits::Bitmap(members.iter().copied().collect()),
-        carried: None,
     }];
     let ids = EncodedIds::new("customer_id", None, None)?;
-    let published =
-        runtime().block_on(publish(location, manifest, &groups, &ids, Promote::Auto))?;
+    let published = runtime().block_on(publish(location, manifest, &groups, ids, Promote::Auto))?;
     Ok(published.manifest.run_id)
 }
 

@@ -424,3 +424,154 @@ fn a_manifest_that_names_another_run_or_repeats_a_group_is_refused() {
         assert!(out.stderr.contains(want), "{want}: {}", out.stderr);
     }
 }
+
+fn test_manifest(as_of: &str) -> cohort::snapshot::manifest::Manifest {
+    use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
+    Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: String::new(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+        as_of: as_of.into(),
+        tool_version: "test".into(),
+        sources: Vec::new(),
+        customers: 1 << 20,
+        null_ids: 0,
+        id_column: "customer_id".into(),
+        id_type: "int64".into(),
+        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
+        warnings: Vec::new(),
+        groups: Vec::new(),
+    }
+}
+
+/// A run's bitmaps go out in parts as they are serialized, so a publish does not hold them
+/// all: how they are split changes neither the run id nor what a reader loads, and no
+/// staging folder is left behind, whether the run completes or not.
+#[test]
+fn groups_written_in_parts_give_the_run_id_and_members_of_one_file() {
+    use cohort::snapshot::writer::{publish, Bits, EncodedIds, GroupHeader, Promote, RunWriter};
+    use roaring::RoaringBitmap;
+    let dir = tempfile::tempdir().unwrap();
+    let bitmaps: Vec<RoaringBitmap> = vec![
+        RoaringBitmap::new(),
+        [7].into_iter().collect(),
+        (0..5_000).map(|i| i * 37).collect(),
+        (100..900_000).collect(),
+        (0..300_000).filter(|i| i % 3 != 0).collect(),
+        [(1 << 20) - 1].into_iter().collect(),
+    ];
+    let headers: Vec<GroupHeader> = (0..bitmaps.len())
+        .map(|g| GroupHeader {
+            id: format!("g{g}"),
+            name: format!("Group {g}"),
+            description: None,
+            definition_hash: "sha256:test".into(),
+            carried: None,
+        })
+        .collect();
+    let location = |name: &str| {
+        cohort::snapshot::location::resolve(&dir.path().join(name).display().to_string()).unwrap()
+    };
+    let ids = || EncodedIds::new("customer_id", None, None).unwrap();
+    let rt = runtime();
+    let groups: Vec<_> = headers
+        .iter()
+        .zip(&bitmaps)
+        .map(|(header, b)| cohort::snapshot::writer::PublishedGroup {
+            header: header.clone(),
+            bits: Bits::Bitmap(b.clone()),
+        })
+        .collect();
+    let whole = rt
+        .block_on(publish(
+            &location("whole"),
+            test_manifest("2026-11-22T00:00:00Z"),
+            &groups,
+            ids(),
+            Promote::Auto,
+        ))
+        .unwrap();
+    let split = rt
+        .block_on(async {
+            let mut run = RunWriter::begin(
+                &location("split"),
+                test_manifest("2026-11-22T00:00:00Z"),
+                &headers,
+                ids(),
+            )
+            .with_part_bytes(1000);
+            for b in &bitmaps {
+                run.push(Bits::serialized(b)).await?;
+            }
+            run.finish(Promote::Auto).await
+        })
+        .unwrap();
+    assert_eq!(split.manifest.run_id, whole.manifest.run_id);
+    let run_id = &whole.manifest.run_id;
+    let files = |name: &str| -> BTreeSet<String> {
+        std::fs::read_dir(dir.path().join(name).join("runs").join(run_id))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert_eq!(
+        files("whole"),
+        ["groups.bin", "manifest.json"].map(String::from).into()
+    );
+    let parts: BTreeSet<String> = split
+        .manifest
+        .groups
+        .iter()
+        .map(|g| g.bitmap.path.clone())
+        .collect();
+    assert!(parts.len() >= 3, "{parts:?}");
+    assert_eq!(
+        files("split"),
+        parts
+            .iter()
+            .cloned()
+            .chain(["manifest.json".into()])
+            .collect()
+    );
+    for name in ["whole", "split"] {
+        let runs: Vec<_> = std::fs::read_dir(dir.path().join(name).join("runs"))
+            .unwrap()
+            .collect();
+        assert_eq!(runs.len(), 1, "{name}: only the run, no staging folder");
+        let snapshot = rt
+            .block_on(Snapshot::open(&dir.path().join(name).display().to_string()))
+            .unwrap();
+        for (header, b) in headers.iter().zip(&bitmaps) {
+            assert_eq!(
+                snapshot.bitmap(&header.id).unwrap(),
+                *b,
+                "{name}: {}",
+                header.id
+            );
+        }
+    }
+    // A run whose groups do not all come publishes nothing and leaves nothing.
+    let short = rt.block_on(async {
+        let mut run = RunWriter::begin(
+            &location("short"),
+            test_manifest("2026-11-23T00:00:00Z"),
+            &headers,
+            ids(),
+        )
+        .with_part_bytes(1000);
+        for b in &bitmaps[..4] {
+            run.push(Bits::serialized(b)).await?;
+        }
+        run.finish(Promote::Auto).await
+    });
+    let e = short.unwrap_err().to_string();
+    assert!(
+        e.contains("4 of the 6 groups announced were written"),
+        "{e}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("short/runs"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(!dir.path().join("short/LATEST").exists());
+}
