@@ -398,6 +398,8 @@ impl RunWriter {
 
     async fn remove_staging(&self) {
         let removed = match &self.staging.local {
+            // (Never made, when the first part could not be written.)
+            Some(path) if !path.exists() => Ok(()),
             Some(path) => match std::fs::remove_dir_all(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                     Err(Error::io(path.display(), e))
