@@ -440,25 +440,10 @@ fn publish_through(
     members: &[u32],
     day: u32,
 ) -> cohort::Result<String> {
-    use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
     use cohort::snapshot::writer::{
         publish, Bits, EncodedIds, GroupHeader, Promote, PublishedGroup,
     };
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        run_id: String::new(),
-        created_at: "2026-11-22T00:00:00Z".into(),
-        as_of: format!("2026-11-{day:02}T00:00:00Z"),
-        tool_version: "test".into(),
-        sources: Vec::new(),
-        customers: 100,
-        null_ids: 0,
-        id_column: "customer_id".into(),
-        id_type: "int64".into(),
-        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
-        warnings: Vec::new(),
-        groups: Vec::new(),
-    };
+    let manifest = super::harness::test_manifest(&format!("2026-11-{day:02}T00:00:00Z"), 100);
     let groups = vec![PublishedGroup {
         header: GroupHeader {
             id: "g".into(),

@@ -632,3 +632,24 @@ fn fake_gcs_server() -> String {
         _ => "fake-gcs-server".into(),
     }
 }
+
+/// A manifest for publishing through the writer directly: identity ids, no sources, no
+/// groups yet.
+pub fn test_manifest(as_of: &str, customers: u64) -> cohort::snapshot::manifest::Manifest {
+    use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
+    Manifest {
+        format_version: FORMAT_VERSION,
+        run_id: String::new(),
+        created_at: "2026-11-22T00:00:00Z".into(),
+        as_of: as_of.into(),
+        tool_version: "test".into(),
+        sources: Vec::new(),
+        customers,
+        null_ids: 0,
+        id_column: "customer_id".into(),
+        id_type: "int64".into(),
+        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
+        warnings: Vec::new(),
+        groups: Vec::new(),
+    }
+}

@@ -12,7 +12,7 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use serde_json::Value;
 
-use super::harness::{runtime, sample_project, Project};
+use super::harness::{runtime, sample_project, test_manifest, Project};
 
 fn latest(p: &Project) -> String {
     std::fs::read_to_string(p.path("snapshots/LATEST"))
@@ -425,25 +425,6 @@ fn a_manifest_that_names_another_run_or_repeats_a_group_is_refused() {
     }
 }
 
-fn test_manifest(as_of: &str) -> cohort::snapshot::manifest::Manifest {
-    use cohort::snapshot::manifest::{IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION};
-    Manifest {
-        format_version: FORMAT_VERSION,
-        run_id: String::new(),
-        created_at: "2026-11-22T00:00:00Z".into(),
-        as_of: as_of.into(),
-        tool_version: "test".into(),
-        sources: Vec::new(),
-        customers: 1 << 20,
-        null_ids: 0,
-        id_column: "customer_id".into(),
-        id_type: "int64".into(),
-        id_mapping: IdMappingEntry::Identity(IdentityTag::Identity),
-        warnings: Vec::new(),
-        groups: Vec::new(),
-    }
-}
-
 /// A run's bitmaps go out in parts as they are serialized, so a publish does not hold them
 /// all: how they are split changes neither the run id nor what a reader loads, and no
 /// staging folder is left behind, whether the run completes or not.
@@ -485,7 +466,7 @@ fn groups_written_in_parts_give_the_run_id_and_members_of_one_file() {
     let whole = rt
         .block_on(publish(
             &location("whole"),
-            test_manifest("2026-11-22T00:00:00Z"),
+            test_manifest("2026-11-22T00:00:00Z", 1 << 20),
             &groups,
             ids(),
             Promote::Auto,
@@ -495,7 +476,7 @@ fn groups_written_in_parts_give_the_run_id_and_members_of_one_file() {
         .block_on(async {
             let mut run = RunWriter::begin(
                 &location("split"),
-                test_manifest("2026-11-22T00:00:00Z"),
+                test_manifest("2026-11-22T00:00:00Z", 1 << 20),
                 &headers,
                 ids(),
             )
@@ -554,7 +535,7 @@ fn groups_written_in_parts_give_the_run_id_and_members_of_one_file() {
     let short = rt.block_on(async {
         let mut run = RunWriter::begin(
             &location("short"),
-            test_manifest("2026-11-23T00:00:00Z"),
+            test_manifest("2026-11-23T00:00:00Z", 1 << 20),
             &headers,
             ids(),
         )
