@@ -27,6 +27,7 @@ use roaring::RoaringBitmap;
 use super::memory::huge_page_zeroed;
 pub use super::portable::{parse_group, parsed_bytes, ParsedGroup, SMALL_ARRAY};
 use super::portable::{Container, GroupData, Slot, WORDS_PER_BITMAP};
+use super::transpose::transpose64;
 
 const CHUNK: usize = 1 << 16;
 const NO_ROW: u32 = u32::MAX;
@@ -354,28 +355,6 @@ fn transpose_into(columns: &[Container<'_>], block: &mut [u8], stride: usize) {
     }
 }
 
-/// Transposes a 64 × 64 bit matrix in place: bit c of `m[r]` becomes bit r of `m[c]`.
-/// Swaps ever smaller blocks (32, 16, .., 1): the upper half of each row pair's columns
-/// of one with the lower half of the other's.
-fn transpose64(m: &mut [u64; 64]) {
-    let mut j = 32;
-    let mut mask = 0x0000_0000_FFFF_FFFFu64;
-    while j != 0 {
-        // Row pairs (k, k + j): within each block of 2j rows, the first half against
-        // the second.
-        for block in m.chunks_exact_mut(2 * j) {
-            let (upper, lower) = block.split_at_mut(j);
-            for (a, b) in upper.iter_mut().zip(lower) {
-                let t = ((*a >> j) ^ *b) & mask;
-                *b ^= t;
-                *a ^= t << j;
-            }
-        }
-        j >>= 1;
-        mask ^= mask << j;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -457,21 +436,6 @@ mod tests {
         assert_eq!(index.groups_of(9_999).collect::<Vec<_>>(), vec![2]);
         assert_eq!(index.groups_of(7).collect::<Vec<_>>(), vec![0, 2]);
         assert_eq!(index.max_bit(), Some(u32::MAX << 16 | 7));
-    }
-
-    #[test]
-    fn transpose64_swaps_rows_and_columns() {
-        let mut m = [0u64; 64];
-        for (r, row) in m.iter_mut().enumerate() {
-            *row = (r as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-        let original = m;
-        transpose64(&mut m);
-        for (r, row) in original.iter().enumerate() {
-            for (c, column) in m.iter().enumerate() {
-                assert_eq!(column >> r & 1, row >> c & 1, "bit ({r}, {c})");
-            }
-        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod manifest;
 pub mod memory;
 pub mod portable;
 pub mod reader;
+pub mod transpose;
 pub mod writer;
 
 pub use error::{Error, Malformed, Result};

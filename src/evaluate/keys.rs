@@ -3,6 +3,7 @@
 //! results per value, and one 64 × 64 bit transpose per 64 rows, instead of one pass over
 //! the keys per condition.
 
+use cohort_snapshot::transpose::transpose64;
 use datafusion::arrow::buffer::{BooleanBuffer, NullBuffer};
 
 use super::batch::{BatchHolds, Holds};
@@ -116,7 +117,7 @@ fn transposed<'t>(
             }
         }
         block[n..].fill(0);
-        transpose(&mut block);
+        transpose64(&mut block);
         for (words, column) in out.iter_mut().zip(&block) {
             words[w] = *column;
         }
@@ -124,48 +125,9 @@ fn transposed<'t>(
     out
 }
 
-/// Transposes a 64 × 64 bit matrix in place: bit `c` of `m[r]` becomes bit `r` of `m[c]`
-/// (swapping ever smaller blocks, as in Hacker's Delight §7-3).
-fn transpose(m: &mut [u64; 64]) {
-    const MASKS: [(usize, u64); 6] = [
-        (32, 0x0000_0000_FFFF_FFFF),
-        (16, 0x0000_FFFF_0000_FFFF),
-        (8, 0x00FF_00FF_00FF_00FF),
-        (4, 0x0F0F_0F0F_0F0F_0F0F),
-        (2, 0x3333_3333_3333_3333),
-        (1, 0x5555_5555_5555_5555),
-    ];
-    for (j, mask) in MASKS {
-        for k in (0..64).filter(|k| k & j == 0) {
-            let t = ((m[k] >> j) ^ m[k + j]) & mask;
-            m[k + j] ^= t;
-            m[k] ^= t << j;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn transpose_moves_bit_c_of_row_r_to_bit_r_of_row_c() {
-        let mut m = [0u64; 64];
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for row in m.iter_mut() {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *row = state;
-        }
-        let original = m;
-        transpose(&mut m);
-        for (r, row) in original.iter().enumerate() {
-            for (c, column) in m.iter().enumerate() {
-                assert_eq!((column >> r) & 1, (row >> c) & 1, "row {r}, bit {c}");
-            }
-        }
-    }
 
     /// Every way to map: one at a time, in blocks (more than 64 conditions), with and
     /// without null keys, against the table looked up row by row.

@@ -2,7 +2,7 @@
 //! dictionary (everything else) in the order of its perfect hash, and the remapping of
 //! scan positions to bits.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arrow::array::{Array, ArrayRef, AsArray, StringArray, UInt32Array};
 use arrow::buffer::{Buffer, OffsetBuffer};
@@ -13,6 +13,7 @@ use roaring::RoaringBitmap;
 
 use crate::ids::perfect_hash::{self, PerfectHash};
 use crate::ids::runs::Runs;
+use crate::ids::transposed::{self, Gather};
 use crate::ids::IdKey;
 use crate::{Error, Result};
 
@@ -36,9 +37,14 @@ pub struct IdMapping {
     runs: Option<Runs>,
     /// One more than the largest bit.
     bit_space: u64,
+    /// The inverse mapping, for remapping groups together; made on first use.
+    gather: OnceLock<Gather>,
 }
 
 const EXAMPLES: usize = 5;
+/// Groups with at least one member per this many bits are remapped together (measured:
+/// docs/performance.md).
+const TOGETHER_DENSITY: u64 = 32;
 /// Ids gathered at once, in parallel, into the dictionary.
 const GATHER_PART: usize = 1 << 20;
 
@@ -103,6 +109,7 @@ impl IdMapping {
             pos_to_bit,
             monotonic,
             bit_space,
+            gather: OnceLock::new(),
         }
     }
 
@@ -277,6 +284,33 @@ impl IdMapping {
                 f(self.pos_to_bit[*p as usize]);
             }
         }
+    }
+
+    /// Most groups remapped at once by [`remap_together`](Self::remap_together).
+    pub const TOGETHER: usize = transposed::BATCH;
+
+    /// Whether `positions` is best remapped with others, by
+    /// [`remap_together`](Self::remap_together): when positions map to bits in no order
+    /// (text ids, numbered by a perfect hash) over a bit space not much larger than the
+    /// positions, for a group dense enough that its members' scattered writes would cost
+    /// more than its share of one pass over the mapping.
+    pub fn remaps_together(&self, positions: &RoaringBitmap) -> bool {
+        self.runs.is_none()
+            && !self.monotonic
+            && self.bit_space <= 2 * self.pos_to_bit.len() as u64
+            && positions.len() * TOGETHER_DENSITY >= self.bit_space
+    }
+
+    /// [`remap`](Self::remap) for up to [`TOGETHER`](Self::TOGETHER) bitmaps at once, on
+    /// every core: one pass over the mapping for all of them.
+    pub fn remap_together(&self, groups: &[&RoaringBitmap]) -> Vec<RoaringBitmap> {
+        let gather = self
+            .gather
+            .get_or_init(|| Gather::of(&self.pos_to_bit, self.bit_space));
+        if groups.len() > Self::TOGETHER {
+            return groups.par_iter().map(|g| self.remap(g)).collect();
+        }
+        gather.remap(groups)
     }
 
     /// [`remap`](Self::remap) for many bitmaps, spread over the cores.

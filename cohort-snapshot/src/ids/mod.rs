@@ -14,6 +14,7 @@ pub mod dictionary;
 pub mod mapping;
 pub mod perfect_hash;
 mod runs;
+mod transposed;
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type, UInt64Type};
