@@ -235,6 +235,12 @@ pub struct RunWriter {
     part_bytes: usize,
     /// The parts written to the staging folder, with their lengths.
     parts: Vec<(String, u64)>,
+    /// The id files written to the staging folder (from the first group on, so that a
+    /// large dictionary is written while the groups are still being made, not after).
+    staged_ids: Vec<(String, u64)>,
+    /// Writes to the staging folder under way (parts and id files go out while the next
+    /// groups come); all have finished before the run is completed or given up.
+    writing: Vec<tokio::task::JoinHandle<Result<()>>>,
 }
 
 impl RunWriter {
@@ -267,6 +273,8 @@ impl RunWriter {
             part_len: 0,
             part_bytes: PART_BYTES,
             parts: Vec::new(),
+            staged_ids: Vec::new(),
+            writing: Vec::new(),
         }
     }
 
@@ -280,6 +288,9 @@ impl RunWriter {
     /// The next group's members. A part that has reached its size is written out.
     pub async fn push(&mut self, bits: Bits) -> Result<()> {
         use sha2::Digest;
+        if self.next == 0 {
+            self.stage_ids().await?;
+        }
         let (bytes, members, sum) = match bits {
             Bits::Serialized {
                 bytes,
@@ -311,17 +322,54 @@ impl RunWriter {
         Ok(())
     }
 
-    /// Writes the part being filled to the staging folder.
+    /// Starts writing the id files to the staging folder (they are freed once written).
+    async fn stage_ids(&mut self) -> Result<()> {
+        let files = [
+            (DICTIONARY_FILE, self.ids.dictionary.take()),
+            (HASH_INDEX_FILE, self.ids.hash_index.take()),
+        ];
+        for (name, bytes) in files {
+            if let Some(bytes) = bytes {
+                self.staged_ids.push((name.to_string(), bytes.len() as u64));
+                self.stage(name, PutPayload::from(bytes)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts writing the part being filled to the staging folder.
     async fn write_part(&mut self) -> Result<()> {
         let name = part_name(self.parts.len());
         let part = std::mem::take(&mut self.part);
-        self.staging
-            .join(&name)
-            .write(PutPayload::from_iter(part))
-            .await?;
         self.parts
-            .push((name, std::mem::take(&mut self.part_len) as u64));
+            .push((name.clone(), std::mem::take(&mut self.part_len) as u64));
+        self.stage(&name, PutPayload::from_iter(part)).await
+    }
+
+    /// Starts writing one file of the staging folder; with a write already under way, one
+    /// that failed is reported now, and the oldest is waited for, so that at most two
+    /// parts are held at once.
+    async fn stage(&mut self, name: &str, payload: PutPayload) -> Result<()> {
+        let file = self.staging.join(name);
+        if self.writing.len() >= 2 {
+            let oldest = self.writing.remove(0);
+            joined_write(oldest).await?;
+        }
+        self.writing
+            .push(tokio::spawn(async move { file.write(payload).await }));
         Ok(())
+    }
+
+    /// Waits for every write to the staging folder; the first error, if any.
+    async fn written(&mut self) -> Result<()> {
+        let mut result = Ok(());
+        for write in std::mem::take(&mut self.writing) {
+            let done = joined_write(write).await;
+            if result.is_ok() {
+                result = done;
+            }
+        }
+        result
     }
 
     /// Completes the run: the last part, the run id, every file of the run (the manifest
@@ -337,7 +385,7 @@ impl RunWriter {
 
     /// Gives the run up: its staging folder is removed (as far as the store lets it; what
     /// is left is an incomplete run that `gc` removes).
-    pub async fn abandon(self) {
+    pub async fn abandon(mut self) {
         self.remove_staging().await;
     }
 
@@ -356,6 +404,8 @@ impl RunWriter {
         if !self.part.is_empty() || self.parts.is_empty() {
             self.write_part().await?;
         }
+        self.stage_ids().await?;
+        self.written().await?;
         let mut manifest = self.manifest.clone();
         let hash = std::mem::take(&mut self.hasher).finalize();
         manifest.run_id = format!("{}-{}", compact(&manifest.as_of), &hex::encode(hash)[..12]);
@@ -372,6 +422,7 @@ impl RunWriter {
         let mut files: Vec<(String, Content)> = self
             .parts
             .iter()
+            .chain(&self.staged_ids)
             .map(|(name, length)| {
                 let from = self.staging.join(name);
                 (
@@ -383,12 +434,6 @@ impl RunWriter {
                 )
             })
             .collect();
-        if let Some(bytes) = &self.ids.dictionary {
-            files.push((DICTIONARY_FILE.into(), Content::Bytes(bytes.clone().into())));
-        }
-        if let Some(bytes) = &self.ids.hash_index {
-            files.push((HASH_INDEX_FILE.into(), Content::Bytes(bytes.clone().into())));
-        }
         // The manifest last: a run folder with a manifest is complete, and writing it
         // refreshes the run's modification time, which `gc --min-age` respects.
         files.push((MANIFEST_FILE.into(), Content::Bytes(json.into())));
@@ -396,7 +441,9 @@ impl RunWriter {
         promote_run(&self.publish, &run, manifest, &files, promote).await
     }
 
-    async fn remove_staging(&self) {
+    async fn remove_staging(&mut self) {
+        // (Writes still under way would land after the removal.)
+        let _ = self.written().await;
         let removed = match &self.staging.local {
             // (Never made, when the first part could not be written.)
             Some(path) if !path.exists() => Ok(()),
@@ -411,6 +458,18 @@ impl RunWriter {
         if let Err(e) = removed {
             tracing::warn!(staging = %self.staging.display, "the staging folder was left behind (`cohort gc` removes it): {e}");
         }
+    }
+}
+
+/// A staged write's result (its panic, if it panicked, goes on).
+async fn joined_write(write: tokio::task::JoinHandle<Result<()>>) -> Result<()> {
+    match write.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(Error::io(
+            "a staged write",
+            std::io::Error::other(format!("cancelled: {e}")),
+        )),
     }
 }
 
