@@ -254,6 +254,8 @@ impl Column<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// Member by member, what `Gather::remap` must equal.
@@ -302,6 +304,51 @@ mod tests {
                     one_by_one(&pos_to_bit, positions),
                     "group {n} of {count}"
                 );
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Any numbering of positions into a bit space with spare bits (some positions
+        /// without a bit), any groups of them up to a batch: together is member by member.
+        #[test]
+        fn any_numbering_remaps_together_as_member_by_member(
+            positions in 1usize..140_000,
+            spare in 0usize..20_000,
+            seed in any::<u64>(),
+            densities in prop::collection::vec(0u32..=64, 1..=BATCH),
+        ) {
+            let bit_space = positions + spare;
+            // A seeded permutation of the bits; the first `positions` go to positions.
+            let mut bits: Vec<u32> = (0..bit_space as u32).collect();
+            let mut state = seed | 1;
+            for i in (1..bits.len()).rev() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                bits.swap(i, (state % (i as u64 + 1)) as usize);
+            }
+            let pos_to_bit: Vec<u32> = bits[..positions]
+                .iter()
+                .enumerate()
+                .map(|(p, &b)| if p % 211 == 5 { u32::MAX } else { b })
+                .collect();
+            let gather = Gather::of(&pos_to_bit, bit_space as u64);
+            let groups: Vec<RoaringBitmap> = densities
+                .iter()
+                .enumerate()
+                .map(|(g, &density)| {
+                    (0..positions as u32)
+                        .filter(|&p| pos_to_bit[p as usize] != u32::MAX)
+                        .filter(|&p| (p ^ g as u32).wrapping_mul(2_654_435_761) >> 26 < density)
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&RoaringBitmap> = groups.iter().collect();
+            for (got, positions) in gather.remap(&refs).iter().zip(&groups) {
+                prop_assert_eq!(got, &one_by_one(&pos_to_bit, positions));
             }
         }
     }
