@@ -141,11 +141,7 @@ fn read64(words: &[u64], at: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Member by member, what `Runs::remap` must equal.
-    fn one_by_one(pos_to_bit: &[u32], positions: &RoaringBitmap) -> RoaringBitmap {
-        positions.iter().map(|p| pos_to_bit[p as usize]).collect()
-    }
+    use crate::ids::tests::remapped_one_by_one as one_by_one;
 
     /// Batches of consecutive ids taking positions out of order (as partitions deliver
     /// them), some positions without an id, and bitmaps sparse, dense and in between:

@@ -257,11 +257,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-
-    /// Member by member, what `Gather::remap` must equal.
-    fn one_by_one(pos_to_bit: &[u32], positions: &RoaringBitmap) -> RoaringBitmap {
-        positions.iter().map(|p| pos_to_bit[p as usize]).collect()
-    }
+    use crate::ids::tests::remapped_one_by_one as one_by_one;
 
     /// Positions shuffled over a bit space with spare bits (as a perfect hash leaves
     /// them), some positions without a bit, over more than one chunk; groups empty,
