@@ -11,7 +11,8 @@ use std::borrow::Cow;
 pub const SMALL_ARRAY: usize = 512;
 
 pub(super) const WORDS_PER_BITMAP: usize = 1024;
-const COOKIE_NO_RUNS: u32 = 12346;
+/// The format's cookie when no container is a run container.
+pub(super) const COOKIE_NO_RUNS: u32 = 12346;
 const COOKIE_RUNS: u16 = 12347;
 /// The portable format writes container offsets with runs only from 4 containers on.
 const NO_OFFSET_THRESHOLD: usize = 4;

@@ -265,7 +265,8 @@ fn remap_in_order(
     use rayon::prelude::*;
     let together: Vec<bool> = groups.iter().map(|g| mapping.remaps_together(g)).collect();
     // Windows hold as many together as can go at once, evened out (1,000 in 16 of 62–63,
-    // not 15 of 64 and one of 40: a pass costs about the same for any number).
+    // not 15 of 64 and one of 40: a pass costs about the same for any number); with none
+    // together (integer ids), one window holds every group.
     let count = together.iter().filter(|t| **t).count();
     let passes = count.div_ceil(IdMapping::TOGETHER).max(1);
     let per_pass = count.div_ceil(passes).max(1);

@@ -13,7 +13,7 @@ use roaring::RoaringBitmap;
 
 use crate::ids::perfect_hash::{self, PerfectHash};
 use crate::ids::runs::Runs;
-use crate::ids::transposed::{self, Gather};
+use crate::ids::transposed::{self, Route};
 use crate::ids::IdKey;
 use crate::{Error, Result};
 
@@ -37,8 +37,9 @@ pub struct IdMapping {
     runs: Option<Runs>,
     /// One more than the largest bit.
     bit_space: u64,
-    /// The inverse mapping, for remapping groups together; made on first use.
-    gather: OnceLock<Gather>,
+    /// The route of positions to chunks of bits, for remapping groups together; made on
+    /// first use.
+    route: OnceLock<Route>,
 }
 
 const EXAMPLES: usize = 5;
@@ -109,7 +110,7 @@ impl IdMapping {
             pos_to_bit,
             monotonic,
             bit_space,
-            gather: OnceLock::new(),
+            route: OnceLock::new(),
         }
     }
 
@@ -304,13 +305,12 @@ impl IdMapping {
     /// [`remap`](Self::remap) for up to [`TOGETHER`](Self::TOGETHER) bitmaps at once, on
     /// every core: one pass over the mapping for all of them.
     pub fn remap_together(&self, groups: &[&RoaringBitmap]) -> Vec<RoaringBitmap> {
-        let gather = self
-            .gather
-            .get_or_init(|| Gather::of(&self.pos_to_bit, self.bit_space));
         if groups.len() > Self::TOGETHER {
-            return groups.par_iter().map(|g| self.remap(g)).collect();
+            return self.remap_all(groups);
         }
-        gather.remap(groups)
+        self.route
+            .get_or_init(|| Route::of(&self.pos_to_bit, self.bit_space))
+            .remap(groups)
     }
 
     /// [`remap`](Self::remap) for many bitmaps, spread over the cores.

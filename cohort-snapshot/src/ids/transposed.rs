@@ -1,7 +1,7 @@
 //! Remapping up to 64 groups at once when scan positions map to bits in no useful order
 //! (text ids, numbered by a perfect hash): the groups' words transposed into one word per
-//! position (bit i: a member of group i), those words gathered in bit order through the
-//! inverse mapping, and transposed back into each group's words. One pass over the
+//! position (bit i: a member of group i), those words routed to the chunk of bits they
+//! land in, and transposed back into each group's words. One pass over the
 //! mapping per 64 groups instead of one scattered write per member per group, whose cache
 //! misses dominated remapping text ids.
 
@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rayon::prelude::*;
 use roaring::RoaringBitmap;
 
+use crate::portable::COOKIE_NO_RUNS;
 use crate::transpose::transpose64;
 
 /// Groups remapped together: one bit of a word each.
@@ -21,8 +22,6 @@ const CHUNK_WORDS: usize = CHUNK / 64;
 /// Words of a chunk taken from each group at once (a tile of 64 × 64 words, 32 KiB):
 /// reading one word of each of 64 containers in turn would stall on 64 cache misses.
 const TILE: usize = 64;
-/// The portable format's cookie without run containers.
-const COOKIE_NO_RUNS: u32 = 12346;
 /// Containers with more values than this are bitmaps in the portable format.
 const ARRAY_MAX: usize = 4096;
 
@@ -33,7 +32,7 @@ const ARRAY_MAX: usize = 4096;
 /// back in order, scattering them within one chunk (512 KiB, in the core's cache):
 /// gathering 10M words at random from 80 MB would miss the cache on about every one.
 #[derive(Debug)]
-pub(super) struct Gather {
+pub(super) struct Route {
     /// The slot of each position (`u32::MAX`: none, the position has no bit).
     slot_of: Vec<u32>,
     /// Each slot's bit within its chunk of bits.
@@ -42,10 +41,10 @@ pub(super) struct Gather {
     chunk_start: Vec<usize>,
 }
 
-impl Gather {
+impl Route {
     /// The route of `pos_to_bit` (`u32::MAX`: a position without a bit) into
     /// `bit_space` bits.
-    pub(super) fn of(pos_to_bit: &[u32], bit_space: u64) -> Gather {
+    pub(super) fn of(pos_to_bit: &[u32], bit_space: u64) -> Route {
         let chunks = (bit_space as usize).div_ceil(CHUNK);
         let mut chunk_start = vec![0usize; chunks + 1];
         for &bit in pos_to_bit.iter().filter(|&&b| b != u32::MAX) {
@@ -65,7 +64,7 @@ impl Gather {
                 *at += 1;
             }
         }
-        Gather {
+        Route {
             slot_of,
             bit_in_chunk,
             chunk_start,
@@ -180,6 +179,8 @@ fn serialized(bitmap: &RoaringBitmap) -> Vec<u8> {
 
 /// One group's containers, read in place from its portable serialization (written just
 /// now by `roaring`, so trusted: the `roaring` crate shows its containers only there).
+/// Not `portable::parse_group`, which checks every rule and copies every container, for
+/// bytes from outside: here that doubled the cost of reading the groups.
 struct Columns<'a> {
     bytes: &'a [u8],
     /// Per key: (offset, values) of its container, values 0 when absent.
@@ -275,7 +276,7 @@ mod tests {
         let universe: Vec<u32> = (0..positions)
             .filter(|&p| pos_to_bit[p as usize] != u32::MAX)
             .collect();
-        let gather = Gather::of(&pos_to_bit, bit_space);
+        let route = Route::of(&pos_to_bit, bit_space);
         let group = |n: u32| -> RoaringBitmap {
             universe
                 .iter()
@@ -292,7 +293,7 @@ mod tests {
         for count in [1, 7, BATCH] {
             let groups: Vec<RoaringBitmap> = (0..count as u32).map(group).collect();
             let refs: Vec<&RoaringBitmap> = groups.iter().collect();
-            let together = gather.remap(&refs);
+            let together = route.remap(&refs);
             assert_eq!(together.len(), count);
             for (n, (got, positions)) in together.iter().zip(&groups).enumerate() {
                 assert_eq!(
@@ -331,7 +332,7 @@ mod tests {
                 .enumerate()
                 .map(|(p, &b)| if p % 211 == 5 { u32::MAX } else { b })
                 .collect();
-            let gather = Gather::of(&pos_to_bit, bit_space as u64);
+            let route = Route::of(&pos_to_bit, bit_space as u64);
             let groups: Vec<RoaringBitmap> = densities
                 .iter()
                 .enumerate()
@@ -343,7 +344,7 @@ mod tests {
                 })
                 .collect();
             let refs: Vec<&RoaringBitmap> = groups.iter().collect();
-            for (got, positions) in gather.remap(&refs).iter().zip(&groups) {
+            for (got, positions) in route.remap(&refs).iter().zip(&groups) {
                 prop_assert_eq!(got, &one_by_one(&pos_to_bit, positions));
             }
         }
