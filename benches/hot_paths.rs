@@ -1,5 +1,6 @@
 //! Criterion micro-benchmarks of the hot paths: mask → bitmap, bitmap algebra, the
-//! remapping of scan positions to published bits, and building the lookup index.
+//! remapping of scan positions to published bits, building the lookup index, and reading a
+//! group with large static id lists.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -116,8 +117,40 @@ fn index_build(c: &mut Criterion) {
     });
 }
 
+/// A suppression list as a user writes it: a group with 1M static include ids and 500k
+/// exclude ids (half of them also included), parsed and linted as `validate` does. Every
+/// check over id lists is linear (issue 36: the include/exclude lint was quadratic).
+fn large_static_lists(c: &mut Criterion) {
+    let ids = |range: std::ops::Range<u64>| {
+        range
+            .map(|i| format!("\"C{i:08}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = format!(
+        "[[include]]\nconditions = []\n[static]\ninclude = [{}]\nexclude = [{}]\n",
+        ids(0..1_000_000),
+        ids(750_000..1_250_000)
+    );
+    let path = std::path::Path::new("queries/suppressed.toml");
+    let mut group = c.benchmark_group("definitions");
+    group.sample_size(10);
+    group.bench_function("validate_1m_include_500k_exclude_ids", |b| {
+        b.iter(|| {
+            let (parsed, problems) =
+                cohort::definition::parse_group(path, black_box(&text)).expect("a valid group");
+            assert!(problems.is_empty());
+            let lints = cohort::definition::lint(std::slice::from_ref(&parsed));
+            assert_eq!(lints.len(), 1, "one warning for the 250k ids in both lists");
+            lints
+        })
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
+    large_static_lists,
     masks,
     algebra,
     remap,

@@ -85,3 +85,33 @@ pub fn customer_id(data: &[u8]) {
         }
     }
 }
+
+/// The object paths under a table's folder (names anyone can give files): classified as
+/// read, hidden, not Parquet, a lakehouse table or a partition layout, never a panic; a
+/// listing that is accepted reads only `.parquet` files with no hidden name.
+pub fn table_listing(data: &[u8]) {
+    use object_store::path::Path as StorePath;
+    let text = String::from_utf8_lossy(data);
+    let store = std::sync::Arc::new(object_store::memory::InMemory::new());
+    let location = crate::snapshot::Location::in_store(store, "table");
+    let objects = text
+        .lines()
+        .filter_map(|line| StorePath::parse(format!("table/{line}")).ok())
+        .map(|location| object_store::ObjectMeta {
+            location,
+            last_modified: chrono::DateTime::UNIX_EPOCH,
+            size: 0,
+            e_tag: None,
+            version: None,
+        })
+        .collect();
+    if let Ok((files, columns, _)) = crate::evaluate::files::folder(&location, "fuzzed", objects) {
+        for (file, values) in files {
+            assert!(file
+                .location
+                .as_ref()
+                .ends_with(crate::evaluate::files::PARQUET));
+            assert_eq!(values.len(), columns.len());
+        }
+    }
+}

@@ -39,7 +39,11 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Err(e) => {
-            output::error(&e);
+            let text = e.to_string();
+            match cli::config::environment_note(&text) {
+                Some(note) => output::error(format_args!("{text} {note}")),
+                None => output::error(&text),
+            }
             ExitCode::from(e.exit_code() as u8)
         }
     }
@@ -79,17 +83,51 @@ fn usage_error(e: clap::Error) -> ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if informational || !json_requested() {
+    let from_environment = from_environment(&e);
+    if informational || (!json_requested() && from_environment.is_none()) {
         e.exit();
+    }
+    let message = from_environment.unwrap_or_else(|| e.to_string().trim_end().to_string());
+    if !json_requested() {
+        eprintln!("error: {message}");
+        return ExitCode::from(e.exit_code() as u8);
     }
     let line = serde_json::json!({
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         "level": "ERROR",
-        "fields": {"message": e.to_string().trim_end()},
+        "fields": {"message": message},
         "target": output::REPORT,
     });
     eprintln!("{line}");
     ExitCode::from(e.exit_code() as u8)
+}
+
+/// clap's "invalid value" for a flag that is not on the command line: the value came from
+/// its `COHORT_*` variable, which the message then names instead of the flag.
+fn from_environment(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next()?;
+    let variable = cli::config::env_name(flag);
+    let value = std::env::var(&variable).ok()?;
+    if cli::config::given_on_command_line(flag) {
+        return None;
+    }
+    let expected = match e.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) => format!(": expected one of {}", valid.join(", ")),
+        _ => String::new(),
+    };
+    Some(format!(
+        "invalid {variable} '{value}' (the variable of {flag}){expected}"
+    ))
 }
 
 /// Whether the command line or the environment asks for JSON lines on stderr.

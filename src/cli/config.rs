@@ -129,6 +129,8 @@ pub struct Project {
     scans: bool,
     /// Where `as_of` was set, for its error message.
     as_of_from: String,
+    /// Where `engine` and `engine_timeout` were set (flag, variable or file), likewise.
+    engine_from: [String; 2],
 }
 
 impl Project {
@@ -152,22 +154,19 @@ impl Project {
         for spec in &flags.event_urls {
             let Some((name, url)) = spec.split_once('=') else {
                 return Err(Error::Usage(format!(
-                    "--events expects name=url, got '{spec}'"
+                    "{} expects name=url, got '{spec}'",
+                    origin("--events", config_path)
                 )));
             };
             let entry = events.entry(name.trim().to_string()).or_default();
             entry.url = url.trim().to_string();
         }
-        let as_of_from = match (&flags.as_of, config_path) {
-            (Some(_), _) if given_on_command_line("--as-of") => "--as-of".to_string(),
-            (Some(_), _) => "COHORT_AS_OF".to_string(),
-            (None, path) => format!(
-                "as_of in {}",
-                path.map_or(DEFAULT_CONFIG.into(), |p| p.display().to_string())
-            ),
-        };
         Ok(Project {
-            as_of_from,
+            as_of_from: origin("--as-of", config_path),
+            engine_from: [
+                origin("--engine", config_path),
+                origin("--engine-timeout", config_path),
+            ],
             source: SourceArgs {
                 customers: flags.customers.or(file.source.customers),
                 id_column: flags.id_column.or(file.source.id_column),
@@ -204,14 +203,18 @@ impl Project {
                 .filter(|d| !d.is_zero())
                 .ok_or_else(|| {
                     Error::Usage(format!(
-                        "invalid --engine-timeout '{text}': expected a duration such as 90s or 10m"
+                        "invalid {} '{text}': expected a duration such as 90s or 10m",
+                        self.engine_from[1]
                     ))
                 })?,
         };
-        cohort::Engine::from_name(
-            self.engine.engine.as_deref().unwrap_or("local").trim(),
-            timeout,
-        )
+        let name = self.engine.engine.as_deref().unwrap_or("local").trim();
+        cohort::Engine::from_name(name, timeout).map_err(|e| match e {
+            Error::Usage(message) => {
+                Error::Usage(format!("invalid {}: {message}", self.engine_from[0]))
+            }
+            other => other,
+        })
     }
 
     /// Whether a customers table is configured (by flag, environment or file).
@@ -275,10 +278,16 @@ const EVENT_KEYS: &[&str] = &["url", "id_column", "time_column"];
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Usage(format!(
-            "config file '{}' does not exist: pass an existing --config <file>, or leave it out",
-            path.display()
-        )),
+        std::io::ErrorKind::NotFound => Error::Usage(match given_on_command_line("--config") {
+            false if std::env::var_os(env_name("--config")).is_some() => format!(
+                "config file '{}' does not exist: set COHORT_CONFIG to an existing file, or unset it",
+                path.display()
+            ),
+            _ => format!(
+                "config file '{}' does not exist: pass an existing --config <file>, or leave it out",
+                path.display()
+            ),
+        }),
         _ => Error::io(path.display(), e),
     })?;
     let file = path.display().to_string();
@@ -399,9 +408,63 @@ fn event_problems(
     }
 }
 
+/// The flags whose value may come from a `COHORT_*` variable (each named by [`env_name`]).
+pub const FROM_ENVIRONMENT: &[&str] = &[
+    "--config",
+    "--customers",
+    "--id-column",
+    "--events",
+    "--queries",
+    "--as-of",
+    "--publish",
+    "--engine",
+    "--engine-timeout",
+    "--log-format",
+];
+
+/// The variable a flag reads: `--engine-timeout` → `COHORT_ENGINE_TIMEOUT`.
+pub fn env_name(flag: &str) -> String {
+    format!(
+        "COHORT_{}",
+        flag.trim_start_matches('-')
+            .replace('-', "_")
+            .to_uppercase()
+    )
+}
+
+/// Where a setting's value came from, to name it in an error: the flag when it is on the
+/// command line, else its variable when that is set, else its key in the config file.
+fn origin(flag: &str, config: Option<&Path>) -> String {
+    let variable = env_name(flag);
+    if given_on_command_line(flag) {
+        flag.to_string()
+    } else if std::env::var_os(&variable).is_some() {
+        variable
+    } else {
+        let key = flag.trim_start_matches('-').replace('-', "_");
+        let file = config.map_or(DEFAULT_CONFIG.into(), |p| p.display().to_string());
+        format!("{key} in {file}")
+    }
+}
+
+/// For an error that quotes a value a `COHORT_*` variable set (and no flag overrode),
+/// the note that says so: `(COHORT_QUERIES='nope' set it)`.
+pub fn environment_note(message: &str) -> Option<String> {
+    FROM_ENVIRONMENT.iter().find_map(|flag| {
+        let variable = env_name(flag);
+        let value = std::env::var(&variable)
+            .ok()
+            .filter(|v| !v.trim().is_empty())?;
+        let quoted = message.contains(&format!("'{value}'"))
+            || message.contains(&format!("'{}'", value.trim()));
+        (quoted && !message.contains(&variable) && !given_on_command_line(flag))
+            .then(|| format!("({variable}='{value}' set it)"))
+    })
+}
+
 /// Whether `flag` is on the command line (clap has taken it from the environment
 /// otherwise): only to name where a bad value came from.
-fn given_on_command_line(flag: &str) -> bool {
+pub fn given_on_command_line(flag: &str) -> bool {
     std::env::args_os()
         .skip(1)
         .take_while(|a| a != "--")
@@ -414,18 +477,22 @@ fn given_on_command_line(flag: &str) -> bool {
 /// Parses `--as-of`: RFC 3339, or a date meaning its UTC midnight. `from` names where the
 /// text was set (`--as-of`, `COHORT_AS_OF`, `as_of in cohort.toml`).
 pub fn parse_as_of(text: &str, from: &str) -> Result<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Some(midnight) = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+    let parsed = DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&Utc))
         .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(midnight.and_utc());
-    }
-    Err(Error::Usage(format!(
-        "invalid {from} '{text}': expected an RFC 3339 timestamp such as 2026-11-22T00:00:00Z"
-    )))
+        .or_else(|| {
+            chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|midnight| midnight.and_utc())
+        })
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "invalid {from} '{text}': expected an RFC 3339 timestamp such as 2026-11-22T00:00:00Z"
+            ))
+        })?;
+    cohort::definition::check_as_of(parsed)
+        .map_err(|e| Error::Usage(format!("invalid {from} '{text}': {e}")))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ macro_rules! outln {
 
 #[cfg(feature = "ballista")]
 mod cluster;
-mod config;
+pub(crate) mod config;
 pub mod diagnostics;
 mod explain;
 mod export;

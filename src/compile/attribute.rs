@@ -16,7 +16,7 @@ use datafusion::scalar::ScalarValue;
 use super::decimal::{self, DecimalColumn};
 use super::tree;
 use super::Cmp;
-use crate::definition::{AttributeCondition, Literal, Op, Operand, Window};
+use crate::definition::{as_of_nanos, AttributeCondition, Literal, Op, Operand, Window};
 
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
@@ -375,17 +375,28 @@ fn temporal(
     as_of: DateTime<Utc>,
     attribute: &str,
 ) -> Result<Expr, ConditionError> {
-    let as_of_ns = as_of.timestamp_nanos_opt().unwrap_or(i64::MAX) as i128;
     if matches!(op, Op::WithinLast | Op::NotWithinLast) {
         let window = match operand {
             Operand::One(Literal::Str(s)) => Window::parse(s).ok_or_else(|| bad_window(s))?,
             Operand::One(other) => return Err(bad_window(&other.to_string())),
             _ => return Err(shape_mismatch(op, attribute)),
         };
+        let as_of_ns = as_of_nanos(as_of).map_err(|e| (e.to_string(), None))?;
+        let start = window.before(as_of_ns).ok_or_else(|| {
+            (
+                format!(
+                    "window '{window}' before as_of {} starts before 1677-09-22, the earliest \
+                     instant that can be compared",
+                    as_of.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                ),
+                Some("use a shorter window or a later --as-of".into()),
+            )
+        })?;
+        let (start, as_of_ns) = (start as i128, as_of_ns as i128);
         return Ok(if op == Op::WithinLast {
-            t.range(as_of_ns - window.nanos(), as_of_ns)
+            t.range(start, as_of_ns)
         } else {
-            t.compare(Cmp::Lt, as_of_ns - window.nanos())
+            t.compare(Cmp::Lt, start)
         });
     }
     let instants = operand.try_map(|v| {

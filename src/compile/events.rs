@@ -58,6 +58,8 @@ pub struct EventTable {
     pub time_column: std::result::Result<String, NoTimeColumn>,
     /// Its rows, when the Parquet footers give them (for progress).
     pub rows: Option<u64>,
+    /// The table as opened (its files listed and footers read once).
+    pub frame: datafusion::prelude::DataFrame,
 }
 
 /// Event tables by name.

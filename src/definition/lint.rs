@@ -1,6 +1,8 @@
 //! Lint warnings of SPEC §2.3: definitions that are valid but almost certainly not meant.
 
-use super::{ConditionSpec, Group, Match, Op, Operand, Problem};
+use std::collections::{HashMap, HashSet};
+
+use super::{ConditionSpec, Group, IdLiteral, Match, Op, Operand, Problem};
 
 /// Every lint warning over the given groups.
 pub fn lint(groups: &[Group]) -> Vec<Problem> {
@@ -17,7 +19,9 @@ pub fn lint(groups: &[Group]) -> Vec<Problem> {
                     ).with_hint(Some("use match = \"any\" to mean 'either'".into())));
                 }
             }
-            for (i, condition) in clause.conditions.iter().enumerate() {
+            // Linear: a clause may hold thousands of conditions.
+            let mut seen: HashMap<String, Vec<&ConditionSpec>> = HashMap::new();
+            for condition in &clause.conditions {
                 if let ConditionSpec::Attribute(a) = &condition.spec {
                     if matches!(&a.operand, Operand::List(values) if values.is_empty()) {
                         warnings.push(Problem::warning(
@@ -26,34 +30,54 @@ pub fn lint(groups: &[Group]) -> Vec<Problem> {
                         ));
                     }
                 }
-                if clause.conditions[..i]
-                    .iter()
-                    .any(|c| c.spec == condition.spec)
-                {
+                let same = seen.entry(condition.spec.to_string()).or_default();
+                if same.iter().any(|c| **c == condition.spec) {
                     warnings.push(Problem::warning(
                         &condition.at,
                         format!("duplicate condition '{}'", condition.spec),
                     ));
+                } else {
+                    same.push(&condition.spec);
                 }
             }
         }
-        for id in &group.statics.include {
-            if group.statics.exclude.contains(id) {
-                let at = super::Location {
-                    file: group.file.clone(),
-                    group: group.id.clone(),
-                    path: "static".into(),
-                    line: None,
-                    ..Default::default()
-                };
-                warnings.push(Problem::warning(
-                    &at,
-                    format!("id '{id}' is in both static include and exclude; exclude wins"),
-                ));
-            }
-        }
+        warnings.extend(in_both_statics(group));
     }
     warnings
+}
+
+/// Ids in both static include and exclude: one warning per group, with a few examples
+/// (a suppression list may hold millions of ids). Linear in the lists' lengths.
+fn in_both_statics(group: &Group) -> Option<Problem> {
+    let statics = &group.statics;
+    if statics.include.is_empty() || statics.exclude.is_empty() {
+        return None;
+    }
+    let excluded: HashSet<&IdLiteral> = statics.exclude.iter().collect();
+    let mut both = statics.include.iter().filter(|id| excluded.contains(id));
+    let examples: Vec<String> = both.by_ref().take(3).map(|id| format!("'{id}'")).collect();
+    if examples.is_empty() {
+        return None;
+    }
+    let count = examples.len() + both.count();
+    let at = super::Location {
+        file: group.file.clone(),
+        group: group.id.clone(),
+        path: "static".into(),
+        line: None,
+        ..Default::default()
+    };
+    let message = match count {
+        1 => format!(
+            "id {} is in both static include and exclude; exclude wins",
+            examples[0]
+        ),
+        n => format!(
+            "{n} ids are in both static include and exclude, e.g. {}; exclude wins",
+            examples.join(", ")
+        ),
+    };
+    Some(Problem::warning(&at, message))
 }
 
 /// An attribute that an AND clause requires to be both missing and tested for a value.

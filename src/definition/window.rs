@@ -1,6 +1,9 @@
-//! Relative time windows (`30d`, `12h`, `2w`), parsed once where definitions are read.
+//! Relative time windows (`30d`, `12h`, `2w`), parsed once where definitions are read, and
+//! the range of instants they and `as_of` must stay in (SPEC §1).
 
 use std::fmt;
+
+use chrono::{DateTime, Utc};
 
 /// The longest window accepted: 200 years (so `as_of - window` stays a valid timestamp).
 const MAX_WINDOW_HOURS: i128 = 200 * 366 * 24;
@@ -37,6 +40,34 @@ impl Window {
     /// Its length in nanoseconds.
     pub fn nanos(&self) -> i128 {
         self.nanos
+    }
+}
+
+/// An instant outside the range of nanosecond timestamps, where comparisons would be
+/// clamped (and so wrong) rather than exact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0} is outside the range of timestamps (1677-09-22 to 2262-04-11): windows and dates \
+     are computed in nanoseconds there and would be clamped"
+)]
+pub struct OutOfRange(pub String);
+
+/// `as_of` in nanoseconds since the epoch, or why it can't be an evaluation time.
+pub fn as_of_nanos(as_of: DateTime<Utc>) -> Result<i64, OutOfRange> {
+    as_of
+        .timestamp_nanos_opt()
+        .ok_or_else(|| OutOfRange(as_of.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+}
+
+/// `as_of` if it lies in the range of nanosecond timestamps.
+pub fn check_as_of(as_of: DateTime<Utc>) -> Result<DateTime<Utc>, OutOfRange> {
+    as_of_nanos(as_of).map(|_| as_of)
+}
+
+impl Window {
+    /// `as_of_ns` minus this window, in nanoseconds, if that stays in range.
+    pub fn before(&self, as_of_ns: i64) -> Option<i64> {
+        i64::try_from(as_of_ns as i128 - self.nanos).ok()
     }
 }
 
@@ -78,5 +109,28 @@ mod tests {
         {
             assert_eq!(parse_window(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn as_of_outside_the_nanosecond_range_is_refused_not_clamped() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        for ok in [
+            "1677-09-22T00:00:00Z",
+            "2026-11-22T00:00:00Z",
+            "2262-04-11T00:00:00Z",
+        ] {
+            assert!(check_as_of(at(ok)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "1677-09-20T00:00:00Z",
+            "2262-04-12T00:00:00Z",
+            "9999-01-01T00:00:00Z",
+        ] {
+            let e = check_as_of(at(bad)).unwrap_err();
+            assert!(e.to_string().contains("outside the range"), "{e}");
+        }
+        let early = as_of_nanos(at("1677-10-01T00:00:00Z")).unwrap();
+        assert_eq!(Window::parse("30d").unwrap().before(early), None);
+        assert!(Window::parse("1d").unwrap().before(early).is_some());
     }
 }

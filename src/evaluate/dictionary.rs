@@ -30,10 +30,10 @@ use datafusion::logical_expr::{Expr, TableProviderFilterPushDown};
 use datafusion::parquet::basic::Encoding;
 use datafusion::parquet::file::metadata::ColumnChunkMetaData;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext};
 use object_store::path::Path;
 
-use super::files::{self, TableFile};
+use super::files::{TableFile, TableFiles};
 use crate::Result;
 
 /// The type a dictionary-read column has in the table and in every file schema.
@@ -41,16 +41,16 @@ fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// The customers table at `url` (whose default reading is `customers`) with its
+/// The customers table of `table` (whose default reading is `customers`) with its
 /// dictionary-encoded string columns read as dictionaries; `None` when no column is.
 pub(crate) async fn frame(
     session: &SessionContext,
-    url: &str,
+    table: &TableFiles,
     customers: &DataFrame,
     id_column: &str,
 ) -> Result<Option<DataFrame>> {
-    let files = files::list(session, url).await?;
-    let table_schema = customers.schema().as_arrow().clone();
+    let files = &table.files;
+    let table_schema = table.file_schema(customers.schema().as_arrow());
     let chosen: Vec<String> = table_schema
         .fields()
         .iter()
@@ -71,12 +71,13 @@ pub(crate) async fn frame(
             )
         })
         .collect();
-    let table_url = ListingTableUrl::parse(url)?;
-    let options = ParquetReadOptions::default()
+    let table_url = ListingTableUrl::parse(&table.url)?;
+    let options = table
+        .read_options()
         .to_listing_options(&session.copied_config(), session.copied_table_options());
     let config = ListingTableConfig::new(table_url)
         .with_listing_options(options)
-        .with_schema(with_dictionaries(&Arc::new(table_schema), &chosen));
+        .with_schema(with_dictionaries(&table_schema, &chosen));
     let table = DictionaryTable {
         inner: ListingTable::try_new(config)?,
         file_schemas,

@@ -12,6 +12,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use object_store::ObjectStore;
 use url::Url;
 
+use super::table_store::TableStore;
 use super::{scan, InScan, Progress, ScanOutput};
 use crate::Result;
 
@@ -139,18 +140,18 @@ impl Engine {
         }
     }
 
-    /// The customers table (opened in `session` from `url`) as this engine scans it: on
+    /// The customers table (opened in `session` over `files`) as this engine scans it: on
     /// this machine with its dictionary-encoded string columns read as dictionaries.
-    pub async fn source(
+    pub(crate) async fn source(
         &self,
         session: &SessionContext,
-        url: &str,
+        files: &super::files::TableFiles,
         customers: DataFrame,
         id_column: &str,
     ) -> Result<ScanSource> {
         match self {
             Engine::Local(_) => {
-                let frame = super::dictionary::frame(session, url, &customers, id_column)
+                let frame = super::dictionary::frame(session, files, &customers, id_column)
                     .await?
                     .unwrap_or(customers);
                 Ok(ScanSource {
@@ -162,7 +163,7 @@ impl Engine {
             #[cfg(feature = "ballista")]
             Engine::Ballista(_) => {
                 let positioned =
-                    super::distributed::positions::positioned(session, url, &customers).await?;
+                    super::distributed::positions::positioned(session, files, &customers).await?;
                 Ok(ScanSource {
                     frame: positioned.frame.clone(),
                     positioned: Some(positioned),
@@ -230,6 +231,11 @@ fn session_with(mut config: SessionConfig, stores: &Arc<Stores>) -> SessionConte
         .options_mut()
         .execution
         .skip_physical_aggregate_schema_check = true;
+    // SPEC §1: a folder is read recursively (hidden names are skipped by `TableStore`).
+    config
+        .options_mut()
+        .execution
+        .listing_table_ignore_subdirectory = false;
     match RuntimeEnvBuilder::new()
         .with_object_store_registry(store_registry(stores))
         .build_arc()
@@ -247,12 +253,15 @@ fn session_with(mut config: SessionConfig, stores: &Arc<Stores>) -> SessionConte
 pub(crate) fn store_registry(stores: &Arc<Stores>) -> Arc<dyn ObjectStoreRegistry> {
     Arc::new(StoreRegistry {
         stores: stores.clone(),
-        local: Arc::new(object_store::local::LocalFileSystem::new()),
+        local: Arc::new(TableStore::new(Arc::new(
+            object_store::local::LocalFileSystem::new(),
+        ))),
     })
 }
 
 /// Cohort's [`Stores`] as DataFusion's object store registry, so a table, an event table
-/// and a static list in one bucket share one client.
+/// and a static list in one bucket share one client; listings through it skip hidden
+/// names ([`TableStore`]).
 #[derive(Debug)]
 struct StoreRegistry {
     stores: Arc<Stores>,
@@ -278,7 +287,7 @@ impl ObjectStoreRegistry for StoreRegistry {
         }
         self.stores
             .location(url.as_str())
-            .map(|l| l.store)
+            .map(|l| Arc::new(TableStore::new(l.store)) as Arc<dyn ObjectStore>)
             .map_err(|e| datafusion::error::DataFusionError::External(Box::new(e)))
     }
 }

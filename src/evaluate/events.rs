@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use cohort_snapshot::Stores;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::functions_aggregate::expr_fn::{avg, bit_or, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{bitwise_and, bitwise_shift_right, cast, lit, when, Expr, JoinType};
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use crate::compile::attribute;
@@ -22,6 +23,7 @@ use crate::{Error, Result};
 /// Opens the named event tables (Parquet metadata only) and resolves their columns.
 pub async fn resolve(
     ctx: &SessionContext,
+    stores: &Stores,
     configured: &BTreeMap<String, EventConfig>,
     names: impl IntoIterator<Item = String>,
     customers_id_column: &str,
@@ -31,7 +33,7 @@ pub async fn resolve(
         let Some(config) = configured.get(&name) else {
             continue; // reported, with the condition's location, by the compiler
         };
-        let df = open(ctx, &name, &config.url).await?;
+        let df = open(ctx, stores, &name, &config.url).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let time_column = match &config.time_column {
             Some(c) => Ok(c.clone()),
@@ -64,21 +66,24 @@ pub async fn resolve(
                     .clone()
                     .unwrap_or_else(|| customers_id_column.to_string()),
                 time_column,
+                frame: df,
             },
         );
     }
     Ok(tables)
 }
 
-async fn open(ctx: &SessionContext, name: &str, url: &str) -> Result<DataFrame> {
-    ctx.read_parquet(url, ParquetReadOptions::default())
-        .await
-        .map_err(|e| match e {
-            datafusion::error::DataFusionError::ObjectStore(source) => Error::storage(url, *source),
-            other => Error::Data(format!(
-                "cannot read event table '{name}' at '{url}': {other}"
-            )),
-        })
+/// Opens an event table: its files listed and footers read as the customers table's are
+/// (each unreadable file named), then read over those files.
+async fn open(ctx: &SessionContext, stores: &Stores, name: &str, url: &str) -> Result<DataFrame> {
+    let what = format!("event table '{name}'");
+    let files = super::files::list(&stores.location(url)?, &what).await?;
+    super::files::open(ctx, &files).await.map_err(|e| match e {
+        datafusion::error::DataFusionError::ObjectStore(source) => Error::storage(url, *source),
+        other => Error::Data(format!(
+            "cannot read event table '{name}' at '{url}': {other}"
+        )),
+    })
 }
 
 impl EventAggregate {
@@ -191,7 +196,6 @@ pub struct Attached {
 /// Joins every aggregate onto `customers` as column [`alias`]`(i)`: one aggregate query per
 /// event table (events after `as_of` dropped first), left-joined on the customer id.
 pub async fn attach(
-    ctx: &SessionContext,
     mut customers: DataFrame,
     customers_id: &str,
     tables: &EventTables,
@@ -232,9 +236,7 @@ pub async fn attach(
             .map_err(|(m, _)| Error::Usage(m))?
             .is_true();
         let key = format!("__events_key_{t}");
-        let events = open(ctx, &table.name, &table.url)
-            .await?
-            .filter(until_as_of)?;
+        let events = table.frame.clone().filter(until_as_of)?;
         let event_key = cast(col_exact(&table.id_column), id_type.clone()).alias(&key);
         // Each distinct filter is computed once, as a column, before aggregating.
         let mut projection = vec![event_key.clone()];

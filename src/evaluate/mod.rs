@@ -23,6 +23,7 @@ mod ranges;
 mod scan;
 mod split;
 pub mod statics;
+mod table_store;
 
 pub use crate::compile::col_exact;
 pub use crate::progress::{NoProgress, Phase, Progress};

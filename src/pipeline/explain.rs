@@ -63,7 +63,6 @@ impl Pipeline {
         let mut customers = validation.customers().clone();
         if !compiled.events.is_empty() {
             customers = evaluate::events::attach(
-                validation.session(),
                 customers,
                 &self.id_column,
                 &validation.events,

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use crate::evaluate::files::TableFiles;
 use crate::evaluate::ScanSource;
 
 use datafusion::arrow::array::{Array, AsArray};
@@ -33,6 +34,8 @@ pub struct LiveSizer {
     pipeline: Pipeline,
     session: SessionContext,
     customers: DataFrame,
+    /// The customers table's files.
+    files: Arc<TableFiles>,
     /// The customers table as the engine scans it, made once for every sizing.
     source: Arc<tokio::sync::OnceCell<ScanSource>>,
     schema: Schema,
@@ -74,11 +77,12 @@ impl Pipeline {
     /// [`LiveSizer::size`] to reuse, and reads a few example values of each column.
     pub async fn open_live(&self) -> Result<LiveSizer> {
         let session = self.engine.session(&self.stores);
-        let customers = self.open_customers(&session).await?;
+        let (customers, files) = self.open_customers(&session).await?;
         let schema = customers.schema().as_arrow().clone();
         let id_type = evaluate::id_type(&customers, &self.id_column)?;
         let events = evaluate::events::resolve(
             &session,
+            &self.stores,
             &self.events,
             self.events.keys().cloned(),
             &self.id_column,
@@ -92,6 +96,7 @@ impl Pipeline {
             pipeline: self.clone(),
             session,
             customers,
+            files: Arc::new(files),
             source: Default::default(),
             schema,
             id_type,
@@ -130,7 +135,8 @@ impl LiveSizer {
     /// [`Error::Definitions`].
     pub async fn size(&self, group: Group, earlier: Vec<Problem>) -> Result<DefinitionSize> {
         let pipeline = &self.pipeline;
-        let as_of = pipeline.as_of();
+        let as_of = definition::check_as_of(pipeline.as_of())
+            .map_err(|e| Error::Usage(format!("invalid as_of: {e}")))?;
         let mut problems = earlier;
         let (folder, folder_problems) = match definition::load_dir(pipeline.definitions()) {
             Ok(loaded) => loaded,
@@ -184,6 +190,7 @@ impl LiveSizer {
             id_type: self.id_type.clone(),
             session: self.session.clone(),
             customers: self.customers.clone(),
+            files: self.files.clone(),
             source: self.source.clone(),
         };
         let evaluation = pipeline

@@ -29,13 +29,14 @@ use chrono::{DateTime, Utc};
 use cohort_snapshot::Stores;
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::logical_expr::Expr;
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{DataFrame, SessionContext};
 use roaring::RoaringBitmap;
 
 use crate::bitmap::algebra;
 use crate::compile::events::{EventConfig, EventTables};
 use crate::compile::{self, Compiled, Environment};
 use crate::definition::{self, Group, Problem};
+use crate::evaluate::files::TableFiles;
 use crate::evaluate::{self, statics, Engine, NoProgress, Phase, Progress, ScanOutput, ScanSource};
 use crate::ids::{id_type_name, IdMapping};
 use crate::{Error, Result};
@@ -182,14 +183,16 @@ impl Pipeline {
     /// tables: all problems at once. Opens the customers table (its metadata) and compiles
     /// every group, once; what it returns is what evaluation uses.
     pub async fn validate(&self) -> Result<Validation> {
-        let as_of = self.as_of();
+        let as_of = definition::check_as_of(self.as_of())
+            .map_err(|e| Error::Usage(format!("invalid as_of: {e}")))?;
         let (groups, mut problems) = definition::load_dir(&self.definitions)?;
         let session = self.engine.session(&self.stores);
-        let customers = self.open_customers(&session).await?;
+        let (customers, files) = self.open_customers(&session).await?;
         let schema = customers.schema().as_arrow().clone();
         let id_type = evaluate::id_type(&customers, &self.id_column)?;
         let event_tables = evaluate::events::resolve(
             &session,
+            &self.stores,
             &self.events,
             definition::event_tables(&groups),
             &self.id_column,
@@ -218,20 +221,23 @@ impl Pipeline {
             id_type,
             session,
             customers,
+            files: Arc::new(files),
             source: Default::default(),
         })
     }
 
-    /// Opens the customers table (reads Parquet metadata only). Its URL and the event
-    /// tables' are checked first, so an unsupported scheme is a usage error naming it.
-    async fn open_customers(&self, session: &SessionContext) -> Result<DataFrame> {
+    /// Opens the customers table: lists its files and reads their footers (every file
+    /// that can't be read is named), then opens it in `session` over those files. The
+    /// event tables' URLs are checked first, so an unsupported scheme is a usage error
+    /// naming it.
+    async fn open_customers(&self, session: &SessionContext) -> Result<(DataFrame, TableFiles)> {
         let url = &self.customers;
-        for table in std::iter::once(url).chain(self.events.values().map(|e| &e.url)) {
+        for table in self.events.values().map(|e| &e.url) {
             self.stores.location(table)?;
         }
-        let options = ParquetReadOptions::default();
-        session
-            .read_parquet(url, options)
+        let location = self.stores.location(url)?;
+        let files = evaluate::files::list(&location, "the customers table").await?;
+        let frame = evaluate::files::open(session, &files)
             .await
             .map_err(|e| match e {
                 datafusion::error::DataFusionError::ObjectStore(source) => {
@@ -244,7 +250,8 @@ impl Pipeline {
                     }
                 }
                 other => Error::Data(format!("cannot read customers table '{url}': {other}")),
-            })
+            })?;
+        Ok((frame, files))
     }
 
     /// Counts customers (rows with a non-null id) and those for which `condition` holds,
@@ -297,7 +304,7 @@ impl Pipeline {
             .get_or_try_init(|| {
                 self.engine.source(
                     &validation.session,
-                    &self.customers,
+                    &validation.files,
                     validation.customers.clone(),
                     &self.id_column,
                 )
@@ -315,7 +322,6 @@ impl Pipeline {
                 .sum::<Option<u64>>();
             self.progress.start(Phase::ReadingEvents, rows);
             let (joined, attached) = evaluate::events::attach(
-                &validation.session,
                 customers,
                 &self.id_column,
                 &validation.events,
@@ -355,7 +361,7 @@ impl Pipeline {
         );
         self.progress
             .start(Phase::ScanningCustomers, validation.rows().await);
-        let mut scan = self
+        let scanned = self
             .engine
             .scan(
                 &validation.session,
@@ -367,7 +373,11 @@ impl Pipeline {
                 extra,
                 &self.progress,
             )
-            .await?;
+            .await;
+        let mut scan = match scanned {
+            Ok(scan) => scan,
+            Err(e) => return Err(validation.files.name_the_file(e).await),
+        };
         let groups = compiled.groups.len() as u64;
         self.progress.start(Phase::BuildingBitmaps, Some(groups));
         let adhoc_masks = scan.masks.split_off(compiled.conditions.len());
@@ -380,7 +390,7 @@ impl Pipeline {
             &located,
         );
         self.progress.advance(groups);
-        let warnings = run_warnings(
+        let mut warnings = run_warnings(
             &compiled,
             &scan,
             &located,
@@ -388,7 +398,9 @@ impl Pipeline {
             id_type,
             &self.id_column,
         );
+        warnings.extend(validation.files.warning());
         Ok(Evaluation {
+            sources: validation.files.sources(),
             compiled,
             scan,
             members,
@@ -417,8 +429,10 @@ pub struct Validation {
     id_type: DataType,
     session: SessionContext,
     customers: DataFrame,
-    /// The customers table as the engine scans it, made on the first evaluation (it reads
-    /// every file's footer) and shared by the clones of a table opened once.
+    /// The customers table's files, as listed and read.
+    files: Arc<TableFiles>,
+    /// The customers table as the engine scans it, made on the first evaluation and
+    /// shared by the clones of a table opened once.
     source: Arc<tokio::sync::OnceCell<ScanSource>>,
 }
 
@@ -561,6 +575,8 @@ pub struct Evaluation {
     pub ignored_events: Vec<(String, u64)>,
     /// The evaluation time.
     pub as_of: DateTime<Utc>,
+    /// The customers table's files that were read.
+    pub(crate) sources: Vec<cohort_snapshot::manifest::SourceFile>,
 }
 
 impl Evaluation {

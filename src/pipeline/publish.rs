@@ -5,8 +5,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::SecondsFormat;
-use futures::TryStreamExt;
-use object_store::ObjectStoreExt;
 use roaring::RoaringBitmap;
 
 use super::{Evaluation, Pipeline};
@@ -15,7 +13,7 @@ use crate::ids::{id_type_name, IdKey, IdMapping};
 use crate::progress::Phase;
 use crate::snapshot::location::Location;
 use crate::snapshot::manifest::{
-    GroupEntry, IdMappingEntry, IdentityTag, Manifest, SourceFile, FORMAT_VERSION,
+    GroupEntry, IdMappingEntry, IdentityTag, Manifest, FORMAT_VERSION,
 };
 use crate::snapshot::reader;
 use crate::snapshot::writer::{
@@ -192,7 +190,7 @@ pub(super) async fn publish(
             .to_rfc3339_opts(SecondsFormat::Secs, true),
         as_of: as_of.to_rfc3339_opts(SecondsFormat::AutoSi, true),
         tool_version: format!("cohort {}", env!("CARGO_PKG_VERSION")),
-        sources: source_files(&pipeline.stores.location(&pipeline.customers)?).await?,
+        sources: evaluation.sources.clone(),
         customers: evaluation.customers(),
         null_ids: evaluation.scan.null_ids,
         id_column: pipeline.id_column.clone(),
@@ -396,27 +394,4 @@ async fn carry_over(
             published(g, Bits::Bitmap(bitmap))
         })
         .collect())
-}
-
-/// The files behind a table URL (one file, or every Parquet file under a prefix).
-async fn source_files(location: &Location) -> Result<Vec<SourceFile>> {
-    let describe = |m: object_store::ObjectMeta| SourceFile {
-        path: m.location.to_string(),
-        size: m.size,
-        last_modified: m.last_modified.to_rfc3339_opts(SecondsFormat::Secs, true),
-        etag: m.e_tag,
-    };
-    if let Ok(meta) = location.store.head(&location.path).await {
-        return Ok(vec![describe(meta)]);
-    }
-    let mut files: Vec<SourceFile> = location
-        .store
-        .list(Some(&location.path))
-        .map_ok(describe)
-        .try_collect()
-        .await
-        .map_err(|e| Error::storage(&location.display, e))?;
-    files.retain(|f| f.path.ends_with(".parquet"));
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(files)
 }

@@ -119,3 +119,153 @@ fn a_bad_as_of_names_where_it_was_set() {
         out.stderr
     );
 }
+
+/// Bad environment values were blamed on flags nobody typed (`COHORT_ENGINE_TIMEOUT=soon`
+/// reported as `--engine-timeout`): every `COHORT_*` error names its variable.
+#[test]
+fn every_cohort_variable_is_named_in_its_error() {
+    let p = sample_project("int");
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "COHORT_ENGINE_TIMEOUT",
+            "soon",
+            &["run", "--dry-run"],
+            "invalid COHORT_ENGINE_TIMEOUT 'soon'",
+        ),
+        (
+            "COHORT_ENGINE",
+            "warp",
+            &["run", "--dry-run"],
+            "invalid COHORT_ENGINE",
+        ),
+        (
+            "COHORT_LOG_FORMAT",
+            "yaml",
+            &["validate"],
+            "invalid COHORT_LOG_FORMAT 'yaml'",
+        ),
+        (
+            "COHORT_EVENTS",
+            "orders",
+            &["validate"],
+            "COHORT_EVENTS expects name=url, got 'orders'",
+        ),
+        (
+            "COHORT_AS_OF",
+            "garbage",
+            &["validate"],
+            "invalid COHORT_AS_OF 'garbage'",
+        ),
+        (
+            "COHORT_CONFIG",
+            "nowhere.toml",
+            &["validate"],
+            "set COHORT_CONFIG to an existing file",
+        ),
+        (
+            "COHORT_CUSTOMERS",
+            "nowhere.parquet",
+            &["validate"],
+            "COHORT_CUSTOMERS='nowhere.parquet'",
+        ),
+        (
+            "COHORT_ID_COLUMN",
+            "no_such_id",
+            &["validate"],
+            "COHORT_ID_COLUMN='no_such_id'",
+        ),
+        (
+            "COHORT_QUERIES",
+            "no_such_folder",
+            &["validate"],
+            "COHORT_QUERIES='no_such_folder'",
+        ),
+        (
+            "COHORT_PUBLISH",
+            "no_such_snapshots",
+            &["check", "vip", "1"],
+            "COHORT_PUBLISH='no_such_snapshots'",
+        ),
+    ];
+    for (variable, value, args, want) in cases {
+        let env = [(variable.to_string(), value.to_string())];
+        let out = p.cohort_with_env(args, &env);
+        assert_ne!(out.code, 0, "{variable}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "{variable}: want {want:?} in {}",
+            out.stderr
+        );
+        let flag = format!(
+            "--{}",
+            variable["COHORT_".len()..].to_lowercase().replace('_', "-")
+        );
+        assert!(
+            !out.stderr.contains(&format!("invalid {flag}")),
+            "{variable} blamed on {flag}: {}",
+            out.stderr
+        );
+    }
+    // The flag, when given, is what the message names.
+    let out = p.cohort_with_env(
+        &["run", "--dry-run", "--engine-timeout", "later"],
+        &[("COHORT_ENGINE_TIMEOUT".into(), "soon".into())],
+    );
+    assert!(
+        out.stderr.contains("invalid --engine-timeout 'later'"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `--as-of` outside the range timestamps can hold was clamped, so "not in the last 30d"
+/// became true for everyone: refused, naming where it came from.
+#[test]
+fn an_as_of_beyond_the_timestamp_range_is_refused_not_clamped() {
+    let p = sample_project("int");
+    for (args, env, want) in [
+        (
+            vec!["validate", "--as-of", "2300-01-01"],
+            vec![],
+            "invalid --as-of '2300-01-01'",
+        ),
+        (
+            vec!["run", "--dry-run"],
+            vec![(
+                "COHORT_AS_OF".to_string(),
+                "1600-01-01T00:00:00Z".to_string(),
+            )],
+            "invalid COHORT_AS_OF '1600-01-01T00:00:00Z'",
+        ),
+    ] {
+        let out = p.cohort_with_env(&args, &env);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains("outside the range"), "{}", out.stderr);
+    }
+    let config = std::fs::read_to_string(p.path("cohort.toml")).unwrap();
+    p.write("cohort.toml", &format!("as_of = \"9999-12-31\"\n{config}"));
+    let out = p.cohort(&["size", "vip"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("invalid as_of in cohort.toml '9999-12-31'"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// A window whose start leaves the range (`as_of` near 1677) is a definition error at the
+/// condition, not a clamped comparison.
+#[test]
+fn a_window_reaching_before_the_timestamp_range_is_a_definition_error() {
+    let p = sample_project("int");
+    p.write(
+        "queries/ancient.toml",
+        "[[include]]\nconditions = [\n  { attribute = \"signup_date\", op = \"is not in the last\", value = \"30d\" },\n]\n",
+    );
+    let out = p.cohort(&["validate", "--as-of", "1677-10-01T00:00:00Z"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("ancient.toml"), "{}", out.stderr);
+    assert!(out.stderr.contains("window '30d'"), "{}", out.stderr);
+}

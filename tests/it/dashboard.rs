@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::harness::{skipped, SKIP};
 use super::serve::{published, Server};
 
 const AS_OF: &str = "2026-11-20T00:00:00Z";
@@ -168,13 +169,15 @@ fn html_attribute<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
 
 #[test]
 fn serve_dashboard_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
-        eprintln!(
-            "SKIPPED serve_dashboard_renders_in_headless_chromium: no chromium on PATH \
-             (install it with `apt-get install -y chromium`; .ci/run does)"
-        );
+    if skipped("chromium", "serve_dashboard_renders_in_headless_chromium") {
         return;
-    };
+    }
+    let browser = chromium().unwrap_or_else(|| {
+        panic!(
+            "no chromium on PATH: install it with `apt-get install -y chromium` \
+             (scripts/test.sh does), or skip this test with {SKIP}=chromium"
+        )
+    });
     let p = published("int");
     let server = Server::start(&p, &["--as-of", AS_OF]);
     let base = format!("{}/", server.base);

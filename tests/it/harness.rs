@@ -13,6 +13,23 @@ use datafusion::parquet::arrow::ArrowWriter;
 
 pub const AS_OF: &str = "2026-11-22T00:00:00Z";
 
+/// The variable that skips the tests needing an outside tool, by name (README):
+/// `COHORT_TEST_SKIP=chromium,azurite,gcs`.
+pub const SKIP: &str = "COHORT_TEST_SKIP";
+
+/// Whether `tool`'s tests are to be skipped: only when [`SKIP`] names it, and then the
+/// skip is said on stderr. A missing tool is otherwise a failure with its install line.
+pub fn skipped(tool: &str, test: &str) -> bool {
+    let asked = std::env::var(SKIP)
+        .unwrap_or_default()
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(tool));
+    if asked {
+        eprintln!("SKIPPED {test}: {SKIP} names {tool}");
+    }
+    asked
+}
+
 /// A temporary project folder.
 pub struct Project {
     pub dir: tempfile::TempDir,

@@ -8,6 +8,7 @@ mod determinism;
 mod differential;
 mod events;
 mod faults;
+mod folders;
 mod harness;
 mod hostile;
 mod ids;

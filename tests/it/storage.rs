@@ -8,7 +8,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use super::harness::{runtime, sample_project, Azurite, GcsEmulator, Moto, Project};
+use super::harness::{runtime, sample_project, skipped, Azurite, GcsEmulator, Moto, Project};
 
 /// Where the suite puts its inputs and outputs: a base URL, the store behind it (for the
 /// test's own reads and writes), and the environment `cohort` needs to reach it.
@@ -218,6 +218,9 @@ fn storage_suite_on_s3() {
 
 #[test]
 fn storage_suite_on_gcs() {
+    if skipped("gcs", "storage_suite_on_gcs") {
+        return;
+    }
     let gcs = GcsEmulator::start();
     gcs.create_bucket("cohort-test");
     storage_suite(&Target {
@@ -232,6 +235,9 @@ fn storage_suite_on_gcs() {
 
 #[test]
 fn storage_suite_on_azure() {
+    if skipped("azurite", "storage_suite_on_azure") {
+        return;
+    }
     let azurite = Azurite::start();
     azurite.create_container("cohort-test");
     storage_suite(&Target {

@@ -10,6 +10,7 @@ use datafusion::logical_expr::{lit, Expr};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 
 use crate::compile::col_exact;
+use crate::evaluate::files::TableFiles;
 use crate::{Error, Result};
 
 /// The position column: `UInt64`, dense from 0 over the files in path order.
@@ -38,19 +39,20 @@ impl Positioned {
     }
 }
 
-/// Lists the files of `url` as DataFusion does for `customers`, reads their footers and
-/// builds the positioned union with `customers`' (merged) schema.
+/// The positioned union of the files of `table` (listed and footers read) with
+/// `customers`' (merged) schema; partition columns are each file's constants.
 pub(crate) async fn positioned(
     session: &SessionContext,
-    url: &str,
+    table: &TableFiles,
     customers: &DataFrame,
 ) -> Result<Positioned> {
-    let files: Vec<FileRows> = crate::evaluate::files::list(session, url)
-        .await?
-        .into_iter()
+    let url = &table.url;
+    let files: Vec<FileRows> = table
+        .files
+        .iter()
         .map(|file| FileRows {
             rows: file.rows(),
-            url: file.url,
+            url: file.url.clone(),
         })
         .collect();
     let total: u64 = files.iter().map(|f| f.rows).sum();
@@ -61,20 +63,25 @@ pub(crate) async fn positioned(
     }
 
     let schema = customers.schema().as_arrow().clone();
-    let columns: Vec<Expr> = schema
-        .fields()
-        .iter()
-        .map(|f| col_exact(f.name()))
-        .collect();
+    let file_schema = table.file_schema(&schema);
     let mut frame: Option<DataFrame> = None;
     let mut before = 0u64;
-    for (index, file) in files.iter().enumerate() {
-        let options = ParquetReadOptions::default().schema(&schema);
+    for (index, (file, listed)) in files.iter().zip(&table.files).enumerate() {
+        let options = ParquetReadOptions::default().schema(&file_schema);
         let rows = session
             .read_parquet(file.url.as_str(), options)
             .await?
             .window(vec![row_number().alias("__cohort_row")])?;
-        let mut projection = columns.clone();
+        let mut projection: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .map(
+                |f| match table.partition_columns.iter().position(|c| c == f.name()) {
+                    Some(at) => lit(listed.partition_values[at].clone()).alias(f.name()),
+                    None => col_exact(f.name()),
+                },
+            )
+            .collect();
         projection.push(((col_exact("__cohort_row") - lit(1u64)) + lit(before)).alias(POSITION));
         projection.push(lit(index as u32).alias(FILE));
         let part = rows.select(projection)?;
