@@ -4,7 +4,7 @@
 Two shapes:
 
   --shape distinct  (default) every group draws fresh random values from the value
-                    domains of `cohort gen`'s columns (src/gen.rs), for every operator
+                    domains of `cohort gen`'s columns (src/cli/synthetic.rs), for every operator
                     of SPEC §2.2 that applies to them: string equals / not_equals / in /
                     not_in / contains / not_contains / starts_with / ends_with, with and
                     without ignore_case; string ranges; list contains / not_contains;
@@ -37,7 +37,7 @@ import os
 import random
 import sys
 
-# ---- value domains, mirrored from src/gen.rs -------------------------------------------
+# ---- value domains, mirrored from src/cli/synthetic.rs ---------------------------------
 GEO = {
     "United States": {
         "Alaska": ["Anchorage", "Fairbanks", "Juneau"],

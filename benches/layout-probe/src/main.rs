@@ -3,7 +3,7 @@
 //! whose slot is the bit (no pilot read), and against the int path (parse, word).
 //! 10M 10-byte ids, 100 groups of plain bitmaps, probes cycling over 4096 customers and
 //! the 100 groups like `benches/lookup.rs`; min of 5 rounds of `PROBE_N` calls.
-//! `scale` and `mix` copy src/snapshot/perfect_hash.rs so the probe stands alone.
+//! `scale` and `mix` copy cohort-snapshot/src/ids/perfect_hash.rs so the probe stands alone.
 use std::hint::black_box;
 use std::io::Write;
 use std::time::Instant;
