@@ -163,6 +163,7 @@ fn serve_dashboard_reports_groups_changes_since_the_previous_run_and_history() {
             .iter()
             .find(|d| d["group"] == id)
             .unwrap_or_else(|| panic!("{id} in {diff}"));
+        assert_eq!(g["new"], false, "{id} was in the previous run");
         assert_eq!(g["entered"], d["entered"], "{id}: {d}");
         assert_eq!(g["exited"], d["exited"], "{id}: {d}");
         if g["entered"] != 0 || g["exited"] != 0 {
@@ -206,6 +207,41 @@ fn serve_dashboard_reports_groups_changes_since_the_previous_run_and_history() {
         us_adults.get("description").is_none(),
         "no key without a description: {us_adults}"
     );
+}
+
+#[test]
+fn serve_dashboard_marks_groups_new_without_a_previous_run() {
+    // The first run: nothing to compare with, so every group is new (not "+0 −0").
+    let p = published("int");
+    let server = Server::start(&p, &[]);
+    let dash = server.get_json("/v1/dashboard").1;
+    assert_eq!(dash["previous_run_id"], Value::Null);
+    let groups = dash["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    for g in groups {
+        assert_eq!(g["new"], true, "{g}");
+        assert_eq!((&g["entered"], &g["exited"]), (&Value::Null, &Value::Null));
+    }
+    drop(server);
+
+    // A later run with one more group: that group is new, the others have a change.
+    p.write(
+        "queries/brand_new.json",
+        r#"{"include": [{"conditions": [{"attribute": "age", "op": "gte", "value": 30}]}]}"#,
+    );
+    p.cohort(&["run", "--as-of=2026-12-20T00:00:00Z"]).ok();
+    let server = Server::start(&p, &[]);
+    let dash = server.get_json("/v1/dashboard").1;
+    assert!(dash["previous_run_id"].is_string(), "{dash}");
+    for g in dash["groups"].as_array().unwrap() {
+        if g["id"] == "brand_new" {
+            assert_eq!(g["new"], true, "{g}");
+            assert_eq!(g["entered"], Value::Null, "{g}");
+        } else {
+            assert_eq!(g["new"], false, "{g}");
+            assert!(g["entered"].is_u64() && g["exited"].is_u64(), "{g}");
+        }
+    }
 }
 
 #[test]
