@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Live sizings running at once; more are answered 429
     #[arg(long, default_value_t = 2, value_name = "N")]
     max_concurrent_sizes: usize,
+    /// Threads live sizing runs on, apart from those answering lookups [default: half the
+    /// cores, 1 to 4]
+    #[arg(long, value_name = "N")]
+    size_threads: Option<usize>,
 }
 
 pub async fn run(project: &Project, args: ServeArgs) -> Result<()> {
@@ -62,6 +66,10 @@ pub async fn run(project: &Project, args: ServeArgs) -> Result<()> {
             allow_sql: args.allow_sql,
             timeout: args.size_timeout.max(Duration::from_millis(10)),
             concurrency: args.max_concurrent_sizes.max(1),
+            threads: args
+                .size_threads
+                .unwrap_or_else(SizingOptions::default_threads)
+                .max(1),
         });
     }
     let listener = tokio::net::TcpListener::bind(args.listen)

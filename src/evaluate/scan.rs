@@ -145,24 +145,20 @@ pub(super) async fn scan(
     let streams = execute_stream_partitioned(physical, Arc::new(task_ctx))?;
 
     let next_position = Arc::new(AtomicU64::new(0));
-    let workers: Vec<_> = streams
-        .into_iter()
-        .map(|stream| {
-            let next_position = next_position.clone();
-            let progress = progress.clone();
-            let evaluators = evaluators.clone();
-            tokio::spawn(async move {
-                scan_partition(stream, &evaluators, &next_position, &progress).await
-            })
-        })
-        .collect();
+    // A set rather than detached tasks: when the scan is dropped (a sizing cancelled at its
+    // deadline) or one partition fails, the set aborts the others.
+    let mut workers = tokio::task::JoinSet::new();
+    for stream in streams {
+        let next_position = next_position.clone();
+        let progress = progress.clone();
+        let evaluators = evaluators.clone();
+        workers.spawn(async move {
+            scan_partition(stream, &evaluators, &next_position, &progress).await
+        });
+    }
     let mut parts = Vec::with_capacity(workers.len());
-    for worker in workers {
-        parts.push(
-            worker
-                .await
-                .map_err(|e| Error::Data(format!("scan task failed: {e}")))??,
-        );
+    while let Some(part) = workers.join_next().await {
+        parts.push(part.map_err(|e| Error::Data(format!("scan task failed: {e}")))??);
     }
     let mut output = PartialScan::new(conditions.len(), in_scan.groups());
     for part in parts {
@@ -361,6 +357,9 @@ async fn scan_partition(
             extra: (0..*extras).map(|i| batch.column(1 + i).clone()).collect(),
         });
         progress.advance(len as u64);
+        // Batches that are ready one after another never make the task wait: give the
+        // runtime its turn now and then, so the task can be aborted between batches.
+        tokio::task::coop::consume_budget().await;
     }
     Ok(part)
 }

@@ -4,7 +4,7 @@
 //! previous run and their sizes over the last runs, computed once per loaded run), and
 //! `POST /v1/overlap` (intersections from the served run's bitmaps).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -102,8 +102,8 @@ pub(super) fn prepare(state: &Arc<AppState>) {
     });
 }
 
-/// Per group of the served run: entered and exited since the previous run (`None` when
-/// the group is new or there is no previous run).
+/// Per group of the served run: entered and exited since the previous run (absent when
+/// the group is new or there is no previous run; a group is `new` in the answer then).
 type Changes = HashMap<String, (u64, u64)>;
 
 async fn build(state: Arc<AppState>, snapshot: Arc<Snapshot>, loaded_at: i64) -> Bytes {
@@ -111,12 +111,12 @@ async fn build(state: Arc<AppState>, snapshot: Arc<Snapshot>, loaded_at: i64) ->
     let manifest = snapshot.manifest();
     let run_id = snapshot.run_id().to_string();
     let mut notes: Vec<String> = Vec::new();
-    let (history, previous) = match runs(&state, &run_id, manifest).await {
-        Ok(found) => found,
+    let (history, previous, listed) = match runs(&state, &run_id, manifest).await {
+        Ok((history, previous)) => (history, previous, true),
         Err(e) => {
             tracing::warn!(error = %e, "dashboard: the published runs could not be listed");
             notes.push("sizes of earlier runs are not available (see the server log)".into());
-            (vec![(run_id.clone(), manifest.clone())], None)
+            (vec![(run_id.clone(), manifest.clone())], None, false)
         }
     };
     let changes: Option<Changes> = match &previous {
@@ -132,6 +132,16 @@ async fn build(state: Arc<AppState>, snapshot: Arc<Snapshot>, loaded_at: i64) ->
             }
         },
     };
+    // Which groups the previous run had: none when there is no previous run (every
+    // group is new), unknown when the runs or its manifest could not be read.
+    let before: Option<HashSet<&str>> = match (&previous, listed) {
+        (None, true) => Some(HashSet::new()),
+        (Some(previous), _) => history
+            .iter()
+            .find(|(id, _)| id == previous)
+            .map(|(_, m)| m.groups.iter().map(|g| g.id.as_str()).collect()),
+        (None, false) => None,
+    };
     let customers = manifest.customers;
     let groups: Vec<Value> = manifest
         .groups
@@ -141,6 +151,9 @@ async fn build(state: Arc<AppState>, snapshot: Arc<Snapshot>, loaded_at: i64) ->
                 Some((entered, exited)) => (json!(entered), json!(exited)),
                 None => (Value::Null, Value::Null),
             };
+            let new = before
+                .as_ref()
+                .is_some_and(|before| !before.contains(g.id.as_str()));
             let marker = format!("group '{}'", g.id);
             let warnings: Vec<&String> = manifest
                 .warnings
@@ -162,6 +175,7 @@ async fn build(state: Arc<AppState>, snapshot: Arc<Snapshot>, loaded_at: i64) ->
                 "share": if customers == 0 { 0.0 } else { g.members as f64 / customers as f64 },
                 "entered": entered,
                 "exited": exited,
+                "new": new,
                 "warnings": warnings,
                 "history": history,
                 "carried_from": g.carried_from,

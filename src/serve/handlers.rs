@@ -143,6 +143,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         groups: snapshot.groups().len(),
         customers: snapshot.manifest().customers,
         loaded_at,
+        sizings: state.sizing.as_ref().map(|s| s.running()),
     });
     (
         [(

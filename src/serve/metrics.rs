@@ -33,6 +33,8 @@ pub struct Served<'a> {
     pub customers: u64,
     /// Unix seconds of the last successful load.
     pub loaded_at: i64,
+    /// Live sizings holding a slot, and the limit (when sizing is enabled).
+    pub sizings: Option<(usize, usize)>,
 }
 
 impl Metrics {
@@ -142,6 +144,16 @@ impl Metrics {
             "cohort_snapshot_loaded_timestamp_seconds {}",
             served.loaded_at
         );
+        if let Some((running, limit)) = served.sizings {
+            let _ = writeln!(
+                out,
+                "# HELP cohort_sizings_running Live sizings holding a slot (until their scan is over)."
+            );
+            let _ = writeln!(out, "# TYPE cohort_sizings_running gauge");
+            let _ = writeln!(out, "cohort_sizings_running {running}");
+            let _ = writeln!(out, "# TYPE cohort_sizings_limit gauge");
+            let _ = writeln!(out, "cohort_sizings_limit {limit}");
+        }
         out
     }
 }

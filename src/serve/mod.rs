@@ -143,7 +143,11 @@ pub async fn serve(
     let state = Arc::new(AppState {
         served: RwLock::new(Served::new(Arc::new(snapshot))),
         metrics: Arc::default(),
-        sizing: options.sizing.clone().map(sizing::Sizing::new),
+        sizing: options
+            .sizing
+            .clone()
+            .map(sizing::Sizing::new)
+            .transpose()?,
         options,
         last_reload_error: RwLock::new(None),
     });

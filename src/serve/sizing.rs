@@ -1,10 +1,18 @@
 //! Live sizing over HTTP: `GET /v1/schema` (what a form needs to compose a definition) and
 //! `POST /v1/size` (a definition as JSON → its counts, or its problems), when the service
 //! is given a customers table. The table is opened once (lazily, and again after a
-//! failure) and every request is one scan of it; a semaphore bounds the scans running at
-//! once, and each request has a deadline.
+//! failure) and every request is one scan of it.
+//!
+//! Sizing never runs on the threads that answer lookups: the table is opened and every
+//! scan runs on a runtime of its own ([`Pool`], a few threads named `cohort-sizing`), so
+//! DataFusion's tasks land there. A semaphore bounds the sizings at once (429 beyond,
+//! answered before anything is awaited), and a scan is aborted at its deadline: the task
+//! holding its slot is dropped, and with it the scan's streams and partition tasks.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -15,6 +23,7 @@ use axum::Json;
 use chrono::SecondsFormat;
 use serde_json::{json, Value};
 use tokio::sync::{OnceCell, Semaphore};
+use tokio::task::{JoinError, JoinHandle};
 
 use super::errors::error;
 use super::AppState;
@@ -38,10 +47,21 @@ pub struct SizingOptions {
     pub pipeline: Pipeline,
     /// Whether SQL conditions are accepted over HTTP.
     pub allow_sql: bool,
-    /// The longest one sizing may take.
+    /// The longest one sizing may take; the scan is aborted then.
     pub timeout: Duration,
     /// Sizings running at once; more are answered 429.
     pub concurrency: usize,
+    /// Worker threads of the sizing runtime ([`SizingOptions::default_threads`]).
+    pub threads: usize,
+}
+
+impl SizingOptions {
+    /// Half the cores, at least one and at most four: the other half stays with the
+    /// threads that answer lookups, whatever the sizings do.
+    pub fn default_threads() -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores / 2).clamp(1, 4)
+    }
 }
 
 /// The sizing state of a service.
@@ -50,31 +70,107 @@ pub(super) struct Sizing {
     pub options: SizingOptions,
     sizer: OnceCell<Arc<LiveSizer>>,
     permits: Arc<Semaphore>,
+    pool: Pool,
 }
 
 impl Sizing {
-    pub(super) fn new(options: SizingOptions) -> Sizing {
-        Sizing {
+    pub(super) fn new(options: SizingOptions) -> crate::Result<Sizing> {
+        Ok(Sizing {
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             sizer: OnceCell::new(),
+            pool: Pool::new(options.threads.max(1))?,
             options,
-        }
+        })
     }
 
-    /// The opened tables: opened on first use, tried again after a failure.
+    /// The opened tables: opened on first use (on the sizing runtime), tried again after
+    /// a failure.
     pub(super) async fn sizer(&self) -> crate::Result<Arc<LiveSizer>> {
         self.sizer
             .get_or_try_init(|| async {
-                let started = Instant::now();
-                let sizer = self.options.pipeline.open_live().await?;
-                tracing::info!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "live sizing: customers table opened"
-                );
-                Ok(Arc::new(sizer))
+                let pipeline = self.options.pipeline.clone();
+                // Reading footers and example rows is DataFusion work too: off the lookups'
+                // threads.
+                let opening = self.pool.runtime().spawn(async move {
+                    let started = Instant::now();
+                    let sizer = pipeline.open_live().await?;
+                    tracing::info!(
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "live sizing: customers table opened"
+                    );
+                    Ok::<_, Error>(Arc::new(sizer))
+                });
+                opening
+                    .await
+                    .map_err(|e| Error::Data(format!("opening the customers table failed: {e}")))?
             })
             .await
             .cloned()
+    }
+
+    /// Sizings holding a slot now (their scan not over yet), and the limit.
+    pub(super) fn running(&self) -> (usize, usize) {
+        let limit = self.options.concurrency.max(1);
+        (limit - self.permits.available_permits().min(limit), limit)
+    }
+}
+
+/// The runtime sizings run on, apart from the one answering requests: its own few worker
+/// threads (`cohort-sizing`), and a small blocking pool for file reads. Dropped, it is
+/// shut down in the background: dropping a runtime from within another one's worker
+/// panics, and a scan in progress must not hold up the exit.
+#[derive(Debug)]
+struct Pool(Option<tokio::runtime::Runtime>);
+
+impl Pool {
+    fn new(threads: usize) -> crate::Result<Pool> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .max_blocking_threads(4 * threads)
+            .thread_name("cohort-sizing")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("the live sizing threads", e))?;
+        Ok(Pool(Some(runtime)))
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the pool runs until dropped")
+    }
+
+    /// Runs `future` on the pool; the task is aborted when the returned handle is dropped.
+    fn spawn<F>(&self, future: F) -> Scan<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        Scan(self.runtime().spawn(future))
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A task on the sizing pool, aborted when dropped: a sizing past its deadline, or whose
+/// request went away, stops scanning (its streams and partition tasks are dropped with it).
+struct Scan<T>(JoinHandle<T>);
+
+impl<T> Future for Scan<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl<T> Drop for Scan<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -166,6 +262,7 @@ pub(super) async fn size(State(state): State<Arc<AppState>>, body: Bytes) -> Res
             "a definition is a JSON object, e.g. {\"include\": [{\"conditions\": [...]}]}",
         )]);
     }
+    // Before anything that waits: a full pool is answered at once.
     let Ok(permit) = sizing.permits.clone().try_acquire_owned() else {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -182,16 +279,15 @@ pub(super) async fn size(State(state): State<Arc<AppState>>, body: Bytes) -> Res
         Err(problem) => return problems(vec![*problem]),
     };
     found.extend(refused(&group, sizing.options.allow_sql));
-    // The scan runs in a task of its own that holds the permit: a request that times out
-    // (or whose client leaves) keeps its slot until its scan is over, so abandoned scans
-    // can't pile up beyond the limit.
-    let task = tokio::spawn(async move {
-        let result = sizer.size(group, found).await;
-        drop(permit);
-        result
+    // The scan runs on the sizing pool, in a task that holds the permit: a sizing's slot
+    // is free when its scan is over — done, failed, or aborted at the deadline (dropping
+    // `scan` aborts it) or when the request goes away.
+    let scan = sizing.pool.spawn(async move {
+        let _permit = permit;
+        sizer.size(group, found).await
     });
     let timeout = sizing.options.timeout;
-    let result = match tokio::time::timeout(timeout, task).await {
+    let result = match tokio::time::timeout(timeout, scan).await {
         Err(_) => {
             return error(
                 StatusCode::GATEWAY_TIMEOUT,

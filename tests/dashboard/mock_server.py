@@ -150,6 +150,7 @@ def make_groups(n, customers, seed=11):
             warnings.append("include[0] can never match: age < 18 and age doesn't exist on the same attribute")
         groups.append({"id": gid, "name": name, "description": desc, "members": size,
                        "share": size / customers if customers else 0, "entered": entered, "exited": exited,
+                       "new": prev is None,
                        "warnings": warnings, "history": history})
     return groups
 

@@ -1,9 +1,9 @@
 //! The dashboard in a real browser: headless Chromium (the Debian `chromium` package;
 //! `.ci/run` installs it) loads the page from a real `cohort serve` on 127.0.0.1. Groups
 //! and their counts render; a definition opened with a `/#build=<JSON>` link shows the
-//! count `cohort size` gives for the same definition saved as a group file; a misspelt
-//! attribute shows its problem next to its condition. Screenshots are kept under
-//! `<target>/dashboard-shots/`.
+//! count `cohort size` gives for the same definition saved as a group file; groups of the
+//! first run are marked new; a misspelt attribute shows its problem next to its
+//! condition. Screenshots are kept under `<target>/dashboard-shots/`.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -201,7 +201,21 @@ fn serve_dashboard_renders_in_headless_chromium() {
             "data-testid=\"group-members\"",
         );
         assert_eq!(cell, grouped(g["members"].as_u64().unwrap()), "{id}");
+        // The only run: each group is new, not "+0 −0".
+        assert_eq!(
+            text_after(
+                &dom,
+                &format!("data-group-id=\"{id}\""),
+                "data-testid=\"group-new\""
+            ),
+            "new",
+            "{id}"
+        );
     }
+    assert!(
+        !dom.contains("entered since the previous run"),
+        "no change shown without a previous run"
+    );
     assert_eq!(
         html_attribute(&dom, "data-run-id"),
         server.get_json("/healthz").1["run_id"].as_str()

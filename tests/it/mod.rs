@@ -18,6 +18,7 @@ mod reference;
 mod serve;
 mod serve_dashboard;
 mod serve_load;
+mod serve_sizing;
 mod snapshots;
 mod stderr;
 mod storage;

@@ -78,8 +78,8 @@ impl Server {
         self.base.strip_prefix("http://").unwrap()
     }
 
-    /// A counter's value in `/metrics`.
-    fn counter(&self, series: &str) -> u64 {
+    /// A series' value in `/metrics` (a counter or a gauge).
+    pub fn metric(&self, series: &str) -> u64 {
         let text = self.get("/metrics").1;
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
@@ -299,7 +299,7 @@ fn serve_reloads_new_runs_and_keeps_the_old_one_when_a_new_run_is_corrupt() {
     assert_eq!(server.get_json("/v1/customers/C00000001/groups").0, 200);
 
     // The broken run is not retried every poll (200 ms): the wait doubles from 400 ms.
-    let failures = |s: &Server| s.counter("cohort_reloads_total{result=\"failure\"}");
+    let failures = |s: &Server| s.metric("cohort_reloads_total{result=\"failure\"}");
     let first_failures = failures(&server);
     std::thread::sleep(Duration::from_secs(2));
     let retries = failures(&server) - first_failures;

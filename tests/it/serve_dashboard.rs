@@ -1,12 +1,11 @@
 //! The dashboard's server side, on a real `cohort serve`: the page and its assets,
 //! `/v1/dashboard` (changes since the previous run, sizes over runs), `/v1/overlap`,
-//! live sizing (`/v1/schema`, `/v1/size`) and its limits, and which routes need the token.
-
-use std::time::Duration;
+//! live sizing (`/v1/schema`, `/v1/size`; its limits are in `serve_sizing.rs`), and which
+//! routes need the token.
 
 use serde_json::{json, Value};
 
-use super::harness::{http, sample_project_of, Project};
+use super::harness::{http, Project};
 use super::serve::{published, Server};
 
 const AS_OF: &str = "2026-11-20T00:00:00Z";
@@ -164,6 +163,7 @@ fn serve_dashboard_reports_groups_changes_since_the_previous_run_and_history() {
             .iter()
             .find(|d| d["group"] == id)
             .unwrap_or_else(|| panic!("{id} in {diff}"));
+        assert_eq!(g["new"], false, "{id} was in the previous run");
         assert_eq!(g["entered"], d["entered"], "{id}: {d}");
         assert_eq!(g["exited"], d["exited"], "{id}: {d}");
         if g["entered"] != 0 || g["exited"] != 0 {
@@ -207,6 +207,41 @@ fn serve_dashboard_reports_groups_changes_since_the_previous_run_and_history() {
         us_adults.get("description").is_none(),
         "no key without a description: {us_adults}"
     );
+}
+
+#[test]
+fn serve_dashboard_marks_groups_new_without_a_previous_run() {
+    // The first run: nothing to compare with, so every group is new (not "+0 −0").
+    let p = published("int");
+    let server = Server::start(&p, &[]);
+    let dash = server.get_json("/v1/dashboard").1;
+    assert_eq!(dash["previous_run_id"], Value::Null);
+    let groups = dash["groups"].as_array().unwrap();
+    assert!(!groups.is_empty());
+    for g in groups {
+        assert_eq!(g["new"], true, "{g}");
+        assert_eq!((&g["entered"], &g["exited"]), (&Value::Null, &Value::Null));
+    }
+    drop(server);
+
+    // A later run with one more group: that group is new, the others have a change.
+    p.write(
+        "queries/brand_new.json",
+        r#"{"include": [{"conditions": [{"attribute": "age", "op": "gte", "value": 30}]}]}"#,
+    );
+    p.cohort(&["run", "--as-of=2026-12-20T00:00:00Z"]).ok();
+    let server = Server::start(&p, &[]);
+    let dash = server.get_json("/v1/dashboard").1;
+    assert!(dash["previous_run_id"].is_string(), "{dash}");
+    for g in dash["groups"].as_array().unwrap() {
+        if g["id"] == "brand_new" {
+            assert_eq!(g["new"], true, "{g}");
+            assert_eq!(g["entered"], Value::Null, "{g}");
+        } else {
+            assert_eq!(g["new"], false, "{g}");
+            assert!(g["entered"].is_u64() && g["exited"].is_u64(), "{g}");
+        }
+    }
 }
 
 #[test]
@@ -536,60 +571,4 @@ fn serve_without_customers_says_how_to_enable_sizing() {
         None,
     );
     assert_eq!(status, 200, "{answer}");
-}
-
-#[test]
-fn serve_size_is_bounded_in_time_and_concurrency() {
-    let p = sample_project_of("int", 200_000);
-    p.cohort(&["run", "--as-of", AS_OF]).ok();
-    let heavy = json!({"include": [
-        {"conditions": [{"events": "orders", "aggregate": "sum", "column": "amount", "within_last": "365d", "op": ">", "value": 100}]},
-        {"conditions": [{"attribute": "email", "op": "contains", "values": ["a", "b", "c"], "ignore_case": true}]}
-    ]})
-    .to_string();
-
-    let slow = Server::start(&p, &["--size-timeout", "10ms"]);
-    let (status, answer) = post(&slow, "/v1/size", &heavy, None);
-    assert_eq!(status, 504, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("longer than"),
-        "{answer}"
-    );
-    drop(slow);
-
-    let one = Server::start(&p, &["--max-concurrent-sizes", "1"]);
-    let (status, first) = post(&one, "/v1/size", &heavy, None);
-    assert_eq!(status, 200, "{first}");
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
-    let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..6)
-            .map(|_| {
-                let barrier = barrier.clone();
-                let (one, heavy) = (&one, &heavy);
-                s.spawn(move || {
-                    barrier.wait();
-                    post(one, "/v1/size", heavy, None)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let busy: Vec<&Value> = answers
-        .iter()
-        .filter(|(s, _)| *s == 429)
-        .map(|(_, v)| v)
-        .collect();
-    assert!(!busy.is_empty(), "six at once with one slot: {answers:?}");
-    for answer in &busy {
-        assert_eq!(answer["error"], "too many sizing requests; try again");
-    }
-    for (status, answer) in &answers {
-        assert!(*status == 200 || *status == 429, "{status} {answer}");
-        if *status == 200 {
-            assert_eq!(answer["members"], first["members"]);
-        }
-    }
-    // The slot is free again afterwards.
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(post(&one, "/v1/size", &heavy, None).0, 200);
 }

@@ -158,7 +158,7 @@
       var share = g.share != null ? g.share : (customers ? g.members / customers : null);
       var r = {
         g: g, id: g.id, name: g.name || '', members: g.members || 0, share: share,
-        change: g.entered == null && g.exited == null ? null : (g.entered || 0) - (g.exited || 0),
+        change: g['new'] || (g.entered == null && g.exited == null) ? null : (g.entered || 0) - (g.exited || 0),
         warnings: (g.warnings || []).length,
         hay: (g.id + '\u0000' + (g.name || '') + '\u0000' + (g.description || '')).toLowerCase(),
         html: null
@@ -180,8 +180,11 @@
     var name = g.name && g.name !== g.id ? '<span class="gname">' + esc(g.name) + '</span>' : '';
     var desc = g.description ? '<span class="gdesc">' + esc(g.description) + '</span>' : '';
     var change;
-    if (g.entered == null && g.exited == null) {
-      change = '<span class="muted" title="no previous run">—</span>';
+    if (g['new']) {
+      // First run, or a group the previous run did not have: nothing to compare with.
+      change = '<span class="badge new" title="not in the previous run" data-testid="group-new">new</span>';
+    } else if (g.entered == null && g.exited == null) {
+      change = '<span class="muted" title="the change since the previous run is not available">—</span>';
     } else {
       change = '<span class="plus" title="entered since the previous run">+' + num(g.entered || 0) +
         '</span> <span class="minus" title="exited since the previous run">−' + num(g.exited || 0) + '</span>';
