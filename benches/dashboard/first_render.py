@@ -7,7 +7,7 @@ loopback), measured in a real headless Chromium driven over the DevTools protoco
   2. `cohort serve` on 127.0.0.1 (a free port), with --customers so sizing is on;
   3. headless Chromium (fresh profile, the flags of tests/it/dashboard.rs) with a
      DevTools port; each round opens a fresh tab on the dashboard and waits (bounded) for
-     the page's own timings on <html> (src/serve/assets/app.js), all from navigation
+     the page's own timings on <html> (cohort-serve/src/assets/app.js), all from navigation
      start, in real time:
        data-script-start-ms the page's script starts (HTML, CSS and JS loaded)
        data-data-ms         /v1/dashboard's answer has arrived

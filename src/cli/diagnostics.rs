@@ -6,7 +6,7 @@ use annotate_snippets::{Level, Renderer, Snippet};
 use cohort::definition::Problem;
 
 /// One problem, ready for stderr (several lines when the file can be shown).
-pub fn render(problem: &Problem) -> String {
+pub fn render(problem: &Problem, colour: bool) -> String {
     let kind = if problem.is_error() {
         "error"
     } else {
@@ -53,7 +53,7 @@ pub fn render(problem: &Problem) -> String {
                     .label(label),
             ),
     );
-    let renderer = if super::output::stderr_colour() {
+    let renderer = if colour {
         Renderer::styled()
     } else {
         Renderer::plain()

@@ -135,7 +135,7 @@ pub fn error(text: impl std::fmt::Display) {
 /// with the problem's fields.
 pub fn problem(p: &Problem) {
     if !json_lines() {
-        eprintln!("{}", super::diagnostics::render(p));
+        eprintln!("{}", super::diagnostics::render(p, stderr_colour()));
         return;
     }
     macro_rules! event {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use cohort::serve::{self, ServeOptions, SizingOptions, Tokens};
 use cohort::{Error, Result};
+use cohort_serve::{self as serve, ServeOptions, SizingOptions, Tokens};
 
 use super::config::Project;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A stand-in for `cohort serve` to develop and test the dashboard without cargo.
 
-Serves the real assets (src/serve/assets) at `/` and `/assets/...`, and canned JSON
+Serves the real assets (cohort-serve/src/assets) at `/` and `/assets/...`, and canned JSON
 for the dashboard API as the Rust side implements it:
 
   GET  /v1/dashboard   run header + N generated groups (with history, entered/exited)

@@ -22,7 +22,7 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 TOP_FOLDERS = (
-    "src", "cohort-snapshot", "tests", "benches", "docs", "fuzz", "python", "queries",
+    "src", "cohort", "cohort-serve", "cohort-snapshot", "tests", "benches", "docs", "fuzz", "python", "queries",
     "data", "schema", "scripts", ".ci",
 )
 TOP_FILES = ("Cargo.toml", "Cargo.lock", "cohort.toml", "README.md")

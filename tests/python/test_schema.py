@@ -4,7 +4,7 @@
 - every file in schema_cases/broken/ (and broken_config/) is rejected, every file in
   schema_cases/valid/ is accepted, by the standard validator (Draft 2020-12);
 - the operator and aggregate vocabularies, arities and ignore_case rules in the schema
-  are exactly those of src/definition/ops.rs and model.rs;
+  are exactly those of cohort/src/definition/ops.rs and model.rs;
 - the window pattern agrees with a port of parse_window over edge cases and random text;
 - when a cohort binary exists, `cohort validate` agrees: broken files exit 2, valid ones
   exit 0, and every operator spelling (in odd case) is known to it.
@@ -190,9 +190,9 @@ def test_schema_directives_point_at_the_schemas():
 
 # ------------------------------------------------------------- agreement with the Rust
 
-OPS_RS = (ROOT / "src" / "definition" / "ops.rs").read_text(encoding="utf-8")
-MODEL_RS = (ROOT / "src" / "definition" / "model.rs").read_text(encoding="utf-8")
-TYPING_RS = (ROOT / "src" / "definition" / "typing.rs").read_text(encoding="utf-8")
+OPS_RS = (ROOT / "cohort" / "src" / "definition" / "ops.rs").read_text(encoding="utf-8")
+MODEL_RS = (ROOT / "cohort" / "src" / "definition" / "model.rs").read_text(encoding="utf-8")
+TYPING_RS = (ROOT / "cohort" / "src" / "definition" / "typing.rs").read_text(encoding="utf-8")
 
 
 def rust_operators() -> list[tuple[str, str, list[str]]]:

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::snapshot::layout::latest_run_id;
-use crate::snapshot::Location;
-use crate::snapshot::Snapshot;
-use crate::Error;
+use cohort::snapshot::layout::latest_run_id;
+use cohort::snapshot::Location;
+use cohort::snapshot::Snapshot;
+use cohort::Error;
 
 /// The longest wait before a failed reload is tried again.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
@@ -118,7 +118,7 @@ impl Reloader {
 /// of CPU (spread by rayon), which must not stall the runtime's workers serving requests.
 /// Not a `spawn_blocking` thread, which the runtime waits for when it is dropped: a load
 /// in progress must not hold up the exit after the shutdown grace period.
-pub(super) async fn load(publish: &Location, run_id: &str) -> crate::Result<Snapshot> {
+pub(super) async fn load(publish: &Location, run_id: &str) -> cohort::Result<Snapshot> {
     let handle = tokio::runtime::Handle::current();
     let (publish, run_id) = (publish.clone(), run_id.to_string());
     let (sender, receiver) = futures::channel::oneshot::channel();
@@ -143,7 +143,7 @@ pub(super) async fn load(publish: &Location, run_id: &str) -> crate::Result<Snap
 /// A reload error as `/healthz` shows it: what went wrong, without the publish URL or
 /// any filesystem path (the full error goes to the log).
 pub(super) fn public_message(error: &Error) -> String {
-    use cohort_snapshot::Error as E;
+    use cohort::snapshot::Error as E;
     match error {
         Error::Snapshot(E::Invalid { reason, .. }) => reason.clone(),
         Error::Snapshot(E::NothingPublished { .. }) => {
@@ -265,24 +265,24 @@ mod tests {
         let path = "/home/someone/secret/snapshots/runs/r1";
         let cases = [
             (
-                Error::Snapshot(cohort_snapshot::Error::Invalid {
+                Error::Snapshot(cohort::snapshot::Error::Invalid {
                     url: path.into(),
                     reason: "group 'a': checksum mismatch in 'groups.bin'".into(),
                 }),
                 "group 'a': checksum mismatch in 'groups.bin'",
             ),
             (
-                Error::Snapshot(cohort_snapshot::Error::NothingPublished { url: path.into() }),
+                Error::Snapshot(cohort::snapshot::Error::NothingPublished { url: path.into() }),
                 "no LATEST file under the publish location",
             ),
             (
-                Error::storage(
+                Error::Snapshot(cohort::snapshot::Error::storage(
                     path,
                     object_store::Error::NotFound {
                         path: path.into(),
                         source: "gone".into(),
                     },
-                ),
+                )),
                 "the store has no such object (see the server log)",
             ),
             (

@@ -20,6 +20,18 @@ use datafusion::logical_expr::Expr;
 use crate::definition::{did_you_mean, ConditionSpec, Group, Location, Match, Problem};
 use events::{EventAggregate, EventTables};
 
+/// A problem with one condition: message plus optional hint. Location is added by the caller.
+pub type ConditionError = (String, Option<String>);
+
+/// An operator given an operand of the wrong shape: typing makes this impossible, and it
+/// is reported as a problem of the condition rather than trusted.
+pub(crate) fn shape_mismatch(op: crate::definition::Op, attribute: &str) -> ConditionError {
+    (
+        format!("operator '{op}' can't be applied to '{attribute}' with the values given"),
+        None,
+    )
+}
+
 /// A column reference by exact name (no parsing of dots or case folding).
 pub fn col_exact(name: &str) -> Expr {
     Expr::Column(datafusion::prelude::Column::new_unqualified(name))
@@ -365,7 +377,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn condition(&mut self, spec: &ConditionSpec) -> Result<Term, attribute::ConditionError> {
+    fn condition(&mut self, spec: &ConditionSpec) -> Result<Term, ConditionError> {
         let expr = match spec {
             ConditionSpec::GroupRef { group, negated } => {
                 return match self.group_position.get(group.as_str()) {

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::logical_expr::Expr;
 
-use super::attribute::{self, ColumnKind, ConditionError};
+use super::attribute::{self, ColumnKind};
+use super::ConditionError;
 use crate::definition::{
     did_you_mean, Aggregate, AttributeCondition, EventCondition, Literal, Op, Operand,
 };

@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 
 use super::errors::{error, rejection};
 use super::AppState;
-use crate::snapshot::catalog;
-use crate::snapshot::manifest::Manifest;
-use crate::snapshot::reader::parse_manifest;
-use crate::snapshot::Snapshot;
+use cohort::snapshot::catalog;
+use cohort::snapshot::manifest::Manifest;
+use cohort::snapshot::reader::parse_manifest;
+use cohort::snapshot::Snapshot;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -219,7 +219,7 @@ async fn runs(
     state: &AppState,
     served: &str,
     manifest: &Manifest,
-) -> crate::Result<(Vec<(String, Manifest)>, Option<String>)> {
+) -> cohort::Result<(Vec<(String, Manifest)>, Option<String>)> {
     let publish = &state.options.publish;
     let listed = catalog::list_runs(publish).await?;
     let older: Vec<&catalog::RunInfo> = match listed.iter().position(|r| r.run_id == served) {
@@ -248,11 +248,11 @@ async fn changes(
     state: &AppState,
     previous: &str,
     served: Arc<Snapshot>,
-) -> crate::Result<Changes> {
+) -> cohort::Result<Changes> {
     let old = super::reload::load(&state.options.publish, previous).await?;
     let diffs = tokio::task::spawn_blocking(move || catalog::diff(&old, &served))
         .await
-        .map_err(|e| crate::Error::Data(format!("comparing runs failed: {e}")))?;
+        .map_err(|e| cohort::Error::Data(format!("comparing runs failed: {e}")))?;
     Ok(diffs
         .into_iter()
         .filter(|d| d.in_old && d.in_new)
@@ -293,7 +293,7 @@ pub(super) async fn overlap(
     }
     let snapshot = state.snapshot();
     if let Some(unknown) = ids.iter().find(|g| snapshot.cardinality(g).is_none()) {
-        let hint = crate::definition::did_you_mean(
+        let hint = cohort::definition::did_you_mean(
             unknown,
             snapshot.groups().iter().map(|g| g.id.as_str()),
         )

@@ -1,9 +1,12 @@
-//! Relative time windows (`30d`, `12h`, `2w`), parsed once where definitions are read, and
-//! the range of instants they and `as_of` must stay in (SPEC §1).
+//! Time in definitions: relative windows (`30d`, `12h`, `2w`) and absolute dates and
+//! timestamps, parsed once where definitions are read, and the range of instants they and
+//! `as_of` must stay in (SPEC §1).
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+
+use super::Literal;
 
 /// The longest window accepted: 200 years (so `as_of - window` stays a valid timestamp).
 const MAX_WINDOW_HOURS: i128 = 200 * 366 * 24;
@@ -77,9 +80,39 @@ impl fmt::Display for Window {
     }
 }
 
+/// Parses a date (its UTC midnight) or RFC 3339 timestamp into nanoseconds since the epoch.
+pub fn parse_instant(value: &Literal) -> Option<i128> {
+    let text = match value {
+        Literal::Str(s) => s.trim().to_string(),
+        Literal::Date(d) => d.to_string(),
+        _ => return None,
+    };
+    if let Ok(date) = NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
+        let midnight = date.and_hms_opt(0, 0, 0)?.and_utc();
+        return Some(midnight.timestamp_nanos_opt()? as i128);
+    }
+    if let Ok(ts) = DateTime::parse_from_rfc3339(&text) {
+        return Some(ts.timestamp_nanos_opt()? as i128);
+    }
+    // A TOML local datetime has no offset; like naive timestamps in the data, it is UTC.
+    let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some(naive.and_utc().timestamp_nanos_opt()? as i128)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NANOS_PER_DAY: i128 = 86_400_000_000_000;
+
+    #[test]
+    fn instants() {
+        let s = |t: &str| parse_instant(&Literal::Str(t.into()));
+        assert_eq!(s("1970-01-02"), Some(NANOS_PER_DAY));
+        assert_eq!(s("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(s("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(s("yesterday"), None);
+    }
 
     fn parse_window(text: &str) -> Option<i128> {
         Window::parse(text).map(|w| w.nanos())

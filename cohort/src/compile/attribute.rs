@@ -3,7 +3,7 @@
 //! The returned expression may be NULL for a missing value; the caller wraps it in
 //! `IS TRUE`, which is exactly SPEC §2.1's rule that a condition on a null is false.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::functions::expr_fn::{contains, ends_with, lower, starts_with};
 use datafusion::functions_nested::expr_fn::{array_has_any, make_array};
@@ -15,8 +15,10 @@ use datafusion::scalar::ScalarValue;
 
 use super::decimal::{self, DecimalColumn};
 use super::tree;
-use super::Cmp;
-use crate::definition::{as_of_nanos, AttributeCondition, Literal, Op, Operand, Window};
+use super::{shape_mismatch, Cmp, ConditionError};
+use crate::definition::{
+    as_of_nanos, parse_instant, AttributeCondition, Literal, Op, Operand, Window,
+};
 
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
@@ -132,9 +134,6 @@ impl ColumnKind {
         }
     }
 }
-
-/// A problem with one condition: message plus optional hint. Location is added by the caller.
-pub type ConditionError = (String, Option<String>);
 
 /// Compiles an attribute condition over a column of type `data_type`.
 pub fn compile(
@@ -268,15 +267,6 @@ fn number(value: &Literal) -> Option<Expr> {
         Literal::Float(x) => Some(lit(*x)),
         _ => None,
     }
-}
-
-/// An operator given an operand of the wrong shape: typing makes this impossible, and it
-/// is reported as a problem of the condition rather than trusted.
-pub(super) fn shape_mismatch(op: Op, attribute: &str) -> ConditionError {
-    (
-        format!("operator '{op}' can't be applied to '{attribute}' with the values given"),
-        None,
-    )
 }
 
 /// Operators over plain scalar literals (strings, numbers, booleans).
@@ -444,37 +434,4 @@ fn bad_window(text: &str) -> ConditionError {
         format!("bad window '{text}'"),
         Some("write a whole number followed by h, d or w, e.g. '30d'".into()),
     )
-}
-
-/// Parses a date (its UTC midnight) or RFC 3339 timestamp into nanoseconds since the epoch.
-pub fn parse_instant(value: &Literal) -> Option<i128> {
-    let text = match value {
-        Literal::Str(s) => s.trim().to_string(),
-        Literal::Date(d) => d.to_string(),
-        _ => return None,
-    };
-    if let Ok(date) = NaiveDate::parse_from_str(&text, "%Y-%m-%d") {
-        let midnight = date.and_hms_opt(0, 0, 0)?.and_utc();
-        return Some(midnight.timestamp_nanos_opt()? as i128);
-    }
-    if let Ok(ts) = DateTime::parse_from_rfc3339(&text) {
-        return Some(ts.timestamp_nanos_opt()? as i128);
-    }
-    // A TOML local datetime has no offset; like naive timestamps in the data, it is UTC.
-    let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-    Some(naive.and_utc().timestamp_nanos_opt()? as i128)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn instants() {
-        let s = |t: &str| parse_instant(&Literal::Str(t.into()));
-        assert_eq!(s("1970-01-02"), Some(NANOS_PER_DAY));
-        assert_eq!(s("1970-01-01T01:00:00+01:00"), Some(0));
-        assert_eq!(s("1970-01-01T00:00:01Z"), Some(1_000_000_000));
-        assert_eq!(s("yesterday"), None);
-    }
 }

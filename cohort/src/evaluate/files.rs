@@ -39,12 +39,15 @@ pub(crate) struct TableFile {
     pub(crate) metadata: Arc<ParquetMetaData>,
     /// Its columns as the Arrow reader sees them (the embedded Arrow schema, if any).
     pub(crate) schema: SchemaRef,
-    /// The values of the table's partition columns for this file, in their order.
+    /// The values of the table's partition columns for this file, in their order (a
+    /// cluster's scan gives each file's rows these constants).
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub(crate) partition_values: Vec<String>,
 }
 
 impl TableFile {
     /// Rows in the file, from the footer.
+    #[cfg_attr(not(feature = "ballista"), allow(dead_code))]
     pub(crate) fn rows(&self) -> u64 {
         u64::try_from(self.metadata.file_metadata().num_rows()).unwrap_or(0)
     }

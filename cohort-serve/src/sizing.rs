@@ -27,10 +27,10 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::errors::error;
 use super::AppState;
-use crate::compile::attribute::ColumnKind;
-use crate::definition::{self, ConditionSpec, Group, Location, Problem};
-use crate::pipeline::{operators_by_family, LiveSizer};
-use crate::{Error, Pipeline};
+use cohort::compile::attribute::ColumnKind;
+use cohort::definition::{self, ConditionSpec, Group, Location, Problem};
+use cohort::pipeline::{operators_by_family, LiveSizer};
+use cohort::{Error, Pipeline};
 
 /// Why sizing answers 404 without a customers source, and how to enable it.
 pub(super) const DISABLED: &str =
@@ -74,7 +74,7 @@ pub(super) struct Sizing {
 }
 
 impl Sizing {
-    pub(super) fn new(options: SizingOptions) -> crate::Result<Sizing> {
+    pub(super) fn new(options: SizingOptions) -> cohort::Result<Sizing> {
         Ok(Sizing {
             permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
             sizer: OnceCell::new(),
@@ -85,7 +85,7 @@ impl Sizing {
 
     /// The opened tables: opened on first use (on the sizing runtime), tried again after
     /// a failure.
-    pub(super) async fn sizer(&self) -> crate::Result<Arc<LiveSizer>> {
+    pub(super) async fn sizer(&self) -> cohort::Result<Arc<LiveSizer>> {
         self.sizer
             .get_or_try_init(|| async {
                 let pipeline = self.options.pipeline.clone();
@@ -123,7 +123,7 @@ impl Sizing {
 struct Pool(Option<tokio::runtime::Runtime>);
 
 impl Pool {
-    fn new(threads: usize) -> crate::Result<Pool> {
+    fn new(threads: usize) -> cohort::Result<Pool> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .max_blocking_threads(4 * threads)

@@ -1,10 +1,14 @@
-//! `cohort serve`: the HTTP lookup service over the published snapshot, with hot reload.
+//! `cohort serve`: the HTTP lookup service over the published snapshot, with hot reload,
+//! live sizing on a pool of its own, and the dashboard.
 //!
 //! The served run sits behind an `Arc` swapped atomically: a request sees one whole run,
 //! and a new run is swapped in only after it has been loaded and verified in full.
 //! Concerns live beside this file: [`auth`] (bearer tokens), [`reload`] (polling and
 //! backoff), [`errors`] (every error as JSON), [`server`] (connections and shutdown),
 //! [`handlers`] (the endpoints) and [`metrics`].
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![deny(unsafe_code)]
 
 mod auth;
 mod dashboard;
@@ -30,9 +34,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::snapshot::Location;
-use crate::snapshot::Snapshot;
-use crate::Result;
+use cohort::snapshot::Location;
+use cohort::snapshot::Snapshot;
+use cohort::Result;
 
 pub use auth::Tokens;
 pub use dashboard::{HISTORY_RUNS, MAX_OVERLAP_GROUPS};

@@ -22,8 +22,8 @@ use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr as SqlExpr};
 
-use super::attribute::ConditionError;
 use super::tree;
+use super::ConditionError;
 
 /// The most elements or characters a function may build per row from a count argument.
 pub(super) const MAX_BUILT_PER_ROW: i128 = 1024;

@@ -286,7 +286,7 @@ fn type_event_condition(raw: RawCondition, at: &Location) -> Result<EventConditi
     };
     for (key, bound) in [("before", &raw.before), ("after", &raw.after)] {
         if let Some(value) = bound {
-            if crate::compile::attribute::parse_instant(value).is_none() {
+            if super::parse_instant(value).is_none() {
                 return Err(Box::new(
                     Problem::error(at, format!("bad {key} = {value}: not a date or timestamp"))
                         .with_hint(Some("write e.g. 2026-01-31 or 2026-01-31T12:00:00Z".into())),

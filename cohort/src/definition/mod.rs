@@ -20,7 +20,7 @@ pub use ops::{Arity, Op};
 pub use problems::{did_you_mean, Location, Position, Problem, Severity};
 pub use raw::{IdLiteral, Literal, RawCondition, RawValue, RawValues};
 pub use typing::type_condition;
-pub use window::{as_of_nanos, check_as_of, OutOfRange, Window};
+pub use window::{as_of_nanos, check_as_of, parse_instant, OutOfRange, Window};
 
 #[cfg(test)]
 mod tests {

@@ -13,9 +13,9 @@ use datafusion::arrow::datatypes::{i256, DataType};
 use datafusion::logical_expr::{lit, Expr};
 use datafusion::scalar::ScalarValue;
 
-use super::attribute::ConditionError;
 use super::tree;
 use super::Cmp;
+use super::ConditionError;
 use crate::definition::{Literal, Op, Operand};
 
 /// A literal as an exact decimal: `mantissa / 10^scale`.
@@ -190,7 +190,7 @@ pub(super) fn compile(
             terms.extend(values.into_iter().map(|v| equal(v).not()));
             tree::all(terms).unwrap_or(lit(true))
         }
-        (op, _) => return Err(super::attribute::shape_mismatch(op, attribute)),
+        (op, _) => return Err(super::shape_mismatch(op, attribute)),
     })
 }
 

@@ -3,9 +3,9 @@
 //!
 //! The modules follow the pipeline: [`definition`] → [`compile`] → [`evaluate`] →
 //! [`bitmap`] → [`snapshot`] (the `cohort-snapshot` crate, with [`ids`] on its ground
-//! floor) → [`serve`]. [`Pipeline`] is the front door: it takes the world (object stores,
-//! clock, progress, engine) as arguments and runs the stages in order. The command line is
-//! the binary's, over this library.
+//! floor). [`Pipeline`] is the front door: it takes the world (object stores, clock,
+//! progress, engine) as arguments and runs the stages in order. The HTTP service is the
+//! `cohort-serve` crate and the command line the `cohort-cli` crate, both over this one.
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![deny(unsafe_code)]
 
@@ -18,7 +18,6 @@ pub mod evaluate;
 pub mod fuzzing;
 pub mod pipeline;
 pub mod progress;
-pub mod serve;
 
 pub use cohort_snapshot::{self as snapshot, ids, Snapshot, Stores};
 pub use error::{Error, Result};

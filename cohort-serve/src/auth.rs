@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::{Error, Result};
+use cohort::{Error, Result};
 
 /// A token file is checked for a new token at most this often.
 const RECHECK: Duration = Duration::from_secs(1);
