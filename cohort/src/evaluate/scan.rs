@@ -357,9 +357,11 @@ async fn scan_partition(
             extra: (0..*extras).map(|i| batch.column(1 + i).clone()).collect(),
         });
         progress.advance(len as u64);
-        // Batches that are ready one after another never make the task wait: give the
-        // runtime its turn now and then, so the task can be aborted between batches.
-        tokio::task::coop::consume_budget().await;
+        // When batches are ready one after another the task never waits, and a poll could
+        // evaluate a whole partition (tokio's budget outlasts a partition's batches, each
+        // milliseconds of work): yield after each one, so that other tasks run and an
+        // aborted scan (a sizing past its deadline) stops within a batch.
+        tokio::task::yield_now().await;
     }
     Ok(part)
 }
