@@ -39,14 +39,15 @@ fn running(server: &Server) -> u64 {
 /// Sizings posted one after another from `threads` threads until `stop` is set (at most
 /// `most` each); the statuses. `in_flight` counts the sizings sent and not yet answered,
 /// `answered` those answered.
-struct Sizings<'a> {
-    in_flight: &'a AtomicUsize,
-    answered: &'a AtomicUsize,
-    stop: &'a AtomicBool,
-    statuses: &'a Mutex<Vec<(u16, Value)>>,
+#[derive(Default)]
+struct Sizings {
+    in_flight: AtomicUsize,
+    answered: AtomicUsize,
+    stop: AtomicBool,
+    statuses: Mutex<Vec<(u16, Value)>>,
 }
 
-impl Sizings<'_> {
+impl Sizings {
     fn run(&self, server: &Server, body: &str, most: usize) {
         for _ in 0..most {
             if self.stop.load(Ordering::SeqCst) {
@@ -88,18 +89,7 @@ fn lookups_are_answered_while_sizings_run() {
     let (status, checked) = server.post("/v1/check", &checks);
     assert_eq!(status, 200, "{checked}");
 
-    let (in_flight, answered, stop) = (
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicBool::new(false),
-    );
-    let statuses = Mutex::new(Vec::new());
-    let sizings = Sizings {
-        in_flight: &in_flight,
-        answered: &answered,
-        stop: &stop,
-        statuses: &statuses,
-    };
+    let sizings = Sizings::default();
     let heavy = heavy();
     let mut during = 0;
     std::thread::scope(|s| {
@@ -121,17 +111,17 @@ fn lookups_are_answered_while_sizings_run() {
                 }
             }
             assert_eq!(server.post("/v1/check", &checks), (200, checked.clone()));
-            if answered.load(Ordering::SeqCst) >= 4 {
+            if sizings.answered.load(Ordering::SeqCst) >= 4 {
                 break;
             }
         }
-        stop.store(true, Ordering::SeqCst);
+        sizings.stop.store(true, Ordering::SeqCst);
     });
     assert!(
         during > 0,
         "some lookups were answered while a sizing held its slot"
     );
-    let statuses = statuses.into_inner().unwrap();
+    let statuses = sizings.statuses.into_inner().unwrap();
     assert!(statuses.len() >= 2, "{statuses:?}");
     for (status, answer) in &statuses {
         assert_eq!(*status, 200, "{answer}");
@@ -143,18 +133,7 @@ fn lookups_are_answered_while_sizings_run() {
 fn a_full_sizing_pool_answers_429_at_once() {
     let p = project();
     let server = Server::start(&p, &["--max-concurrent-sizes", "1"]);
-    let (in_flight, answered, stop) = (
-        AtomicUsize::new(0),
-        AtomicUsize::new(0),
-        AtomicBool::new(false),
-    );
-    let statuses = Mutex::new(Vec::new());
-    let sizings = Sizings {
-        in_flight: &in_flight,
-        answered: &answered,
-        stop: &stop,
-        statuses: &statuses,
-    };
+    let sizings = Sizings::default();
     let heavy = heavy();
     // 429s answered while the sizing holding the slot was still scanning.
     let mut at_once = Vec::new();
@@ -163,10 +142,10 @@ fn a_full_sizing_pool_answers_429_at_once() {
         s.spawn(|| sizings.run(&server, &heavy, 30));
         server.wait_until("a sizing in progress", |s| running(s) == 1);
         for _ in 0..50 {
-            let before = answered.load(Ordering::SeqCst);
+            let before = sizings.answered.load(Ordering::SeqCst);
             let (status, answer) = server.post("/v1/size", &heavy);
-            let after = answered.load(Ordering::SeqCst);
-            if status == 429 && before == after && in_flight.load(Ordering::SeqCst) == 1 {
+            let after = sizings.answered.load(Ordering::SeqCst);
+            if status == 429 && before == after && sizings.in_flight.load(Ordering::SeqCst) == 1 {
                 at_once.push(answer);
                 if at_once.len() >= 3 {
                     break;
@@ -175,7 +154,7 @@ fn a_full_sizing_pool_answers_429_at_once() {
                 others.push((status, answer));
             }
         }
-        stop.store(true, Ordering::SeqCst);
+        sizings.stop.store(true, Ordering::SeqCst);
     });
     assert!(
         !at_once.is_empty(),
@@ -184,7 +163,7 @@ fn a_full_sizing_pool_answers_429_at_once() {
     for answer in &at_once {
         assert_eq!(answer["error"], "too many sizing requests; try again");
     }
-    for (status, answer) in others.iter().chain(statuses.lock().unwrap().iter()) {
+    for (status, answer) in others.iter().chain(sizings.statuses.lock().unwrap().iter()) {
         assert!(*status == 200 || *status == 429, "{status} {answer}");
     }
     // Lookups were not refused meanwhile, and the slot is free once the sizings are over.
