@@ -5,9 +5,9 @@
 use std::hint::black_box;
 use std::sync::Arc;
 
-use cohort::evaluate::bitmap_from_bits;
-use cohort::evaluate::engine::DEFAULT_BATCH_SIZE;
 use cohort::ids::IdMapping;
+use cohort::internals::bitmap_from_bits;
+use cohort::internals::DEFAULT_BATCH_SIZE;
 use cohort::snapshot::index::{parse_group, MembershipIndex};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};

@@ -100,28 +100,33 @@ fn bearer_token(header: &[u8]) -> Option<&[u8]> {
 
 fn read_token(path: &Path) -> Result<String> {
     let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Usage(format!(
-            "token file '{}' does not exist: --token-file names a file holding the bearer token",
-            path.display()
-        )),
+        std::io::ErrorKind::NotFound => Error::Missing {
+            what: format!("token file '{}' does not exist", path.display()),
+            help: "--token-file names a file holding the bearer token".into(),
+        },
         _ => Error::io(path.display(), e),
     };
     let size = std::fs::metadata(path).map_err(io)?.len();
     if size > MAX_TOKEN_FILE_BYTES {
-        return Err(Error::Usage(format!(
-            "token file '{}' holds {size} bytes; a token file holds one line (at most {MAX_TOKEN_FILE_BYTES} bytes)",
-            path.display()
-        )));
+        return Err(Error::Setting {
+            setting: "--token-file".into(),
+            value: path.display().to_string(),
+            reason: format!(
+                "it holds {size} bytes; a token file holds one line (at most \
+                 {MAX_TOKEN_FILE_BYTES} bytes)"
+            ),
+        });
     }
     let token = std::fs::read_to_string(path)
         .map_err(io)?
         .trim()
         .to_string();
     if token.is_empty() {
-        return Err(Error::Usage(format!(
-            "token file '{}' is empty",
-            path.display()
-        )));
+        return Err(Error::Setting {
+            setting: "--token-file".into(),
+            value: path.display().to_string(),
+            reason: "the file is empty".into(),
+        });
     }
     Ok(token)
 }

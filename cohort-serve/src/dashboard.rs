@@ -252,7 +252,10 @@ async fn changes(
     let old = super::reload::load(&state.options.publish, previous).await?;
     let diffs = tokio::task::spawn_blocking(move || catalog::diff(&old, &served))
         .await
-        .map_err(|e| cohort::Error::Data(format!("comparing runs failed: {e}")))?;
+        .map_err(|source| cohort::Error::Task {
+            task: "comparing runs",
+            source,
+        })?;
     Ok(diffs
         .into_iter()
         .filter(|d| d.in_old && d.in_new)

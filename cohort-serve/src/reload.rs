@@ -134,7 +134,7 @@ pub(super) async fn load(publish: &Location, run_id: &str) -> cohort::Result<Sna
     match receiver.await {
         Ok(result) => result.map_err(Error::from),
         // The thread panicked (the panic has been printed): report it as a failed load.
-        Err(_) => Err(Error::Data(
+        Err(_) => Err(Error::Internal(
             "loading the run panicked (see the server log)".into(),
         )),
     }

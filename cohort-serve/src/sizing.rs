@@ -27,9 +27,8 @@ use tokio::task::{JoinError, JoinHandle};
 
 use super::errors::error;
 use super::AppState;
-use cohort::compile::attribute::ColumnKind;
 use cohort::definition::{self, ConditionSpec, Group, Location, Problem};
-use cohort::pipeline::{operators_by_family, LiveSizer};
+use cohort::pipeline::{column_family, LiveSizer};
 use cohort::{Error, Pipeline};
 
 /// Why sizing answers 404 without a customers source, and how to enable it.
@@ -100,9 +99,10 @@ impl Sizing {
                     );
                     Ok::<_, Error>(Arc::new(sizer))
                 });
-                opening
-                    .await
-                    .map_err(|e| Error::Data(format!("opening the customers table failed: {e}")))?
+                opening.await.map_err(|source| Error::Task {
+                    task: "opening the customers table",
+                    source,
+                })?
             })
             .await
             .cloned()
@@ -202,25 +202,32 @@ pub(super) async fn schema(State(state): State<Arc<AppState>>) -> Response {
         .fields()
         .iter()
         .map(|f| {
-            let kind = ColumnKind::of(f.data_type());
             json!({
                 "name": f.name(),
                 "type": f.data_type().to_string(),
-                "kind": kind.family(),
+                "kind": column_family(f.data_type()).name(),
                 "nullable": f.is_nullable(),
                 "id": f.name() == sizer.id_column(),
                 "examples": sizer.examples(f.name()),
             })
         })
         .collect();
-    let operators: serde_json::Map<String, Value> = operators_by_family()
-        .into_iter()
-        .map(|(family, ops)| {
-            let ops: Vec<Value> = ops
-                .into_iter()
-                .map(|o| json!({"op": o.op, "label": o.label, "arity": o.arity}))
+    // The operators that apply to each column family, as the form lists them.
+    let operators: serde_json::Map<String, Value> = definition::Family::ALL
+        .iter()
+        .map(|family| {
+            let ops: Vec<Value> = definition::OPERATORS
+                .iter()
+                .filter(|o| o.families.contains(family))
+                .map(|o| {
+                    json!({
+                        "op": o.name,
+                        "label": o.aliases.first().copied().unwrap_or(o.name),
+                        "arity": o.arity.name(),
+                    })
+                })
                 .collect();
-            (family.to_string(), Value::from(ops))
+            (family.name().to_string(), Value::from(ops))
         })
         .collect();
     let groups: Vec<String> = state
@@ -232,6 +239,7 @@ pub(super) async fn schema(State(state): State<Arc<AppState>>) -> Response {
     Json(json!({
         "columns": columns,
         "operators": operators,
+        "vocabulary": definition::vocabulary(),
         "groups": groups,
         "events": sizer.event_tables().collect::<Vec<_>>(),
         "id_column": sizer.id_column(),
@@ -319,9 +327,14 @@ pub(super) async fn size(State(state): State<Arc<AppState>>, body: Bytes) -> Res
             .into_response()
         }
         Err(Error::Definitions(found)) => problems(found),
-        Err(e @ (Error::Data(_) | Error::NotFound(_) | Error::Usage(_))) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
-        }
+        // What the request or the data it names got wrong: 422 with the message.
+        Err(
+            e @ (Error::StaticIds { .. }
+            | Error::IdType { .. }
+            | Error::Table { .. }
+            | Error::TooManyCustomers { .. }),
+        ) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Err(e) if e.exit_code() == 2 => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
         Err(e) => {
             tracing::error!(error = %e, "live sizing failed");
             error(

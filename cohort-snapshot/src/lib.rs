@@ -30,17 +30,23 @@ pub mod catalog;
 mod error;
 pub mod export;
 pub mod ids;
+#[doc(hidden)]
 pub mod index;
+#[doc(hidden)]
 pub mod layout;
 pub mod location;
 pub mod manifest;
+#[doc(hidden)]
 pub mod memory;
-pub mod portable;
+mod portable;
 pub mod reader;
+#[doc(hidden)]
 pub mod transpose;
+#[doc(hidden)]
 pub mod writer;
 
 pub use error::{Error, Malformed, Result};
 pub use location::{Location, Stores};
 pub use manifest::Manifest;
 pub use reader::Snapshot;
+pub use writer::Promote;

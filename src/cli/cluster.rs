@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use cohort::evaluate::distributed::servers::{self, ExecutorOptions, SchedulerOptions};
+use cohort::cluster::{self as servers, ExecutorOptions, SchedulerOptions};
 use cohort::{Error, Result, Stores};
 
 /// `cohort scheduler`.
@@ -47,10 +47,10 @@ fn address(text: &str, flag: &str) -> Result<SocketAddr> {
     text.to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid {flag} '{text}': expected HOST:PORT, e.g. 127.0.0.1:50050"
-            ))
+        .ok_or_else(|| Error::Setting {
+            setting: flag.to_string(),
+            value: text.to_string(),
+            reason: "expected HOST:PORT, e.g. 127.0.0.1:50050".into(),
         })
 }
 
@@ -58,10 +58,10 @@ fn duration(text: &str, flag: &str) -> Result<std::time::Duration> {
     humantime::parse_duration(text.trim())
         .ok()
         .filter(|d| !d.is_zero())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid {flag} '{text}': expected a duration such as 30s or 3m"
-            ))
+        .ok_or_else(|| Error::Setting {
+            setting: flag.to_string(),
+            value: text.to_string(),
+            reason: "expected a duration such as 30s or 3m".into(),
         })
 }
 

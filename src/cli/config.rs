@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use cohort::compile::events::EventConfig;
 use cohort::definition::spans::{self, Kind, Node};
 use cohort::definition::{did_you_mean, Location as At, Problem};
+use cohort::pipeline::EventConfig;
 use cohort::snapshot::{Location, Stores};
 use cohort::{Error, Pipeline, Result};
 use serde::Deserialize;
@@ -153,10 +153,11 @@ impl Project {
         let mut events = file.source.events;
         for spec in &flags.event_urls {
             let Some((name, url)) = spec.split_once('=') else {
-                return Err(Error::Usage(format!(
-                    "{} expects name=url, got '{spec}'",
-                    origin("--events", config_path)
-                )));
+                return Err(Error::Setting {
+                    setting: origin("--events", config_path),
+                    value: spec.clone(),
+                    reason: "expected name=url".into(),
+                });
             };
             let entry = events.entry(name.trim().to_string()).or_default();
             entry.url = url.trim().to_string();
@@ -197,22 +198,23 @@ impl Project {
 
     fn engine(&self) -> Result<cohort::Engine> {
         let timeout = match &self.engine.engine_timeout {
-            None => cohort::evaluate::DEFAULT_ENGINE_TIMEOUT,
+            None => cohort::DEFAULT_ENGINE_TIMEOUT,
             Some(text) => humantime::parse_duration(text.trim())
                 .ok()
                 .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "invalid {} '{text}': expected a duration such as 90s or 10m",
-                        self.engine_from[1]
-                    ))
+                .ok_or_else(|| Error::Setting {
+                    setting: self.engine_from[1].clone(),
+                    value: text.clone(),
+                    reason: "expected a duration such as 90s or 10m".into(),
                 })?,
         };
         let name = self.engine.engine.as_deref().unwrap_or("local").trim();
         cohort::Engine::from_name(name, timeout).map_err(|e| match e {
-            Error::Usage(message) => {
-                Error::Usage(format!("invalid {}: {message}", self.engine_from[0]))
-            }
+            Error::Setting { value, reason, .. } => Error::Setting {
+                setting: self.engine_from[0].clone(),
+                value,
+                reason,
+            },
             other => other,
         })
     }
@@ -247,11 +249,14 @@ impl Project {
 
     /// The pipeline these settings describe.
     pub fn pipeline(&self) -> Result<Pipeline> {
-        let customers = self.source.customers.clone().ok_or_else(|| {
-            Error::Usage(
-                "no customers table: pass --customers <url> or set customers in cohort.toml".into(),
-            )
-        })?;
+        let customers = self
+            .source
+            .customers
+            .clone()
+            .ok_or_else(|| Error::Missing {
+                what: "no customers table".into(),
+                help: "pass --customers <url> or set customers in cohort.toml".into(),
+            })?;
         let mut pipeline = Pipeline::new(customers)
             .with_stores(self.stores.clone())
             .with_definitions(self.queries())
@@ -278,16 +283,15 @@ const EVENT_KEYS: &[&str] = &["url", "id_column", "time_column"];
 
 fn read_config(path: &Path) -> Result<ConfigFile> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Usage(match given_on_command_line("--config") {
-            false if std::env::var_os(env_name("--config")).is_some() => format!(
-                "config file '{}' does not exist: set COHORT_CONFIG to an existing file, or unset it",
-                path.display()
-            ),
-            _ => format!(
-                "config file '{}' does not exist: pass an existing --config <file>, or leave it out",
-                path.display()
-            ),
-        }),
+        std::io::ErrorKind::NotFound => Error::Missing {
+            what: format!("config file '{}' does not exist", path.display()),
+            help: match given_on_command_line("--config") {
+                false if std::env::var_os(env_name("--config")).is_some() => {
+                    "set COHORT_CONFIG to an existing file, or unset it".into()
+                }
+                _ => "pass an existing --config <file>, or leave it out".into(),
+            },
+        },
         _ => Error::io(path.display(), e),
     })?;
     let file = path.display().to_string();
@@ -486,13 +490,16 @@ pub fn parse_as_of(text: &str, from: &str) -> Result<DateTime<Utc>> {
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map(|midnight| midnight.and_utc())
         })
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "invalid {from} '{text}': expected an RFC 3339 timestamp such as 2026-11-22T00:00:00Z"
-            ))
+        .ok_or_else(|| Error::Setting {
+            setting: from.to_string(),
+            value: text.to_string(),
+            reason: "expected an RFC 3339 timestamp such as 2026-11-22T00:00:00Z".into(),
         })?;
-    cohort::definition::check_as_of(parsed)
-        .map_err(|e| Error::Usage(format!("invalid {from} '{text}': {e}")))
+    cohort::definition::check_as_of(parsed).map_err(|e| Error::Setting {
+        setting: from.to_string(),
+        value: text.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -22,11 +22,10 @@ pub struct ExportArgs {
 }
 
 pub async fn run(project: &Project, args: ExportArgs) -> Result<()> {
-    let format = ExportFormat::of_name(&args.out).ok_or_else(|| {
-        Error::Usage(format!(
-            "cannot tell the format of '{}': use a .csv, .jsonl or .parquet name",
-            args.out
-        ))
+    let format = ExportFormat::of_name(&args.out).ok_or_else(|| Error::Setting {
+        setting: "--out".into(),
+        value: args.out.clone(),
+        reason: "cannot tell its format: use a .csv, .jsonl or .parquet name".into(),
     })?;
     let snapshot = Snapshot::open_at(&project.publish()?).await?;
     let Some(group) = &args.group else {

@@ -38,10 +38,11 @@ enum GenIdType {
 
 pub fn run(args: GenArgs) -> Result<()> {
     let anchor = chrono::NaiveDate::parse_from_str(&args.anchor, "%Y-%m-%d").map_err(|_| {
-        Error::Usage(format!(
-            "invalid --anchor '{}': expected YYYY-MM-DD",
-            args.anchor
-        ))
+        Error::Setting {
+            setting: "--anchor".into(),
+            value: args.anchor.clone(),
+            reason: "expected YYYY-MM-DD".into(),
+        }
     })?;
     let options = GenOptions {
         customers: args.customers,

@@ -100,8 +100,11 @@ pub async fn runs(project: &Project, args: RunsArgs) -> Result<()> {
 
 pub async fn gc(project: &Project, args: GcArgs) -> Result<()> {
     let publish = project.publish()?;
-    let min_age = chrono::Duration::from_std(args.min_age)
-        .map_err(|_| Error::Usage(format!("--min-age {:?} is too long", args.min_age)))?;
+    let min_age = chrono::Duration::from_std(args.min_age).map_err(|_| Error::Setting {
+        setting: "--min-age".into(),
+        value: format!("{:?}", args.min_age),
+        reason: "it is too long".into(),
+    })?;
     let policy = catalog::GcPolicy {
         keep: args.keep,
         min_age,
@@ -145,18 +148,18 @@ pub async fn diff(project: &Project, args: DiffArgs) -> Result<()> {
         (Some(a), Some(b)) => (a, b),
         (None, None) => catalog::default_pair(&publish).await?,
         _ => {
-            return Err(Error::Usage(
-                "give both runs to compare, or neither (the two latest)".into(),
+            return Err(Error::Request(
+                "give both runs to compare, or neither (the two latest)",
             ))
         }
     };
     let known = catalog::list_runs(&publish).await?;
     for run in [&a, &b] {
         if !known.iter().any(|r| &r.run_id == run) {
-            return Err(Error::NotFound(format!(
-                "unknown run '{run}' under '{}': `cohort runs` lists the published runs",
-                publish.display
-            )));
+            return Err(Error::UnknownRun {
+                run: run.clone(),
+                publish: publish.display.clone(),
+            });
         }
     }
     let old = Snapshot::open_run_at(&publish, &a).await?;
@@ -165,9 +168,10 @@ pub async fn diff(project: &Project, args: DiffArgs) -> Result<()> {
     if let Some(group) = &args.group {
         diffs.retain(|d| &d.group == group);
         if diffs.is_empty() {
-            return Err(Error::NotFound(format!(
-                "unknown group '{group}' in runs '{a}' and '{b}'"
-            )));
+            return Err(Error::UnknownGroup {
+                group: group.clone(),
+                hint: format!(" in runs '{a}' and '{b}'"),
+            });
         }
     }
     if let Some(change) = args.list {

@@ -34,7 +34,7 @@ pub async fn run(project: Result<Project>, args: ValidateArgs) -> Result<()> {
     };
     let result = project.pipeline()?.validate().await;
     let (groups, problems) = match &result {
-        Ok(v) => (v.groups.len(), v.warnings.clone()),
+        Ok(v) => (v.groups().len(), v.warnings().to_vec()),
         Err(Error::Definitions(problems)) => (valid_groups(&project, problems)?, problems.clone()),
         Err(_) => return result.map(|_| ()),
     };

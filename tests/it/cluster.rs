@@ -11,8 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cohort::compile::events::EventConfig;
-use cohort::evaluate::distributed::servers::{self, ExecutorOptions, SchedulerOptions};
+use cohort::cluster::{self as servers, ExecutorOptions, SchedulerOptions};
+use cohort::pipeline::EventConfig;
 use cohort::pipeline::RunOptions;
 use cohort::{Engine, Pipeline, Stores};
 use datafusion::arrow::array::{

@@ -148,7 +148,7 @@ fn every_cohort_variable_is_named_in_its_error() {
             "COHORT_EVENTS",
             "orders",
             &["validate"],
-            "COHORT_EVENTS expects name=url, got 'orders'",
+            "invalid COHORT_EVENTS 'orders': expected name=url",
         ),
         (
             "COHORT_AS_OF",

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cohort::compile::events::EventConfig;
 use cohort::ids::IdKey;
+use cohort::pipeline::EventConfig;
 use cohort::{Engine, Pipeline};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -126,23 +126,7 @@ impl Project {
         &self,
         engine: Engine,
     ) -> Result<Vec<(String, Vec<IdKey>)>, cohort::Error> {
-        let pipeline = self.pipeline().with_engine(engine);
-        let validation = pipeline.validate().await?;
-        let e = pipeline.evaluate(&validation, None, &[], &[]).await?;
-        let mut out: Vec<(String, Vec<IdKey>)> = e
-            .compiled
-            .groups
-            .iter()
-            .zip(&e.members)
-            .map(|(g, m)| {
-                let mut ids: Vec<IdKey> = m
-                    .iter()
-                    .map(|p| IdKey::of_row(&e.scan.ids, p as usize).unwrap())
-                    .collect();
-                ids.sort();
-                (g.group.id.clone(), ids)
-            })
-            .collect();
+        let mut out = self.pipeline().with_engine(engine).members().await?;
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }

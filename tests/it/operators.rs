@@ -480,9 +480,9 @@ fn every_operator_and_alias_matches_the_spec() {
     let mut reference_groups = Vec::new();
     for (i, (condition, want)) in cases().into_iter().enumerate() {
         let op = Op::parse(condition["op"].as_str().unwrap()).unwrap();
-        let (_, canonical, aliases) = Op::table().find(|(o, _, _)| *o == op).unwrap();
-        for (j, spelling) in std::iter::once(canonical)
-            .chain(aliases.iter().copied())
+        let entry = op.info();
+        for (j, spelling) in std::iter::once(entry.name)
+            .chain(entry.aliases.iter().copied())
             .enumerate()
         {
             let mut c = condition.clone();
@@ -663,4 +663,22 @@ fn membership_algebra() {
     for (id, _, want) in &groups {
         assert_eq!(members[*id], harness::int_ids(want), "{id}");
     }
+}
+
+/// `schema/vocabulary.json` is the operator and aggregate registry as `GET /v1/schema`
+/// serves it; the editor schema's tests (tests/python/test_schema.py) read it. Run with
+/// `COHORT_BLESS=1` to rewrite it after changing the registry.
+#[test]
+fn vocabulary_json_is_the_registry() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/vocabulary.json");
+    let want = serde_json::to_string_pretty(&cohort::definition::vocabulary()).unwrap() + "\n";
+    if std::env::var_os("COHORT_BLESS").is_some() {
+        std::fs::write(&path, &want).unwrap();
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "{} is not the registry (cohort/src/definition/ops.rs, aggregates.rs): rerun with COHORT_BLESS=1",
+        path.display()
+    );
 }

@@ -4,7 +4,8 @@
 - every file in schema_cases/broken/ (and broken_config/) is rejected, every file in
   schema_cases/valid/ is accepted, by the standard validator (Draft 2020-12);
 - the operator and aggregate vocabularies, arities and ignore_case rules in the schema
-  are exactly those of cohort/src/definition/ops.rs and model.rs;
+  are exactly those of the registry (schema/vocabulary.json, which a Rust test keeps
+  equal to cohort/src/definition/ops.rs and aggregates.rs);
 - the window pattern agrees with a port of parse_window over edge cases and random text;
 - when a cohort binary exists, `cohort validate` agrees: broken files exit 2, valid ones
   exit 0, and every operator spelling (in odd case) is known to it.
@@ -190,50 +191,28 @@ def test_schema_directives_point_at_the_schemas():
 
 # ------------------------------------------------------------- agreement with the Rust
 
-OPS_RS = (ROOT / "cohort" / "src" / "definition" / "ops.rs").read_text(encoding="utf-8")
-MODEL_RS = (ROOT / "cohort" / "src" / "definition" / "model.rs").read_text(encoding="utf-8")
-TYPING_RS = (ROOT / "cohort" / "src" / "definition" / "typing.rs").read_text(encoding="utf-8")
-
-
-def rust_operators() -> list[tuple[str, str, list[str]]]:
-    """(variant, canonical, aliases) from the NAMES table of ops.rs."""
-    block = OPS_RS[OPS_RS.index("const NAMES") :]
-    block = block[: block.index("];")]
-    entries = re.findall(r'\(\s*Op::(\w+),\s*"([^"]*)",\s*&\[([^\]]*)\]\s*,?\s*\)', block)
-    assert len(entries) == block.count("Op::"), "could not parse every entry of NAMES"
-    return [(v, c, re.findall(r'"([^"]*)"', a)) for v, c, a in entries]
-
-
-OPERATORS = rust_operators()
-CANONICAL = {variant: canonical for variant, canonical, _ in OPERATORS}
+# The registry (cohort/src/definition/ops.rs, aggregates.rs) as JSON; a Rust test
+# (tests/it/operators.rs, vocabulary_json_is_the_registry) keeps the file equal to it.
+VOCABULARY = json.loads((ROOT / "schema" / "vocabulary.json").read_text(encoding="utf-8"))
+OPERATORS = [(o["op"], o["op"], o["aliases"]) for o in VOCABULARY["operators"]]
+CANONICAL = {o["op"]: o["op"] for o in VOCABULARY["operators"]}
 SPELLINGS = {s: c for _, c, aliases in OPERATORS for s in [c, *aliases]}
 
 
-def rust_match_arms(function: str) -> dict[str, list[str]]:
-    """`A | B => Arity::X` arms of a `match self` in ops.rs: {X: [canonical names]}."""
-    body = OPS_RS[OPS_RS.index(f"pub fn {function}") :]
-    body = body[: body.index("\n    }\n")]
-    arms: dict[str, list[str]] = {}
-    for pattern, result in re.findall(r"([\w\s|]+?)\s*=>\s*Arity::(\w+)", body):
-        variants = [v.strip() for v in pattern.split("|")]
-        if variants == ["_"]:
-            taken = {c for names in arms.values() for c in names}
-            arms[result] = [c for c in CANONICAL.values() if c not in taken]
-        else:
-            arms[result] = [CANONICAL[v] for v in variants]
-    return arms
+def arity_classes() -> dict[str, list[str]]:
+    """{arity: [canonical names]}, arities named as Rust's Arity (None, One, Two, List)."""
+    classes: dict[str, list[str]] = {}
+    for o in VOCABULARY["operators"]:
+        classes.setdefault(o["arity"].title(), []).append(o["op"])
+    return classes
 
 
 def rust_ignore_case_ops() -> list[str]:
-    body = OPS_RS[OPS_RS.index("pub fn accepts_ignore_case") :]
-    body = body[body.index("matches!(") : body.index(")\n")]
-    return [CANONICAL[v] for v in re.findall(r"\b([A-Z]\w+)\b", body)]
+    return [o["op"] for o in VOCABULARY["operators"] if o["ignore_case"]]
 
 
 def rust_aggregates() -> list[str]:
-    block = MODEL_RS[MODEL_RS.index("const ALL") :]
-    block = block[: block.index("];")]
-    return re.findall(r'\(Aggregate::\w+,\s*"([^"]*)"\)', block)
+    return [a["aggregate"] for a in VOCABULARY["aggregates"]]
 
 
 def spellings_of(canonicals) -> set[str]:
@@ -259,6 +238,17 @@ def test_operator_enum_lists_exactly_the_rust_spellings():
         assert f"`{SPELLINGS[spelling]}`" in description, spelling
 
 
+def test_descriptions_say_what_the_registry_says():
+    op = GROUP_SCHEMA["$defs"]["condition"]["properties"]["op"]["anyOf"][0]
+    described = dict(zip(op["enum"], op["enumDescriptions"]))
+    for o in VOCABULARY["operators"]:
+        assert described[o["op"]].startswith(f'{o["op"]} (canonical). {o["meaning"]}'), o["op"]
+    aggregate = DEFS["condition"]["properties"]["aggregate"]["anyOf"][0]
+    described = dict(zip(aggregate["enum"], aggregate["enumDescriptions"]))
+    for a in VOCABULARY["aggregates"]:
+        assert a["meaning"] in described[a["aggregate"]], a["aggregate"]
+
+
 def test_aggregate_enum_lists_exactly_the_rust_aggregates():
     enum = DEFS["condition"]["properties"]["aggregate"]["anyOf"][0]
     assert enum["enum"] == rust_aggregates()
@@ -270,10 +260,10 @@ def _matches(def_name: str, text: str) -> bool:
 
 
 def test_operator_classes_agree_with_arity_and_ignore_case():
-    arity = rust_match_arms("arity")
+    arity = arity_classes()
     assert set(arity) == {"None", "One", "Two", "List"}
-    assert "Op::InGroup | Op::NotInGroup" in TYPING_RS  # group references are typed apart
-    group_refs = ["in_group", "not_in_group"]
+    group_refs = [o["op"] for o in VOCABULARY["operators"] if o["evaluator"] == "bitmaps"]
+    assert group_refs == ["in_group", "not_in_group"]
     classes = {
         "opTakesNoValue": arity["None"],
         "opTakesOneValue": [c for c in arity["One"] if c not in group_refs],
@@ -317,12 +307,7 @@ def test_match_and_aggregate_are_case_insensitive():
 
 
 def test_aggregate_column_rules_agree_with_needs_column():
-    body = MODEL_RS[MODEL_RS.index("pub fn needs_column") :]
-    body = body[: body.index("\n    }\n")]
-    variant_names = dict(
-        re.findall(r'\(Aggregate::(\w+),\s*"([^"]*)"\)', MODEL_RS[MODEL_RS.index("const ALL") :])
-    )
-    needs_column = {variant_names[v] for v in re.findall(r"Aggregate::(\w+)", body)}
+    needs_column = {a["aggregate"] for a in VOCABULARY["aggregates"] if a["column"] == "required"}
     assert needs_column == {"count_distinct", "sum", "min", "max", "avg"}
     for name in rust_aggregates():
         for written in variants(name):

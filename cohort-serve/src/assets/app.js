@@ -385,23 +385,27 @@
   // cond kinds: attr {attribute, op, value, values, ignore_case}, group {op, value}, sql {sql},
   // events {events, aggregate, column, within_last, op, value}.
   var M = { include: [], exclude: [] };
-  var GROUP_OPS = [{ op: 'in_group', label: 'is in group' }, { op: 'not_in_group', label: 'is not in group' }];
-  var CASE_OPS = ['equals', 'not_equals', 'in', 'not_in', 'contains', 'not_contains', 'starts_with', 'ends_with'];
-  var AGGS = ['count', 'count_distinct', 'sum', 'min', 'max', 'avg', 'first', 'last'];
-  var ALIASES = {
-    'is equal': 'equals', '=': 'equals', '==': 'equals', 'is not equal': 'not_equals', '!=': 'not_equals',
-    'is one of': 'in', 'is not one of': 'not_in', 'does not contain': 'not_contains',
-    'starts with': 'starts_with', 'ends with': 'ends_with', 'is greater than': 'gt', '>': 'gt',
-    'is greater than or equal': 'gte', '>=': 'gte', 'is less than': 'lt', '<': 'lt',
-    'is less than or equal': 'lte', '<=': 'lte', 'is between': 'between', "doesn't exist": 'not_exists',
-    'does not exist': 'not_exists', 'is true': 'is_true', 'is false': 'is_false', 'is in the last': 'within_last',
-    'is not in the last': 'not_within_last', 'is before': 'before', 'is after': 'after', 'is on': 'on',
-    'in group': 'in_group', 'not in group': 'not_in_group'
-  };
+  // The operator and aggregate vocabulary is the server's registry (`vocabulary` of
+  // GET /v1/schema): spellings, arities, ignore_case and aggregates are never listed here.
+  function vocab() { return (S.schema && S.schema.vocabulary) || { operators: [], aggregates: [] }; }
+  function groupOps() {
+    return vocab().operators.filter(function (o) { return o.evaluator === 'bitmaps'; })
+      .map(function (o) { return { op: o.op, label: o.aliases[0] || o.op }; });
+  }
+  function aggregates() { return vocab().aggregates.map(function (a) { return a.aggregate; }); }
   function canonicalOp(op) {
     if (op == null) return '';
-    var k = String(op).trim().toLowerCase();
-    return ALIASES[k] || k.replace(/\s+/g, '_');
+    var k = String(op).trim().toLowerCase().replace(/\u2019/g, "'");
+    var ops = vocab().operators;
+    for (var i = 0; i < ops.length; i++) {
+      if (ops[i].op === k || ops[i].aliases.indexOf(k) >= 0) return ops[i].op;
+    }
+    return k;
+  }
+  function acceptsIgnoreCase(op) {
+    var ops = vocab().operators;
+    for (var i = 0; i < ops.length; i++) if (ops[i].op === op) return ops[i].ignore_case;
+    return false;
   }
 
   function column(name) {
@@ -493,7 +497,7 @@
   }
   function showsIgnoreCase(c) {
     var col = column(c.attribute);
-    return !!col && (col.kind === 'string' || col.kind === 'list') && CASE_OPS.indexOf(c.op) >= 0;
+    return !!col && col.kind === 'string' && acceptsIgnoreCase(c.op);
   }
   function definition(withMeta) {
     var d = {};
@@ -592,7 +596,7 @@
       }
     } else if (c.kind === 'group') {
       h += '<span class="kind">customer</span><select' + f + 'op" aria-label="Group operator">' +
-        options(GROUP_OPS.map(function (o) { return { value: o.op, label: o.label }; }), c.op) + '</select>';
+        options(groupOps().map(function (o) { return { value: o.op, label: o.label }; }), c.op) + '</select>';
       h += '<select' + f + 'value" aria-label="Group" data-testid="cond-group">' +
         options(S.rows.map(function (r) { return { value: r.id, label: r.id + (r.name && r.name !== r.id ? ' — ' + r.name : '') }; }), c.value, 'group…') + '</select>';
     } else if (c.kind === 'sql') {
@@ -600,7 +604,7 @@
     } else if (c.kind === 'events') {
       var evOps = opsFor('number');
       h += '<span class="kind">events</span><select' + f + 'events" aria-label="Event table">' + options(S.schema.events || [], c.events) + '</select>';
-      h += '<select' + f + 'aggregate" aria-label="Aggregate">' + options(AGGS, c.aggregate) + '</select>';
+      h += '<select' + f + 'aggregate" aria-label="Aggregate">' + options(aggregates(), c.aggregate) + '</select>';
       if (c.aggregate !== 'count') h += '<span class="and">of</span><input' + f + 'column" class="short" placeholder="column" value="' + esc(c.column) + '" aria-label="Event column">';
       h += '<span class="and">in the last</span><input' + f + 'within_last" class="tiny" placeholder="90d" value="' + esc(c.within_last) + '" aria-label="Within the last (empty: all time)" title="e.g. 90d, 12h, 2w; empty: all time">';
       h += '<select' + f + 'op" aria-label="Operator">' + options(evOps.map(function (o) { return { value: o.op, label: o.label || o.op }; }), c.op) + '</select>';

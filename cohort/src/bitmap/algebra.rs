@@ -11,7 +11,7 @@ use crate::evaluate::statics::LocatedStatics;
 /// position space of `universe` / `masks`. `statics[i]` belongs to `compiled.groups[i]`;
 /// `combined[i]`, when there, is `compiled.groups[i]`'s clauses already combined (by the
 /// scan: `evaluate::InScan`), and the masks of its conditions are not read.
-pub fn members(
+pub(crate) fn members(
     compiled: &Compiled,
     universe: &RoaringBitmap,
     masks: &[RoaringBitmap],
@@ -41,7 +41,7 @@ pub fn members(
 /// The customers each include clause and each exclude clause of `compiled.groups[group]`
 /// matches on its own (before the other clauses and the static overrides apply), given
 /// `members` as [`members`] returned them.
-pub fn clause_sizes(
+pub(crate) fn clause_sizes(
     compiled: &Compiled,
     group: usize,
     universe: &RoaringBitmap,

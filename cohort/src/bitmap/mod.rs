@@ -1,4 +1,4 @@
 //! Bitmap stage: group algebra over scan positions (the id mapping used to publish is on
 //! the ground floor, `cohort_snapshot::ids`).
 
-pub mod algebra;
+pub(crate) mod algebra;

@@ -17,14 +17,14 @@ use super::decimal::{self, DecimalColumn};
 use super::tree;
 use super::{shape_mismatch, Cmp, ConditionError};
 use crate::definition::{
-    as_of_nanos, parse_instant, AttributeCondition, Literal, Op, Operand, Window,
+    as_of_nanos, parse_instant, AttributeCondition, Family, Literal, Op, Operand, Window,
 };
 
 const NANOS_PER_DAY: i128 = 86_400 * 1_000_000_000;
 
 /// What kind of values a column holds, as far as operators care.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ColumnKind {
+pub(crate) enum ColumnKind {
     /// Utf8, LargeUtf8, Utf8View.
     String,
     /// Any integer.
@@ -48,7 +48,7 @@ pub enum ColumnKind {
 
 impl ColumnKind {
     /// Classifies an Arrow type.
-    pub fn of(data_type: &DataType) -> ColumnKind {
+    pub(crate) fn of(data_type: &DataType) -> ColumnKind {
         use DataType::*;
         let temporal = |nanos: i128| ColumnKind::Temporal {
             nanos_per_unit: nanos,
@@ -78,7 +78,7 @@ impl ColumnKind {
     }
 
     /// How messages name it: `string`, `integer`, `number`, `date`, ...
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         match self {
             ColumnKind::String => "string".into(),
             ColumnKind::Integer => "integer".into(),
@@ -93,50 +93,30 @@ impl ColumnKind {
         }
     }
 
-    /// The coarse kind a form picks operators by: `string`, `number`, `boolean`, `date`,
-    /// `timestamp`, `list` or `other`.
-    pub fn family(&self) -> &'static str {
+    /// The family a form picks operators by, and the registry lists them under.
+    pub(crate) fn family(&self) -> Family {
         match self {
-            ColumnKind::String => "string",
-            ColumnKind::Integer | ColumnKind::Float => "number",
-            ColumnKind::Boolean => "boolean",
+            ColumnKind::String => Family::String,
+            ColumnKind::Integer | ColumnKind::Float => Family::Number,
+            ColumnKind::Boolean => Family::Boolean,
             ColumnKind::Temporal { data_type, .. } => match data_type {
-                DataType::Date32 | DataType::Date64 => "date",
-                _ => "timestamp",
+                DataType::Date32 | DataType::Date64 => Family::Date,
+                _ => Family::Timestamp,
             },
-            ColumnKind::StringList => "list",
-            ColumnKind::Other(_) => "other",
+            ColumnKind::StringList => Family::List,
+            ColumnKind::Other(_) => Family::Other,
         }
     }
 
-    /// Whether `op` applies to a column of this kind (group references never do).
-    pub fn allows(&self, op: Op) -> bool {
-        use Op::*;
-        match op {
-            Exists | NotExists => true,
-            Equals | NotEquals | In | NotIn => {
-                !matches!(self, ColumnKind::StringList | ColumnKind::Other(_))
-            }
-            Contains | NotContains => matches!(self, ColumnKind::String | ColumnKind::StringList),
-            StartsWith | EndsWith => matches!(self, ColumnKind::String),
-            Gt | Gte | Lt | Lte | Between => matches!(
-                self,
-                ColumnKind::String
-                    | ColumnKind::Integer
-                    | ColumnKind::Float
-                    | ColumnKind::Temporal { .. }
-            ),
-            IsTrue | IsFalse => matches!(self, ColumnKind::Boolean),
-            WithinLast | NotWithinLast | Before | After | On => {
-                matches!(self, ColumnKind::Temporal { .. })
-            }
-            InGroup | NotInGroup => false,
-        }
+    /// Whether `op` applies to a column of this kind (the registry's families; group
+    /// references never do).
+    pub(crate) fn allows(&self, op: Op) -> bool {
+        op.applies_to(self.family())
     }
 }
 
 /// Compiles an attribute condition over a column of type `data_type`.
-pub fn compile(
+pub(crate) fn compile(
     cond: &AttributeCondition,
     data_type: &DataType,
     as_of: DateTime<Utc>,

@@ -35,7 +35,7 @@ pub struct EventConfig {
 
 /// Why an event table has no time column of its own choosing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoTimeColumn {
+pub(crate) enum NoTimeColumn {
     /// No timestamp column at all.
     #[error("has no timestamp column; set time_column")]
     None,
@@ -46,11 +46,9 @@ pub enum NoTimeColumn {
 
 /// An event table, resolved: where it is, its schema, and its id and time columns.
 #[derive(Debug, Clone)]
-pub struct EventTable {
+pub(crate) struct EventTable {
     /// Its name in definitions.
     pub name: String,
-    /// Its URL.
-    pub url: String,
     /// Its Parquet schema.
     pub schema: Arc<Schema>,
     /// The customer id column.
@@ -64,11 +62,11 @@ pub struct EventTable {
 }
 
 /// Event tables by name.
-pub type EventTables = BTreeMap<String, EventTable>;
+pub(crate) type EventTables = BTreeMap<String, EventTable>;
 
 /// One per-customer aggregate, computed once however many conditions use it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EventAggregate {
+pub(crate) struct EventAggregate {
     /// The event table.
     pub table: String,
     /// The function.
@@ -84,12 +82,12 @@ pub struct EventAggregate {
 }
 
 /// The column an aggregate becomes in the joined customers table.
-pub fn alias(index: usize) -> String {
+pub(crate) fn alias(index: usize) -> String {
     format!("__events_{index}")
 }
 
 /// Checks a condition against its table and returns its aggregate and the comparison on it.
-pub fn compile(
+pub(crate) fn compile(
     condition: &EventCondition,
     tables: &EventTables,
     customers_id_type: Option<&DataType>,
@@ -261,7 +259,7 @@ pub fn compile(
 /// depends on the order of its additions, hence on partitions, batches and threads).
 /// |value| < 10^18; the sum, Decimal128(38, 10), cannot overflow below 1.7 × 10^10
 /// such values per customer. See docs/decisions.md.
-pub const FLOAT_SUM_TYPE: DataType = DataType::Decimal128(28, 10);
+pub(crate) const FLOAT_SUM_TYPE: DataType = DataType::Decimal128(28, 10);
 
 /// The type a float or decimal column is summed in: decimals as they are.
 fn exact_input(data_type: &DataType) -> DataType {

@@ -4,11 +4,11 @@
 //! a group becomes formulas over those conditions and over other groups, ordered so that
 //! every group comes after the groups it references.
 
-pub mod attribute;
+pub(crate) mod attribute;
 mod decimal;
-pub mod events;
+pub(crate) mod events;
 mod sql;
-pub mod tree;
+pub(crate) mod tree;
 
 use std::collections::HashMap;
 
@@ -21,7 +21,7 @@ use crate::definition::{did_you_mean, ConditionSpec, Group, Location, Match, Pro
 use events::{EventAggregate, EventTables};
 
 /// A problem with one condition: message plus optional hint. Location is added by the caller.
-pub type ConditionError = (String, Option<String>);
+pub(crate) type ConditionError = (String, Option<String>);
 
 /// An operator given an operand of the wrong shape: typing makes this impossible, and it
 /// is reported as a problem of the condition rather than trusted.
@@ -33,7 +33,7 @@ pub(crate) fn shape_mismatch(op: crate::definition::Op, attribute: &str) -> Cond
 }
 
 /// A column reference by exact name (no parsing of dots or case folding).
-pub fn col_exact(name: &str) -> Expr {
+pub(crate) fn col_exact(name: &str) -> Expr {
     Expr::Column(datafusion::prelude::Column::new_unqualified(name))
 }
 
@@ -55,7 +55,7 @@ pub(crate) enum Cmp {
 
 /// The executable form of a set of groups.
 #[derive(Debug, Clone)]
-pub struct Compiled {
+pub(crate) struct Compiled {
     /// Distinct condition expressions; each is boolean and never NULL.
     pub conditions: Vec<Expr>,
     /// Distinct per-customer event aggregates; number `i` is column [`events::alias`]`(i)`
@@ -67,7 +67,7 @@ pub struct Compiled {
 
 /// One group's formulas.
 #[derive(Debug, Clone)]
-pub struct CompiledGroup {
+pub(crate) struct CompiledGroup {
     /// The definition it came from.
     pub group: Group,
     /// OR of these.
@@ -78,7 +78,7 @@ pub struct CompiledGroup {
 
 /// One clause: AND or OR of terms.
 #[derive(Debug, Clone)]
-pub struct Formula {
+pub(crate) struct Formula {
     /// AND or OR.
     pub mode: Match,
     /// The terms.
@@ -87,7 +87,7 @@ pub struct Formula {
 
 /// A term of a clause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Term {
+pub(crate) enum Term {
     /// `Compiled::conditions[i]`.
     Condition(usize),
     /// Membership of `Compiled::groups[index]`, or its complement.
@@ -101,7 +101,7 @@ pub enum Term {
 
 impl Compiled {
     /// The index of a group by id.
-    pub fn group_index(&self, id: &str) -> Option<usize> {
+    pub(crate) fn group_index(&self, id: &str) -> Option<usize> {
         self.groups.iter().position(|g| g.group.id == id)
     }
 
@@ -109,7 +109,7 @@ impl Compiled {
     /// conditions and event aggregates those use: what `run --only` and `size` evaluate,
     /// taken from the one compilation of every group. Unknown names are an error with a
     /// suggestion.
-    pub fn select(&self, wanted: &[String]) -> crate::Result<Compiled> {
+    pub(crate) fn select(&self, wanted: &[String]) -> crate::Result<Compiled> {
         let mut keep = vec![false; self.groups.len()];
         let mut todo = Vec::new();
         for id in wanted {
@@ -117,9 +117,10 @@ impl Compiled {
                 let hint = did_you_mean(id, self.groups.iter().map(|g| g.group.id.as_str()))
                     .map(|h| format!("; {h}"))
                     .unwrap_or_default();
-                return Err(crate::Error::NotFound(format!(
-                    "unknown group '{id}'{hint}"
-                )));
+                return Err(crate::Error::UnknownGroup {
+                    group: id.clone(),
+                    hint,
+                });
             };
             todo.push(i);
         }
@@ -238,7 +239,7 @@ impl CompiledGroup {
 
 /// What definitions are checked against.
 #[derive(Debug, Clone, Copy)]
-pub struct Environment<'a> {
+pub(crate) struct Environment<'a> {
     /// The customers table's schema.
     pub schema: &'a Schema,
     /// The customer id column.
@@ -251,7 +252,7 @@ pub struct Environment<'a> {
 
 /// Compiles `groups` against the customers schema and event tables. Returns everything
 /// that compiled and every problem found (errors and nothing else; lints are separate).
-pub fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Problem>) {
+pub(crate) fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Problem>) {
     let (schema, as_of) = (env.schema, env.as_of);
     let mut problems = Vec::new();
     let order = dependency_order(groups, &mut problems);
@@ -302,13 +303,17 @@ pub fn compile(groups: &[Group], env: &Environment<'_>) -> (Compiled, Vec<Proble
 }
 
 /// Compiles one ad-hoc SQL predicate (`cohort size --where`).
-pub fn compile_where(sql: &str, schema: &Schema, as_of: DateTime<Utc>) -> crate::Result<Expr> {
+pub(crate) fn compile_where(
+    sql: &str,
+    schema: &Schema,
+    as_of: DateTime<Utc>,
+) -> crate::Result<Expr> {
     let df_schema = DFSchema::try_from(schema.clone())?;
     sql::compile(sql, &df_schema, as_of)
         .map(Expr::is_true)
         .map_err(|(msg, hint)| {
             let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
-            crate::Error::Usage(format!("invalid --where: {msg}{hint}"))
+            crate::Error::Where { message: msg, hint }
         })
 }
 

@@ -7,20 +7,20 @@
 //! it is 13. AND and OR are associative in SQL's three-valued logic, so the answer is the
 //! same.
 
-use datafusion::logical_expr::{Expr, Operator};
+use datafusion::logical_expr::Expr;
 
 /// The OR of `terms`, balanced; `None` for no terms.
-pub fn any(terms: Vec<Expr>) -> Option<Expr> {
+pub(crate) fn any(terms: Vec<Expr>) -> Option<Expr> {
     balanced(terms, Expr::or)
 }
 
 /// The AND of `terms`, balanced; `None` for no terms.
-pub fn all(terms: Vec<Expr>) -> Option<Expr> {
+pub(crate) fn all(terms: Vec<Expr>) -> Option<Expr> {
     balanced(terms, Expr::and)
 }
 
 /// Combines `terms` pairwise, level by level (order preserved), without recursion.
-pub fn balanced<T>(mut terms: Vec<T>, combine: impl Fn(T, T) -> T) -> Option<T> {
+pub(crate) fn balanced<T>(mut terms: Vec<T>, combine: impl Fn(T, T) -> T) -> Option<T> {
     while terms.len() > 1 {
         let mut next = Vec::with_capacity(terms.len().div_ceil(2));
         let mut iter = terms.into_iter();
@@ -36,7 +36,9 @@ pub fn balanced<T>(mut terms: Vec<T>, combine: impl Fn(T, T) -> T) -> Option<T> 
 }
 
 /// How many levels deep `expr` is along AND / OR / NOT (counted without recursion).
-pub fn boolean_depth(expr: &Expr) -> usize {
+#[cfg(test)]
+pub(crate) fn boolean_depth(expr: &Expr) -> usize {
+    use datafusion::logical_expr::Operator;
     let mut deepest = 0;
     let mut stack = vec![(expr, 1usize)];
     while let Some((e, depth)) = stack.pop() {

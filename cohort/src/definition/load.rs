@@ -24,11 +24,12 @@ pub fn is_valid_group_id(id: &str) -> bool {
 /// The definition files of a folder: `*.toml` and `*.json`, sorted by name.
 pub fn definition_files(dir: &Path) -> crate::Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => crate::Error::Usage(format!(
-            "no definitions folder '{}': run cohort in a project folder (one with queries/ \
-             and cohort.toml), or pass --queries <dir>",
-            dir.display()
-        )),
+        std::io::ErrorKind::NotFound => crate::Error::Missing {
+            what: format!("no definitions folder '{}'", dir.display()),
+            help: "run cohort in a project folder (one with queries/ and cohort.toml), or \
+                   pass --queries <dir>"
+                .into(),
+        },
         _ => crate::Error::io(dir.display(), e),
     })?;
     let mut files = Vec::new();

@@ -2,6 +2,7 @@
 //!
 //! Nothing here knows the customers schema; checks against it happen in `compile`.
 
+mod aggregates;
 mod keys;
 mod lint;
 mod load;
@@ -11,15 +12,18 @@ mod problems;
 pub mod raw;
 pub mod spans;
 mod typing;
+mod vocabulary;
 mod window;
 
+pub use aggregates::{Aggregate, AggregateInfo, Reads, AGGREGATES};
 pub use lint::lint;
 pub use load::{definition_files, is_valid_group_id, load_dir, parse_definition_json, parse_group};
 pub use model::*;
-pub use ops::{Arity, Op};
+pub use ops::{Arity, Evaluator, Family, Op, Operator, OPERATORS};
 pub use problems::{did_you_mean, Location, Position, Problem, Severity};
 pub use raw::{IdLiteral, Literal, RawCondition, RawValue, RawValues};
 pub use typing::type_condition;
+pub use vocabulary::vocabulary;
 pub use window::{as_of_nanos, check_as_of, parse_instant, OutOfRange, Window};
 
 #[cfg(test)]

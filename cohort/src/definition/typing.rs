@@ -255,9 +255,8 @@ fn type_event_condition(raw: RawCondition, at: &Location) -> Result<EventConditi
     };
     let Some(aggregate) = Aggregate::parse(aggregate_text) else {
         return Err(Box::new(
-            Problem::error(at, format!("unknown aggregate '{aggregate_text}'")).with_hint(
-                did_you_mean(aggregate_text, Aggregate::ALL.iter().map(|(_, n)| *n)),
-            ),
+            Problem::error(at, format!("unknown aggregate '{aggregate_text}'"))
+                .with_hint(did_you_mean(aggregate_text, Aggregate::all_spellings())),
         ));
     };
     if aggregate.needs_column() && raw.column.is_none() {

@@ -341,7 +341,7 @@ impl ColumnConditions {
 
 fn boolean(array: ArrayRef) -> Result<BooleanArray> {
     array.as_boolean_opt().cloned().ok_or_else(|| {
-        Error::Data(format!(
+        Error::Internal(format!(
             "a condition gave {}, not booleans",
             array.data_type()
         ))

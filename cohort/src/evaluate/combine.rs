@@ -16,7 +16,7 @@ use crate::definition::Match;
 
 /// Which groups the scan combines as it goes, and which conditions' masks it keeps.
 #[derive(Debug, Clone)]
-pub struct InScan {
+pub(crate) struct InScan {
     /// The combined groups, in dependency order.
     groups: Vec<Combined>,
     /// Per group of the compilation: whether the scan combines it.
@@ -57,7 +57,7 @@ enum Op {
 
 impl InScan {
     /// Combines nothing and keeps every mask of a scan of `conditions` conditions.
-    pub fn nothing(conditions: usize) -> InScan {
+    pub(crate) fn nothing(conditions: usize) -> InScan {
         InScan {
             groups: Vec::new(),
             combined: Vec::new(),
@@ -67,7 +67,7 @@ impl InScan {
 
     /// Combines every group of `compiled` that it can in a scan of `conditions` conditions
     /// (the compiled ones, then ad-hoc ones, whose masks are always kept).
-    pub fn plan(compiled: &Compiled, conditions: usize) -> InScan {
+    pub(crate) fn plan(compiled: &Compiled, conditions: usize) -> InScan {
         let mut slot_of: Vec<Option<usize>> = vec![None; compiled.groups.len()];
         let mut groups = Vec::new();
         let mut keep: Vec<bool> = (0..conditions)
@@ -127,7 +127,7 @@ impl InScan {
     }
 
     /// Whether the scan combines group `g`.
-    pub fn combines(&self, g: usize) -> bool {
+    pub(crate) fn combines(&self, g: usize) -> bool {
         self.combined.get(g).copied().unwrap_or(false)
     }
 

@@ -37,7 +37,7 @@ pub const DEFAULT_ENGINE_TIMEOUT: std::time::Duration = std::time::Duration::fro
 /// The customers table as the engine scans it: for a cluster, with positions every
 /// executor computes by itself.
 #[derive(Debug, Clone)]
-pub struct ScanSource {
+pub(crate) struct ScanSource {
     frame: DataFrame,
     #[cfg(feature = "ballista")]
     positioned: Option<super::distributed::positions::Positioned>,
@@ -45,7 +45,7 @@ pub struct ScanSource {
 
 impl ScanSource {
     /// The table to attach event aggregates to and scan.
-    pub fn frame(&self) -> &DataFrame {
+    pub(crate) fn frame(&self) -> &DataFrame {
         &self.frame
     }
 }
@@ -82,10 +82,10 @@ impl Engine {
         let parsed = Url::parse(url)
             .ok()
             .filter(|u| u.scheme() == "df" && u.host_str().is_some())
-            .ok_or_else(|| {
-                crate::Error::Usage(format!(
-                    "engine '{url}' is not 'local' or a Ballista scheduler 'df://HOST:PORT'"
-                ))
+            .ok_or_else(|| crate::Error::Setting {
+                setting: "engine".into(),
+                value: url.to_string(),
+                reason: "expected 'local' or a Ballista scheduler 'df://HOST:PORT'".into(),
             })?;
         Ok(Engine::Ballista(super::distributed::BallistaEngine::new(
             parsed,
@@ -104,10 +104,13 @@ impl Engine {
         #[cfg(not(feature = "ballista"))]
         {
             let _ = timeout;
-            Err(crate::Error::Usage(format!(
-                "engine '{name}': this build of cohort has no Ballista support \
-                 (build with the 'ballista' feature) and knows only 'local'"
-            )))
+            Err(crate::Error::Setting {
+                setting: "engine".into(),
+                value: name.to_string(),
+                reason: "this build of cohort has no Ballista support (build with the \
+                           'ballista' feature) and knows only 'local'"
+                    .into(),
+            })
         }
     }
 
@@ -172,40 +175,41 @@ impl Engine {
         }
     }
 
-    /// One pass over `frame` (the source's frame, perhaps with event aggregates joined):
-    /// every condition, the ids, and the `extra` columns. The local engine combines the
-    /// groups `in_scan` names as it goes and keeps only the masks it names; a cluster
-    /// returns every mask.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn scan(
-        &self,
-        session: &SessionContext,
-        source: &ScanSource,
-        frame: DataFrame,
-        id_column: &str,
-        conditions: &[Expr],
-        in_scan: &InScan,
-        extra: &[Expr],
-        progress: &Arc<dyn Progress>,
-    ) -> Result<ScanOutput> {
+    /// One pass over the request's frame: every condition, the ids, and the `extra`
+    /// columns. The local engine combines the groups `in_scan` names as it goes and keeps
+    /// only the masks it names; a cluster returns every mask.
+    pub(crate) async fn scan(&self, request: ScanRequest<'_>) -> Result<ScanOutput> {
         match self {
-            Engine::Local(_) => {
-                let _ = (session, source);
-                scan::scan(frame, id_column, conditions, in_scan, extra, progress).await
-            }
+            Engine::Local(_) => scan::scan(request).await,
             #[cfg(feature = "ballista")]
             Engine::Ballista(b) => {
-                let _ = in_scan;
-                let positioned = source.positioned.as_ref().ok_or_else(|| {
-                    crate::Error::Usage("the scan source was not made for this engine".into())
+                let positioned = request.source.positioned.as_ref().ok_or_else(|| {
+                    crate::Error::Internal("the scan source was not made for this engine".into())
                 })?;
-                b.scan(
-                    session, positioned, frame, id_column, conditions, extra, progress,
-                )
-                .await
+                b.scan(positioned, request).await
             }
         }
     }
+}
+
+/// What one pass over the customers reads and computes ([`Engine::scan`]).
+pub(crate) struct ScanRequest<'a> {
+    /// The session the table was opened in (a cluster's client session).
+    pub(crate) session: &'a SessionContext,
+    /// The table as this engine scans it ([`Engine::source`]).
+    pub(crate) source: &'a ScanSource,
+    /// The source's frame, perhaps with event aggregates joined.
+    pub(crate) frame: DataFrame,
+    /// The customer id column.
+    pub(crate) id_column: &'a str,
+    /// Every condition, as a boolean expression; each becomes a mask.
+    pub(crate) conditions: &'a [Expr],
+    /// The groups combined during the scan (the local engine only).
+    pub(crate) in_scan: &'a InScan,
+    /// Further columns read beside the ids, as strings (`size --by`).
+    pub(crate) extra: &'a [Expr],
+    /// Told of every batch.
+    pub(crate) progress: &'a Arc<dyn Progress>,
 }
 
 /// DataFusion's settings from `DATAFUSION_*` variables, with Cohort's batch size.

@@ -21,7 +21,7 @@ use crate::definition::{Aggregate, AttributeCondition, Literal, Op, Operand};
 use crate::{Error, Result};
 
 /// Opens the named event tables (Parquet metadata only) and resolves their columns.
-pub async fn resolve(
+pub(crate) async fn resolve(
     ctx: &SessionContext,
     stores: &Stores,
     configured: &BTreeMap<String, EventConfig>,
@@ -58,7 +58,6 @@ pub async fn resolve(
             name.clone(),
             EventTable {
                 name: name.clone(),
-                url: config.url.clone(),
                 rows,
                 schema,
                 id_column: config
@@ -80,9 +79,11 @@ async fn open(ctx: &SessionContext, stores: &Stores, name: &str, url: &str) -> R
     let files = super::files::list(&stores.location(url)?, &what).await?;
     super::files::open(ctx, &files).await.map_err(|e| match e {
         datafusion::error::DataFusionError::ObjectStore(source) => Error::storage(url, *source),
-        other => Error::Data(format!(
-            "cannot read event table '{name}' at '{url}': {other}"
-        )),
+        other => Error::File {
+            what: format!("event table '{name}' at"),
+            url: url.to_string(),
+            source: Box::new(other),
+        },
     })
 }
 
@@ -188,14 +189,14 @@ async fn few_distinct_values(
 
 /// What joining the event aggregates found.
 #[derive(Debug, Clone, Default)]
-pub struct Attached {
+pub(crate) struct Attached {
     /// Per event table: events (up to `as_of`) whose customer is not in the customers table.
     pub ignored: Vec<(String, u64)>,
 }
 
 /// Joins every aggregate onto `customers` as column [`alias`]`(i)`: one aggregate query per
 /// event table (events after `as_of` dropped first), left-joined on the customer id.
-pub async fn attach(
+pub(crate) async fn attach(
     mut customers: DataFrame,
     customers_id: &str,
     tables: &EventTables,
@@ -214,14 +215,17 @@ pub async fn attach(
         if mine.is_empty() {
             continue;
         }
-        let time_column = table
-            .time_column
-            .clone()
-            .map_err(|why| Error::Usage(format!("event table '{}' {why}", table.name)))?;
+        let time_column = table.time_column.clone().map_err(|why| Error::EventTable {
+            table: table.name.clone(),
+            problem: why.to_string(),
+        })?;
         let time_type = table
             .schema
             .field_with_name(&time_column)
-            .map_err(|e| Error::Usage(e.to_string()))?
+            .map_err(|e| Error::EventTable {
+                table: table.name.clone(),
+                problem: e.to_string(),
+            })?
             .data_type()
             .clone();
         let until_as_of = AttributeCondition {
@@ -233,7 +237,10 @@ pub async fn attach(
             ignore_case: false,
         };
         let until_as_of = attribute::compile(&until_as_of, &time_type, as_of)
-            .map_err(|(m, _)| Error::Usage(m))?
+            .map_err(|(m, _)| Error::EventTable {
+                table: table.name.clone(),
+                problem: m,
+            })?
             .is_true();
         let key = format!("__events_key_{t}");
         let events = table.frame.clone().filter(until_as_of)?;

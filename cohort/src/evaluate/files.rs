@@ -144,10 +144,11 @@ impl TableFiles {
         }
         for file in &self.files {
             if let Err(e) = decode(self.store.clone(), file).await {
-                return Error::Data(format!(
-                    "cannot read Parquet file '{}': {e} (the scan of '{}' failed: {error})",
-                    file.url, self.url
-                ));
+                return Error::File {
+                    what: "Parquet file".into(),
+                    url: file.url.clone(),
+                    source: format!("{e} (the scan of '{}' failed: {error})", self.url).into(),
+                };
             }
         }
         error
@@ -241,21 +242,29 @@ fn table_format(segments: &[&str]) -> Option<(TableFormat, usize)> {
 
 /// The usage error for a table met at `folder` (a URL) while reading `what`.
 fn refuse(format: TableFormat, folder: &str, what: &str) -> Error {
-    let message = match format {
-        TableFormat::Delta => format!(
-            "'{folder}' is a Delta Lake table (it holds _delta_log/), met while reading {what}: \
-             Cohort does not read Delta tables yet, and reading its files as plain Parquet \
+    let (format, marker, help) = match format {
+        TableFormat::Delta => (
+            "a Delta Lake",
+            "_delta_log/",
+            "Cohort does not read Delta tables yet, and reading its files as plain Parquet \
              would count rows the table has removed; point at a folder of Parquet files, \
-             e.g. one written from the table's current version"
+             e.g. one written from the table's current version",
         ),
-        TableFormat::Iceberg => format!(
-            "'{folder}' is an Apache Iceberg table (it holds metadata/*.metadata.json), met \
-             while reading {what}: Cohort does not read Iceberg tables yet, and reading its \
-             files as plain Parquet would count rows the table has removed; point at a \
-             folder of Parquet files, e.g. one written from the table's current snapshot"
+        TableFormat::Iceberg => (
+            "an Apache Iceberg",
+            "metadata/*.metadata.json",
+            "Cohort does not read Iceberg tables yet, and reading its files as plain Parquet \
+             would count rows the table has removed; point at a folder of Parquet files, \
+             e.g. one written from the table's current snapshot",
         ),
     };
-    Error::Usage(message)
+    Error::LakehouseTable {
+        url: folder.to_string(),
+        format,
+        marker,
+        what: what.to_string(),
+        help,
+    }
 }
 
 /// `location`'s display URL joined with `segments`.
@@ -287,9 +296,12 @@ pub(crate) async fn list(location: &Location, what: &str) -> Result<TableFiles> 
         Ok(file) => {
             refuse_inside_table(location, what).await?;
             if !file.location.as_ref().ends_with(PARQUET) {
-                return Err(Error::Data(format!(
-                    "{what} '{url}' is not a {PARQUET} file"
-                )));
+                return Err(Error::Table {
+                    what: what.to_string(),
+                    url: url.clone(),
+                    problem: format!(" is not a {PARQUET} file"),
+                    usage: false,
+                });
             }
             (vec![(file, Vec::new())], Vec::new(), Vec::new())
         }
@@ -308,16 +320,19 @@ pub(crate) async fn list(location: &Location, what: &str) -> Result<TableFiles> 
             Some(example) => format!(" (only files such as '{example}')"),
             None => String::new(),
         };
-        return Err(Error::Data(format!(
-            "{what} '{url}' has no {PARQUET} files{also}"
-        )));
+        return Err(Error::Table {
+            what: what.to_string(),
+            url: url.clone(),
+            problem: format!(" has no {PARQUET} files{also}"),
+            usage: false,
+        });
     }
     let files: Vec<TableFile> = futures::stream::iter(objects)
         .map(|(object, partition_values)| footer(store.clone(), location, object, partition_values))
         .buffered(16)
         .try_collect()
         .await?;
-    check_columns(&files, &partition_columns, what)?;
+    check_columns(&files, &partition_columns, what, url)?;
     Ok(TableFiles {
         url: url.clone(),
         files,
@@ -359,13 +374,17 @@ pub(crate) fn folder(
         match &layout {
             None => layout = Some((keys, url)),
             Some((expected, first)) if *expected != keys => {
-                return Err(Error::Data(format!(
-                    "{what} '{}': '{url}' is in partition folders {} but '{first}' in {}; \
-                     every file must be under the same key=value/ folders",
-                    location.display,
-                    describe(&keys),
-                    describe(expected),
-                )))
+                return Err(Error::Table {
+                    what: what.to_string(),
+                    url: location.display.clone(),
+                    problem: format!(
+                        ": '{url}' is in partition folders {} but '{first}' in {}; \
+                         every file must be under the same key=value/ folders",
+                        describe(&keys),
+                        describe(expected),
+                    ),
+                    usage: false,
+                })
             }
             Some(_) => {}
         }
@@ -422,7 +441,11 @@ async fn footer(
         ParquetObjectReader::new(store, object.location.clone()).with_file_size(object.size);
     let builder = ParquetRecordBatchStreamBuilder::new(reader)
         .await
-        .map_err(|e| Error::Data(format!("cannot read Parquet file '{url}': {e}")))?;
+        .map_err(|e| Error::File {
+            what: "Parquet file".into(),
+            url: url.clone(),
+            source: Box::new(e),
+        })?;
     Ok(TableFile {
         url,
         metadata: builder.metadata().clone(),
@@ -435,7 +458,12 @@ async fn footer(
 /// Every file's columns merge into one schema (as DataFusion merges them), and no
 /// partition column is also a column of the files: the first file that breaks either is
 /// named.
-fn check_columns(files: &[TableFile], partition_columns: &[String], what: &str) -> Result<()> {
+fn check_columns(
+    files: &[TableFile],
+    partition_columns: &[String],
+    what: &str,
+    url: &str,
+) -> Result<()> {
     let Some(first) = files.first() else {
         return Ok(());
     };
@@ -443,10 +471,15 @@ fn check_columns(files: &[TableFile], partition_columns: &[String], what: &str) 
     for file in &files[1..] {
         merged =
             Schema::try_merge([merged.clone(), file.schema.as_ref().clone()]).map_err(|e| {
-                Error::Data(format!(
-                    "{what}: the columns of '{}' do not match those of '{}' before it: {e}",
-                    file.url, first.url
-                ))
+                Error::Table {
+                    what: what.to_string(),
+                    url: url.to_string(),
+                    problem: format!(
+                        ": the columns of '{}' do not match those of '{}' before it: {e}",
+                        file.url, first.url
+                    ),
+                    usage: false,
+                }
             })?;
     }
     let columns: BTreeSet<&str> = merged.fields().iter().map(|f| f.name().as_str()).collect();
@@ -454,9 +487,12 @@ fn check_columns(files: &[TableFile], partition_columns: &[String], what: &str) 
         .iter()
         .find(|k| columns.contains(k.as_str()))
     {
-        return Err(Error::Data(format!(
-            "{what}: partition folders '{key}=…/' name a column the files also have"
-        )));
+        return Err(Error::Table {
+            what: what.to_string(),
+            url: url.to_string(),
+            problem: format!(": partition folders '{key}=…/' name a column the files also have"),
+            usage: false,
+        });
     }
     Ok(())
 }

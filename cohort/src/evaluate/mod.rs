@@ -13,22 +13,25 @@ mod by_value;
 mod combine;
 mod dictionary;
 #[cfg(feature = "ballista")]
-pub mod distributed;
-pub mod engine;
-pub mod events;
+pub(crate) mod distributed;
+pub(crate) mod engine;
+pub(crate) mod events;
+#[cfg(test)]
+mod fast_paths;
 pub(crate) mod files;
 mod keys;
 mod patterns;
 mod ranges;
 mod scan;
 mod split;
-pub mod statics;
+pub(crate) mod statics;
 mod table_store;
 
-pub use crate::compile::col_exact;
-pub use crate::progress::{NoProgress, Phase, Progress};
-pub use combine::InScan;
-pub use engine::{Engine, ScanSource, DEFAULT_ENGINE_TIMEOUT};
+pub(crate) use crate::compile::col_exact;
+pub(crate) use crate::progress::{NoProgress, Phase, Progress};
+pub(crate) use combine::InScan;
+pub use engine::{Engine, DEFAULT_ENGINE_TIMEOUT};
+pub(crate) use engine::{ScanRequest, ScanSource};
 
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::{cast, concat};
@@ -41,9 +44,7 @@ use crate::{Error, Result};
 
 /// What the scan produced.
 #[derive(Debug)]
-pub struct ScanOutput {
-    /// Rows read (null ids included).
-    pub rows: u64,
+pub(crate) struct ScanOutput {
     /// Rows whose id was null: skipped.
     pub null_ids: u64,
     /// Positions of rows with a non-null id: every customer.
@@ -63,22 +64,21 @@ pub struct ScanOutput {
 }
 
 /// Checks the id column exists and has a supported type; returns its normalized type.
-pub fn id_type(df: &DataFrame, id_column: &str) -> Result<DataType> {
+pub(crate) fn id_type(df: &DataFrame, id_column: &str) -> Result<DataType> {
     let schema = df.schema();
     let field = schema.field_with_unqualified_name(id_column).map_err(|_| {
         let names = schema.fields().iter().map(|f| f.name().as_str());
         let hint = crate::definition::did_you_mean(id_column, names)
             .map(|h| format!("; {h}"))
             .unwrap_or_default();
-        Error::Usage(format!(
-            "id column '{id_column}' is not in the customers table{hint}"
-        ))
+        Error::NoIdColumn {
+            column: id_column.to_string(),
+            hint,
+        }
     })?;
-    normalized_id_type(field.data_type()).ok_or_else(|| {
-        Error::Data(format!(
-            "id column '{id_column}' has type {}; expected an integer (up to 64 bits) or a string",
-            field.data_type()
-        ))
+    normalized_id_type(field.data_type()).ok_or_else(|| Error::IdType {
+        column: id_column.to_string(),
+        data_type: field.data_type().clone(),
     })
 }
 

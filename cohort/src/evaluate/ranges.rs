@@ -22,7 +22,7 @@ use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{ColumnarValue, Expr, Operator};
 use datafusion::physical_expr::expressions::{
-    BinaryExpr, InListExpr, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
+    BinaryExpr, CastExpr, InListExpr, IsNotNullExpr, IsNullExpr, Literal, NotExpr,
 };
 use datafusion::physical_expr::{utils::collect_columns, PhysicalExpr};
 
@@ -117,7 +117,7 @@ impl RangeConditions {
             .map(|(mask, expr)| {
                 let result = expr.evaluate(&batch)?.into_array(batch.num_rows())?;
                 let result = result.as_boolean_opt().cloned().ok_or_else(|| {
-                    crate::Error::Data(format!(
+                    crate::Error::Internal(format!(
                         "a condition gave {}, not booleans",
                         result.data_type()
                     ))
@@ -215,13 +215,13 @@ fn cuts_of(
             | Operator::GtEq
             | Operator::Eq
             | Operator::NotEq => {
-                let value = match (is_column(left), is_column(right)) {
-                    (true, false) => constant(right),
-                    (false, true) => constant(left),
+                let value = match (compared_as(left, data_type), compared_as(right, data_type)) {
+                    (Some(as_type), None) => constant(right).map(|v| (v, as_type)),
+                    (None, Some(as_type)) => constant(left).map(|v| (v, as_type)),
                     _ => None,
                 };
                 match value {
-                    Some(v) if v.data_type() == *data_type => {
+                    Some((v, as_type)) if v.data_type() == as_type => {
                         constants.push(v);
                         true
                     }
@@ -241,18 +241,39 @@ fn cuts_of(
         return is_column(is_not_null.arg());
     }
     if let Some(list) = expr.downcast_ref::<InListExpr>() {
-        if float || !is_column(list.expr()) {
+        let Some(as_type) = compared_as(list.expr(), data_type).filter(|_| !float) else {
             return false;
-        }
+        };
         for item in list.list() {
             match constant(item) {
-                Some(v) if v.data_type() == *data_type => constants.push(v),
+                Some(v) if v.data_type() == as_type => constants.push(v),
                 _ => return false,
             }
         }
         return true;
     }
     expr.downcast_ref::<Literal>().is_some()
+}
+
+/// The type the column is compared in when `expr` is the column (its own type) or the
+/// column cast to `Int64` from a narrower integer (what comparing an `Int32` column with
+/// an integer constant plans): its values' order keys are the same either way.
+fn compared_as(expr: &Arc<dyn PhysicalExpr>, data_type: &DataType) -> Option<DataType> {
+    if is_column(expr) {
+        return Some(data_type.clone());
+    }
+    let cast = expr.downcast_ref::<CastExpr>()?;
+    let widened = matches!(
+        data_type,
+        DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+    );
+    (widened && is_column(cast.expr()) && *cast.cast_type() == DataType::Int64)
+        .then_some(DataType::Int64)
 }
 
 fn is_column(expr: &Arc<dyn PhysicalExpr>) -> bool {
@@ -302,7 +323,7 @@ pub(crate) fn order_keys(array: &ArrayRef) -> Result<Vec<i64>> {
         UInt64 => keys::<types::UInt64Type>(array, |v| (v ^ (1 << 63)) as i64),
         Float64 => keys::<types::Float64Type>(array, float_key),
         other => {
-            return Err(crate::Error::Data(format!(
+            return Err(crate::Error::Internal(format!(
                 "range conditions on a column of {other}"
             )))
         }
@@ -375,7 +396,8 @@ fn clamp(key: i64, data_type: &DataType) -> i64 {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::array::{
-        Date32Array, Float64Array, Int64Array, Int8Array, TimestampMicrosecondArray, UInt64Array,
+        Date32Array, Float64Array, Int64Array, Int8Array, TimestampMicrosecondArray, UInt32Array,
+        UInt64Array,
     };
     use datafusion::prelude::{col, lit, SessionContext};
 
@@ -464,6 +486,43 @@ mod tests {
                     v().lt(lit(127i8)).is_true(),
                     v().eq(lit(0i8)).is_true(),
                     v().is_not_null(),
+                ],
+            ),
+            (
+                // Planned as `CAST(v AS Int64) op constant`: taken through the cast.
+                "int8 compared with int64 constants beyond its bounds",
+                Arc::new(Int8Array::from(vec![
+                    Some(-128),
+                    Some(-1),
+                    Some(0),
+                    Some(5),
+                    Some(127),
+                    None,
+                ])),
+                vec![
+                    v().gt(lit(5i64)).is_true(),
+                    v().lt(lit(300i64)).is_true(),
+                    v().gt_eq(lit(-300i64)).and(v().lt(lit(0i64))).is_true(),
+                    v().eq(lit(1000i64)).is_true(),
+                    v().in_list(vec![lit(-128i64), lit(5i64), lit(999i64)], false)
+                        .is_true(),
+                    v().not_eq(lit(127i64)).is_true(),
+                ],
+            ),
+            (
+                "uint32 compared with int64 constants, negative ones too",
+                Arc::new(UInt32Array::from(vec![
+                    Some(0),
+                    Some(1),
+                    Some(u32::MAX),
+                    None,
+                    Some(70_000),
+                ])),
+                vec![
+                    v().gt(lit(-1i64)).is_true(),
+                    v().lt_eq(lit(70_000i64)).is_true(),
+                    v().eq(lit(4_294_967_295i64)).is_true(),
+                    v().between(lit(1i64), lit(5_000_000_000i64)).is_true(),
                 ],
             ),
             (

@@ -16,6 +16,7 @@ use futures::StreamExt;
 use roaring::RoaringBitmap;
 
 use super::batch::BatchHolds;
+use super::engine::ScanRequest;
 use super::{
     bitmap_from_bits, by_value, col_exact, concat_or_empty, holding, id_type, patterns, split,
     InScan, Progress, ScanOutput,
@@ -35,14 +36,16 @@ const SLICES_PER_CORE: usize = 4;
 /// group is evaluated in parallel), and each partition turns its own batches into
 /// bitmaps. Every batch takes the next free range of positions, so the partitions'
 /// bitmaps are disjoint and merge by OR.
-pub(super) async fn scan(
-    customers: DataFrame,
-    id_column: &str,
-    conditions: &[Expr],
-    in_scan: &InScan,
-    extra: &[Expr],
-    progress: &Arc<dyn Progress>,
-) -> Result<ScanOutput> {
+pub(super) async fn scan(request: ScanRequest<'_>) -> Result<ScanOutput> {
+    let ScanRequest {
+        frame: customers,
+        id_column,
+        conditions,
+        in_scan,
+        extra,
+        progress,
+        ..
+    } = request;
     let id_type = id_type(&customers, id_column)?;
     let mut projection =
         vec![datafusion::logical_expr::cast(col_exact(id_column), id_type.clone()).alias("__id")];
@@ -158,13 +161,16 @@ pub(super) async fn scan(
     }
     let mut parts = Vec::with_capacity(workers.len());
     while let Some(part) = workers.join_next().await {
-        parts.push(part.map_err(|e| Error::Data(format!("scan task failed: {e}")))??);
+        parts.push(part.map_err(|source| Error::Task {
+            task: "a scan task",
+            source,
+        })??);
     }
     let mut output = PartialScan::new(conditions.len(), in_scan.groups());
     for part in parts {
         output.merge(part);
     }
-    let rows = next_position.load(Ordering::Relaxed);
+    let _rows = next_position.load(Ordering::Relaxed);
     // Chunks in position order: position n is row n of the concatenated ids.
     output.chunks.sort_by_key(|c| c.start);
     let ids: Vec<ArrayRef> = output.chunks.iter().map(|c| c.ids.clone()).collect();
@@ -187,7 +193,6 @@ pub(super) async fn scan(
         .map(|(g, members)| in_scan.combines(g).then_some(members))
         .collect();
     Ok(ScanOutput {
-        rows,
         null_ids: output.null_ids,
         universe: output.universe,
         masks,
@@ -315,7 +320,7 @@ async fn scan_partition(
         let start = u32::try_from(first)
             .ok()
             .filter(|s| (*s as u64) + (len as u64) <= u32::MAX as u64)
-            .ok_or_else(|| Error::Data("more than 4,294,967,295 customers in one table".into()))?;
+            .ok_or(Error::TooManyCustomers { counted: None })?;
         let ids = batch.column(0);
         part.null_ids += ids.null_count() as u64;
         let valid = ids.logical_nulls().filter(|n| n.null_count() > 0);

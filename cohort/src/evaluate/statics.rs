@@ -28,7 +28,7 @@ fn key_of_literal(lit: &IdLiteral, id_type: &DataType) -> Option<IdKey> {
 
 /// One group's static overrides, as written (before locating them in the scan).
 #[derive(Debug, Default, Clone)]
-pub struct StaticIds {
+pub(crate) struct StaticIds {
     /// Ids to include (inline and from `include_from`).
     pub include: Vec<IdKey>,
     /// Ids to exclude (inline and from `exclude_from`).
@@ -39,7 +39,7 @@ pub struct StaticIds {
 
 /// A written id that cannot be an id of the column (`000123` or `abc` for integer ids).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unparsable {
+pub(crate) struct Unparsable {
     /// `static.include`, or the id file's URL.
     pub source: String,
     /// The text as written.
@@ -47,7 +47,7 @@ pub struct Unparsable {
 }
 
 /// Reads a group's static lists, including its `include_from` / `exclude_from` files.
-pub async fn read(
+pub(crate) async fn read(
     ctx: &SessionContext,
     stores: &Stores,
     group: &Group,
@@ -98,7 +98,7 @@ pub async fn read(
 /// as text, exactly as written: a CSV is never type-inferred (`000123` stays `000123`), and
 /// Parquet values are spelled as their type spells them (a float `5.0` stays `5.0`, which
 /// no integer id column accepts). Empty CSV cells and null values are no ids.
-pub async fn read_id_file(
+pub(crate) async fn read_id_file(
     ctx: &SessionContext,
     stores: &Stores,
     url: &str,
@@ -110,15 +110,19 @@ pub async fn read_id_file(
         return csv_column(&bytes, url, id_column);
     }
     if !(lower.ends_with(".parquet") || lower.ends_with(".pq")) {
-        return Err(Error::Usage(format!(
-            "static id file '{url}' must be a .csv or .parquet file"
-        )));
+        return Err(Error::StaticIds {
+            url: url.to_string(),
+            problem: " must be a .csv or .parquet file".into(),
+            usage: true,
+        });
     }
     let df = ctx.read_parquet(url, ParquetReadOptions::default()).await?;
     if df.schema().field_with_unqualified_name(id_column).is_err() {
-        return Err(Error::Data(format!(
-            "static id file '{url}' has no column '{id_column}'"
-        )));
+        return Err(Error::StaticIds {
+            url: url.to_string(),
+            problem: format!(" has no column '{id_column}'"),
+            usage: false,
+        });
     }
     let batches = df.select(vec![col_exact(id_column)])?.collect().await?;
     let mut ids = Vec::new();
@@ -133,15 +137,23 @@ pub async fn read_id_file(
 /// The `id_column` cells of a CSV file with a header row, as text.
 fn csv_column(bytes: &[u8], url: &str, id_column: &str) -> Result<Vec<String>> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let bad = |e: csv::Error| Error::Data(format!("static id file '{url}': {e}"));
+    let bad = |e: csv::Error| Error::StaticIds {
+        url: url.to_string(),
+        problem: format!(": {e}"),
+        usage: false,
+    };
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let headers = reader.headers().map_err(bad)?.clone();
     let Some(column) = headers.iter().position(|h| h == id_column) else {
         let found: Vec<&str> = headers.iter().take(5).collect();
-        return Err(Error::Data(format!(
-            "static id file '{url}' has no column '{id_column}' in its header row (found: {})",
-            found.join(", ")
-        )));
+        return Err(Error::StaticIds {
+            url: url.to_string(),
+            problem: format!(
+                " has no column '{id_column}' in its header row (found: {})",
+                found.join(", ")
+            ),
+            usage: false,
+        });
     };
     let mut ids = Vec::new();
     for record in reader.records() {
@@ -156,7 +168,7 @@ fn csv_column(bytes: &[u8], url: &str, id_column: &str) -> Result<Vec<String>> {
 
 /// Positions of the static ids found in the scan, and the ids that were not found.
 #[derive(Debug, Default, Clone)]
-pub struct LocatedStatics {
+pub(crate) struct LocatedStatics {
     /// Positions to include.
     pub include: RoaringBitmap,
     /// Positions to exclude.
@@ -170,7 +182,7 @@ pub struct LocatedStatics {
 /// Finds every group's static ids in the scanned id column, in one pass over it: each
 /// row's id looked up as it is stored (no key built per row), parts of the column on all
 /// cores, the first position of an id kept.
-pub fn locate(all: &[StaticIds], ids: &ArrayRef) -> Vec<LocatedStatics> {
+pub(crate) fn locate(all: &[StaticIds], ids: &ArrayRef) -> Vec<LocatedStatics> {
     use rayon::prelude::*;
     let mut wanted: HashMap<IdKey, Option<u32>> = HashMap::new();
     for s in all {

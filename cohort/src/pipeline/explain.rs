@@ -42,7 +42,10 @@ impl Pipeline {
         let compiled = validation.compiled.select(&[group.to_string()])?;
         let index = compiled
             .group_index(group)
-            .ok_or_else(|| crate::Error::NotFound(format!("unknown group '{group}'")))?;
+            .ok_or_else(|| crate::Error::UnknownGroup {
+                group: group.to_string(),
+                hint: String::new(),
+            })?;
         let definition = &compiled.groups[index].group;
         let expr = dynamic_expr(&compiled, index);
         let sql = datafusion::sql::unparser::expr_to_sql(&expr)?.to_string();

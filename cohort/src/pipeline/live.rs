@@ -135,13 +135,12 @@ impl LiveSizer {
     /// [`Error::Definitions`].
     pub async fn size(&self, group: Group, earlier: Vec<Problem>) -> Result<DefinitionSize> {
         let pipeline = &self.pipeline;
-        let as_of = definition::check_as_of(pipeline.as_of())
-            .map_err(|e| Error::Usage(format!("invalid as_of: {e}")))?;
+        let as_of = definition::check_as_of(pipeline.as_of()).map_err(Error::AsOf)?;
         let mut problems = earlier;
         let (folder, folder_problems) = match definition::load_dir(pipeline.definitions()) {
             Ok(loaded) => loaded,
             // No definitions folder: the definition can reference no group.
-            Err(Error::Usage(_)) => (Vec::new(), Vec::new()),
+            Err(Error::Missing { .. }) => (Vec::new(), Vec::new()),
             Err(e) => return Err(e),
         };
         let needed = referenced(&group, &folder);
@@ -294,58 +293,8 @@ async fn examples(customers: &DataFrame) -> Result<BTreeMap<String, Vec<String>>
     Ok(out)
 }
 
-/// One operator a form offers: its canonical name, a label (the first alias the spec
-/// lists, the canonical name when it has none) and how many values it takes (`none`,
-/// `one`, `two` or `list`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OperatorChoice {
-    /// Canonical name.
-    pub op: &'static str,
-    /// Human label.
-    pub label: &'static str,
-    /// `none`, `one`, `two` or `list`.
-    pub arity: &'static str,
-}
-
-/// The operators that apply to each column family
-/// ([`compile::attribute::ColumnKind::family`]), in the spec's order.
-pub fn operators_by_family() -> Vec<(&'static str, Vec<OperatorChoice>)> {
-    use compile::attribute::ColumnKind;
-    use datafusion::arrow::datatypes::{Field, TimeUnit};
-    use definition::{Arity, Op};
-    let kinds = [
-        ColumnKind::String,
-        ColumnKind::Integer,
-        ColumnKind::Boolean,
-        ColumnKind::of(&DataType::Date32),
-        ColumnKind::of(&DataType::Timestamp(
-            TimeUnit::Microsecond,
-            Some("UTC".into()),
-        )),
-        ColumnKind::of(&DataType::List(Arc::new(Field::new(
-            "item",
-            DataType::Utf8,
-            true,
-        )))),
-        ColumnKind::Other(DataType::Null),
-    ];
-    kinds
-        .iter()
-        .map(|kind| {
-            let ops = Op::table()
-                .filter(|(op, _, _)| kind.allows(*op))
-                .map(|(op, canonical, aliases)| OperatorChoice {
-                    op: canonical,
-                    label: aliases.first().copied().unwrap_or(canonical),
-                    arity: match op.arity() {
-                        Arity::None => "none",
-                        Arity::One => "one",
-                        Arity::Two => "two",
-                        Arity::List => "list",
-                    },
-                })
-                .collect();
-            (kind.family(), ops)
-        })
-        .collect()
+/// The family of a column of `data_type`: the operators a form offers for it are those
+/// the registry lists under it ([`definition::Operator::families`]).
+pub fn column_family(data_type: &DataType) -> definition::Family {
+    compile::attribute::ColumnKind::of(data_type).family()
 }

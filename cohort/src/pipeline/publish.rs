@@ -236,7 +236,7 @@ async fn write_in_order(
                 }
                 let Some((n, bits)) = serialized.recv().await else {
                     // The remapping stopped early (it panicked: joining it says so).
-                    return Err(Error::Data(format!(
+                    return Err(Error::Internal(format!(
                         "group '{}' was never remapped",
                         header.id
                     )));
@@ -310,7 +310,10 @@ async fn joined<T>(task: tokio::task::JoinHandle<T>) -> Result<T> {
     match task.await {
         Ok(value) => Ok(value),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => Err(Error::Data(format!("a publishing task was cancelled: {e}"))),
+        Err(source) => Err(Error::Task {
+            task: "a publishing task",
+            source,
+        }),
     }
 }
 

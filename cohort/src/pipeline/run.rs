@@ -78,10 +78,10 @@ impl Pipeline {
     pub async fn run(&self, options: RunOptions) -> Result<RunReport> {
         let validation = self.validate().await?;
         if validation.groups.is_empty() {
-            return Err(Error::Usage(format!(
-                "no group definitions in '{}': add a <group-id>.toml file there, or pass --queries <dir>",
-                self.definitions.display()
-            )));
+            return Err(Error::Missing {
+                what: format!("no group definitions in '{}'", self.definitions.display()),
+                help: "add a <group-id>.toml file there, or pass --queries <dir>".into(),
+            });
         }
         let lints = validation.warnings.clone();
         // The previous run's manifest: the change column, and the groups `--only` carries over.

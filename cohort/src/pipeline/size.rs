@@ -81,8 +81,8 @@ impl Pipeline {
     /// Counts members of the groups (and the ad-hoc `where`) without publishing.
     pub async fn size(&self, request: &SizeRequest) -> Result<SizeReport> {
         if request.groups.is_empty() && request.where_sql.is_none() {
-            return Err(Error::Usage(
-                "name at least one group, or give --where \"<sql>\"".into(),
+            return Err(Error::Request(
+                "name at least one group, or give --where \"<sql>\"",
             ));
         }
         let validation = self.validate().await?;
@@ -102,9 +102,11 @@ impl Pipeline {
                     let hint = crate::definition::did_you_mean(column, names)
                         .map(|h| format!("; {h}"))
                         .unwrap_or_default();
-                    return Err(Error::Usage(format!(
-                        "unknown --by column '{column}'{hint}"
-                    )));
+                    return Err(Error::UnknownColumn {
+                        flag: "--by",
+                        column: column.clone(),
+                        hint,
+                    });
                 }
                 vec![col_exact(column)]
             }
@@ -145,7 +147,10 @@ impl Pipeline {
             let i = evaluation
                 .compiled
                 .group_index(id)
-                .ok_or_else(|| Error::NotFound(format!("unknown group '{id}'")))?;
+                .ok_or_else(|| Error::UnknownGroup {
+                    group: id.clone(),
+                    hint: String::new(),
+                })?;
             named.push((id.clone(), &evaluation.members[i]));
         }
         if let Some(mask) = evaluation.adhoc.first() {

@@ -10,7 +10,7 @@
 
 mod bitmap_agg;
 pub(crate) mod positions;
-pub mod servers;
+pub(crate) mod servers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,12 +24,12 @@ use datafusion::arrow::compute::{sort_to_indices, take};
 use datafusion::arrow::datatypes::{DataType, Int64Type, UInt32Type, UInt64Type};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{cast, lit, Expr};
+use datafusion::logical_expr::{cast, lit};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 use datafusion_proto::protobuf::LogicalPlanNode;
 use roaring::RoaringBitmap;
 
-use super::{Progress, ScanOutput};
+use super::{ScanOutput, ScanRequest};
 use crate::compile::col_exact;
 use crate::{Error, Result};
 use positions::{FileRows, Positioned, FILE, POSITION};
@@ -213,17 +213,20 @@ impl BallistaEngine {
 
     /// The scan: conditions on the cluster, ids (and `extra` columns) read on the client
     /// at the same time.
-    #[allow(clippy::too_many_arguments)] // Engine::scan's arguments, plus the positions.
     pub(crate) async fn scan(
         &self,
-        local: &SessionContext,
         source: &Positioned,
-        frame: DataFrame,
-        id_column: &str,
-        conditions: &[Expr],
-        extra: &[Expr],
-        progress: &Arc<dyn Progress>,
+        request: ScanRequest<'_>,
     ) -> Result<ScanOutput> {
+        let ScanRequest {
+            session: local,
+            frame,
+            id_column,
+            conditions,
+            extra,
+            progress,
+            ..
+        } = request;
         let id_type = super::id_type(&source.frame, id_column)?;
         let remote = self.remote(local).await?;
 
@@ -330,7 +333,6 @@ impl BallistaEngine {
         }
         progress.advance(rows);
         Ok(ScanOutput {
-            rows,
             null_ids,
             universe,
             masks,

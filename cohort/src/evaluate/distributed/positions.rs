@@ -57,9 +57,9 @@ pub(crate) async fn positioned(
         .collect();
     let total: u64 = files.iter().map(|f| f.rows).sum();
     if total > u32::MAX as u64 {
-        return Err(Error::Data(format!(
-            "more than 4,294,967,295 customers in one table ({total} rows in '{url}')"
-        )));
+        return Err(Error::TooManyCustomers {
+            counted: Some((total, url.to_string())),
+        });
     }
 
     let schema = customers.schema().as_arrow().clone();
@@ -91,6 +91,11 @@ pub(crate) async fn positioned(
         });
         before += file.rows;
     }
-    let frame = frame.ok_or_else(|| Error::Data(format!("no files in '{url}'")))?;
+    let frame = frame.ok_or_else(|| Error::Table {
+        what: "the customers table".into(),
+        url: url.to_string(),
+        problem: " has no files".into(),
+        usage: false,
+    })?;
     Ok(Positioned { frame, files })
 }

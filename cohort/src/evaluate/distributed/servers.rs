@@ -80,15 +80,27 @@ pub async fn run_scheduler(
     };
     let cluster = BallistaCluster::new_from_config(&config)
         .await
-        .map_err(|e| Error::Data(format!("cannot start the scheduler: {e}")))?;
+        .map_err(|e| Error::Server {
+            role: "scheduler",
+            addr: addr.to_string(),
+            message: format!("cannot start: {e}"),
+        })?;
     let scheduler =
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
             .await
-            .map_err(|e| Error::Data(format!("cannot start the scheduler: {e}")))?;
+            .map_err(|e| Error::Server {
+                role: "scheduler",
+                addr: addr.to_string(),
+                message: format!("cannot start: {e}"),
+            })?;
     tracing::info!(%addr, "scheduler listening");
     start_grpc_service_with_listener(listener, scheduler)
         .await
-        .map_err(|e| Error::Data(format!("scheduler on {addr} stopped: {e}")))
+        .map_err(|e| Error::Server {
+            role: "scheduler",
+            addr: addr.to_string(),
+            message: format!("stopped: {e}"),
+        })
 }
 
 /// How `cohort executor` runs.
@@ -146,5 +158,9 @@ pub async fn run_executor(options: ExecutorOptions, stores: Arc<Stores>) -> Resu
     tracing::info!(bind = %options.bind, scheduler = %options.scheduler, "executor starting");
     start_executor_process(Arc::new(config))
         .await
-        .map_err(|e| Error::Data(format!("executor on {} stopped: {e}", options.bind)))
+        .map_err(|e| Error::Server {
+            role: "executor",
+            addr: options.bind.to_string(),
+            message: format!("stopped: {e}"),
+        })
 }

@@ -301,7 +301,7 @@ impl PatternConditions {
             DataType::Utf8 => column.as_string::<i32>().iter().collect(),
             DataType::LargeUtf8 => column.as_string::<i64>().iter().collect(),
             other => {
-                return Err(Error::Data(format!(
+                return Err(Error::Internal(format!(
                     "substring conditions on a column of {other}"
                 )))
             }

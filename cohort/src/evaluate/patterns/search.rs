@@ -68,7 +68,7 @@ impl Search {
             .ascii_case_insensitive(folded)
             .start_kind(start)
             .build(&patterns)
-            .map_err(|e| Error::Data(format!("substring search could not be built: {e}")))?;
+            .map_err(|e| Error::Internal(format!("substring search could not be built: {e}")))?;
         Ok(Some(Search {
             automaton,
             kind,
@@ -92,7 +92,7 @@ impl Search {
                 let dfa = &self.automaton;
                 let start = dfa
                     .start_state(Anchored::No)
-                    .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
+                    .map_err(|e| Error::Internal(format!("substring search failed: {e}")))?;
                 // LANES parts of the rows, each walked from its first row's start (where
                 // the automaton is in its start state anyway: no pattern spans a NUL), a
                 // byte of each in turn, so that the lanes' table reads overlap.
@@ -135,7 +135,7 @@ impl Search {
                 let start = self
                     .automaton
                     .start_state(Anchored::Yes)
-                    .map_err(|e| Error::Data(format!("substring search failed: {e}")))?;
+                    .map_err(|e| Error::Internal(format!("substring search failed: {e}")))?;
                 let mut first = 0;
                 for (row, &end) in ends.iter().enumerate() {
                     let value = &text[first..end];
