@@ -13,6 +13,7 @@ use datafusion::logical_expr::{lit, Expr};
 use datafusion::prelude::Column;
 use datafusion::scalar::ScalarValue;
 
+use super::compare::{comparison, Compares, Plain};
 use super::decimal::{self, DecimalColumn};
 use super::tree;
 use super::{shape_mismatch, Cmp, ConditionError};
@@ -256,23 +257,14 @@ fn scalar(
     operand: Operand<Expr>,
     attribute: &str,
 ) -> Result<Expr, ConditionError> {
+    if let Some(compared) = comparison(&Plain(column.clone()), op, operand.clone()) {
+        return Ok(compared);
+    }
     // Balanced: a list of 5,000 suffixes must not be 5,000 levels deep.
     let any = |lits: Vec<Expr>, f: &dyn Fn(Expr, Expr) -> Expr| {
         tree::any(lits.into_iter().map(|l| f(column.clone(), l)).collect()).unwrap_or(lit(false))
     };
     Ok(match (op, operand) {
-        (Op::Equals, Operand::One(v)) => column.eq(v),
-        (Op::NotEquals, Operand::One(v)) => column.not_eq(v),
-        (Op::Gt, Operand::One(v)) => column.gt(v),
-        (Op::Gte, Operand::One(v)) => column.gt_eq(v),
-        (Op::Lt, Operand::One(v)) => column.lt(v),
-        (Op::Lte, Operand::One(v)) => column.lt_eq(v),
-        (Op::Between, Operand::Range(lo, hi)) => column.clone().gt_eq(lo).and(column.lt_eq(hi)),
-        (Op::In, Operand::List(lits)) if lits.is_empty() => lit(false),
-        // `x NOT IN ()` is true for every present value, and still false for a missing one.
-        (Op::NotIn, Operand::List(lits)) if lits.is_empty() => column.is_not_null(),
-        (Op::In, Operand::List(lits)) => column.in_list(lits, false),
-        (Op::NotIn, Operand::List(lits)) => column.in_list(lits, true),
         (Op::Contains, Operand::List(lits)) => any(lits, &|c, l| contains(c, l)),
         (Op::NotContains, Operand::List(lits)) if lits.is_empty() => column.is_not_null(),
         (Op::NotContains, Operand::List(lits)) => any(lits, &|c, l| contains(c, l)).not(),
@@ -314,6 +306,17 @@ impl TemporalColumn {
         })
     }
 
+    fn range(&self, from: i128, to_inclusive: i128) -> Expr {
+        self.compare(Cmp::Gte, from)
+            .and(self.compare(Cmp::Lte, to_inclusive))
+    }
+}
+
+impl Compares<i128> for TemporalColumn {
+    fn present(&self) -> Expr {
+        self.column.clone().is_not_null()
+    }
+
     /// `value <cmp> instant`, where the column's value stands for the instant `v * unit`.
     /// Rounding the instant to whole units keeps the comparison exact.
     fn compare(&self, cmp: Cmp, instant: i128) -> Expr {
@@ -330,11 +333,6 @@ impl TemporalColumn {
             // No stored value can equal an instant between two units.
             Cmp::Eq => lit(false),
         }
-    }
-
-    fn range(&self, from: i128, to_inclusive: i128) -> Expr {
-        self.compare(Cmp::Gte, from)
-            .and(self.compare(Cmp::Lte, to_inclusive))
     }
 }
 
@@ -379,33 +377,14 @@ fn temporal(
             )
         })
     })?;
-    let present = t.column.clone().is_not_null();
     Ok(match (op, instants) {
-        (Op::Before | Op::Lt, Operand::One(i)) => t.compare(Cmp::Lt, i),
-        (Op::After | Op::Gt, Operand::One(i)) => t.compare(Cmp::Gt, i),
-        (Op::Lte, Operand::One(i)) => t.compare(Cmp::Lte, i),
-        (Op::Gte, Operand::One(i)) => t.compare(Cmp::Gte, i),
         (Op::On, Operand::One(i)) => {
             let day = i.div_euclid(NANOS_PER_DAY) * NANOS_PER_DAY;
             t.range(day, day + NANOS_PER_DAY - 1)
         }
-        (Op::Between, Operand::Range(lo, hi)) => t.range(lo, hi),
-        (Op::Equals, Operand::One(i)) => t.compare(Cmp::Eq, i),
-        // NOT(x = t) is NULL for a missing x, which IS TRUE turns into false.
-        (Op::NotEquals, Operand::One(i)) => present.and(t.compare(Cmp::Eq, i).not()),
-        (Op::In, Operand::List(instants)) => tree::any(
-            instants
-                .into_iter()
-                .map(|i| t.compare(Cmp::Eq, i))
-                .collect(),
-        )
-        .unwrap_or(lit(false)),
-        (Op::NotIn, Operand::List(instants)) => {
-            let mut terms = vec![present];
-            terms.extend(instants.into_iter().map(|i| t.compare(Cmp::Eq, i).not()));
-            tree::all(terms).unwrap_or(lit(true))
+        (op, instants) => {
+            comparison(t, op, instants).ok_or_else(|| shape_mismatch(op, attribute))?
         }
-        (op, _) => return Err(shape_mismatch(op, attribute)),
     })
 }
 

@@ -7,13 +7,11 @@
 //! scale, with a literal of the column's own type: `x > 0.155` on a column of scale 2 is
 //! `x > 0.15`, exactly.
 
-use std::ops::Not;
-
 use datafusion::arrow::datatypes::{i256, DataType};
 use datafusion::logical_expr::{lit, Expr};
 use datafusion::scalar::ScalarValue;
 
-use super::tree;
+use super::compare::{comparison, Compares};
 use super::Cmp;
 use super::ConditionError;
 use crate::definition::{Literal, Op, Operand};
@@ -154,6 +152,16 @@ impl DecimalColumn {
     }
 }
 
+impl Compares<Exact> for DecimalColumn {
+    fn compare(&self, cmp: Cmp, value: Exact) -> Expr {
+        DecimalColumn::compare(self, cmp, value)
+    }
+
+    fn present(&self) -> Expr {
+        DecimalColumn::present(self)
+    }
+}
+
 /// Compiles `op` with `operand` over a decimal column.
 pub(super) fn compile(
     column: &DecimalColumn,
@@ -169,29 +177,7 @@ pub(super) fn compile(
         )),
         _ => Exact::of(v).ok_or_else(|| wrong_type(v)),
     })?;
-    let present = column.present();
-    let equal = |v: Exact| column.compare(Cmp::Eq, v);
-    Ok(match (op, exact) {
-        (Op::Equals, Operand::One(v)) => equal(v),
-        (Op::Lt, Operand::One(v)) => column.compare(Cmp::Lt, v),
-        (Op::Lte, Operand::One(v)) => column.compare(Cmp::Lte, v),
-        (Op::Gt, Operand::One(v)) => column.compare(Cmp::Gt, v),
-        (Op::Gte, Operand::One(v)) => column.compare(Cmp::Gte, v),
-        // NOT(x = v) is NULL for a missing x, and the caller's IS TRUE makes it false.
-        (Op::NotEquals, Operand::One(v)) => present.and(equal(v).not()),
-        (Op::Between, Operand::Range(lo, hi)) => column
-            .compare(Cmp::Gte, lo)
-            .and(column.compare(Cmp::Lte, hi)),
-        (Op::In, Operand::List(values)) => {
-            tree::any(values.into_iter().map(equal).collect()).unwrap_or(lit(false))
-        }
-        (Op::NotIn, Operand::List(values)) => {
-            let mut terms = vec![present];
-            terms.extend(values.into_iter().map(|v| equal(v).not()));
-            tree::all(terms).unwrap_or(lit(true))
-        }
-        (op, _) => return Err(super::shape_mismatch(op, attribute)),
-    })
+    comparison(column, op, exact).ok_or_else(|| super::shape_mismatch(op, attribute))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! every group comes after the groups it references.
 
 pub(crate) mod attribute;
+mod compare;
 mod decimal;
 pub(crate) mod events;
 mod sql;
