@@ -10,6 +10,7 @@
 //! ` 5` or `5.0` never silently become another customer's id: a suppression list that
 //! excludes the wrong customer is a privacy incident.
 
+pub mod bucket;
 pub mod dictionary;
 pub mod mapping;
 pub mod perfect_hash;
@@ -19,6 +20,7 @@ mod transposed;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Int64Type, UInt64Type};
 
+pub use bucket::{bucket, BUCKETS};
 pub use mapping::IdMapping;
 
 /// The type ids are kept in once read from a column of type `data_type`: every integer
