@@ -21,7 +21,6 @@ use crate::bitmap::algebra;
 use crate::compile::events::EventTables;
 use crate::compile::{self, Environment};
 use crate::definition::{self, ConditionSpec, Group, Problem};
-use crate::evaluate;
 use crate::{Error, Result};
 
 /// Rows read once at open for example values of each column.
@@ -76,18 +75,14 @@ impl Pipeline {
     /// Opens the customers table and every configured event table once, for
     /// [`LiveSizer::size`] to reuse, and reads a few example values of each column.
     pub async fn open_live(&self) -> Result<LiveSizer> {
-        let session = self.engine.session(&self.stores);
-        let (customers, files) = self.open_customers(&session).await?;
-        let schema = customers.schema().as_arrow().clone();
-        let id_type = evaluate::id_type(&customers, &self.id_column)?;
-        let events = evaluate::events::resolve(
-            &session,
-            &self.stores,
-            &self.events,
-            self.events.keys().cloned(),
-            &self.id_column,
-        )
-        .await?;
+        let super::validation::Opened {
+            session,
+            customers,
+            files,
+            schema,
+            id_type,
+            events,
+        } = self.open_tables(self.events.keys().cloned()).await?;
         let examples = examples(&customers).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "no example values for the schema");
             BTreeMap::new()

@@ -23,18 +23,14 @@ impl Pipeline {
     pub async fn validate(&self) -> Result<Validation> {
         let as_of = definition::check_as_of(self.as_of()).map_err(Error::AsOf)?;
         let (groups, mut problems) = definition::load_dir(&self.definitions)?;
-        let session = self.engine.session(&self.stores);
-        let (customers, files) = self.open_customers(&session).await?;
-        let schema = customers.schema().as_arrow().clone();
-        let id_type = evaluate::id_type(&customers, &self.id_column)?;
-        let event_tables = evaluate::events::resolve(
-            &session,
-            &self.stores,
-            &self.events,
-            definition::event_tables(&groups),
-            &self.id_column,
-        )
-        .await?;
+        let Opened {
+            session,
+            customers,
+            files,
+            schema,
+            id_type,
+            events: event_tables,
+        } = self.open_tables(definition::event_tables(&groups)).await?;
         let env = Environment {
             schema: &schema,
             id_column: &self.id_column,
@@ -60,6 +56,28 @@ impl Pipeline {
             customers,
             files: Arc::new(files),
             source: Default::default(),
+        })
+    }
+
+    /// Opens the customers table and the event tables `names` in a session of the engine's.
+    pub(super) async fn open_tables(
+        &self,
+        names: impl IntoIterator<Item = String>,
+    ) -> Result<Opened> {
+        let session = self.engine.session(&self.stores);
+        let (customers, files) = self.open_customers(&session).await?;
+        let schema = customers.schema().as_arrow().clone();
+        let id_type = evaluate::id_type(&customers, &self.id_column)?;
+        let events =
+            evaluate::events::resolve(&session, &self.stores, &self.events, names, &self.id_column)
+                .await?;
+        Ok(Opened {
+            session,
+            customers,
+            files,
+            schema,
+            id_type,
+            events,
         })
     }
 
@@ -196,4 +214,14 @@ fn missing_static_files(groups: &[Group]) -> Vec<Problem> {
         }
     }
     problems
+}
+
+/// The tables a validation or a live sizer works on, opened once.
+pub(super) struct Opened {
+    pub(super) session: SessionContext,
+    pub(super) customers: DataFrame,
+    pub(super) files: TableFiles,
+    pub(super) schema: Schema,
+    pub(super) id_type: DataType,
+    pub(super) events: EventTables,
 }

@@ -78,21 +78,18 @@ pub async fn run_scheduler(
         override_session_builder: Some(builder),
         ..Default::default()
     };
+    let cannot_start = |e: ballista_core::error::BallistaError| Error::Server {
+        role: "scheduler",
+        addr: addr.to_string(),
+        message: format!("cannot start: {e}"),
+    };
     let cluster = BallistaCluster::new_from_config(&config)
         .await
-        .map_err(|e| Error::Server {
-            role: "scheduler",
-            addr: addr.to_string(),
-            message: format!("cannot start: {e}"),
-        })?;
+        .map_err(cannot_start)?;
     let scheduler =
         create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, Arc::new(config))
             .await
-            .map_err(|e| Error::Server {
-                role: "scheduler",
-                addr: addr.to_string(),
-                message: format!("cannot start: {e}"),
-            })?;
+            .map_err(cannot_start)?;
     tracing::info!(%addr, "scheduler listening");
     start_grpc_service_with_listener(listener, scheduler)
         .await
